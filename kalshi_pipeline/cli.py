@@ -1,0 +1,34 @@
+"""The `kalshi-pipeline` console script: one entry point for the project's commands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Each subcommand lives with the layer it belongs to; the module exposes
+# `configure_parser(parser)` and `run(args) -> int` and is imported only when chosen.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "simulator": ("kalshi_pipeline.simulator.cli", "Run the local Kalshi exchange (REST + WebSocket)."),
+    "probe": ("kalshi_pipeline.kalshi.probe", "Measure a Kalshi WebSocket endpoint."),
+    "demo": ("kalshi_pipeline.demo", "Materialize recent game dates offline and print a summary."),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kalshi-pipeline", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    chosen = next((a for a in (argv if argv is not None else sys.argv[1:]) if a in SUBCOMMANDS), None)
+    modules = {}
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            modules[name] = importlib.import_module(module_name)
+            modules[name].configure_parser(sub)
+    args = parser.parse_args(argv)
+    return int(modules[args.command].run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Placeholder until the owner fills it in."""
+
+import dagster as dg
+
+defs = dg.Definitions()

@@ -24,6 +24,9 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+demo: $(STAMP)
+	$(BIN)/kalshi-pipeline demo $(DEMO_ARGS)
+
 simulator: $(STAMP)
 	$(BIN)/kalshi-pipeline simulator --host 127.0.0.1 --port 8765 --live-games 2
 

@@ -1,0 +1,74 @@
+"""Kalshi Trade API v2 client: config, request signing, rate limiting, typed models, ticker parsing.
+
+No Dagster and no simulator imports here; the same code talks to Kalshi or to the local simulator by URL.
+"""
+
+from kalshi_pipeline.kalshi.auth import KalshiSigner
+from kalshi_pipeline.kalshi.client import KalshiClient, RequestStats
+from kalshi_pipeline.kalshi.config import DEMO_BASE_URL, PRODUCTION_BASE_URL, KalshiConfig
+from kalshi_pipeline.kalshi.errors import (
+    KalshiApiError,
+    KalshiAuthError,
+    KalshiBadRequest,
+    KalshiConfigError,
+    KalshiError,
+    KalshiNotFound,
+    KalshiProtocolError,
+    KalshiRateLimited,
+    KalshiServerError,
+    KalshiTransportError,
+    TickerError,
+)
+from kalshi_pipeline.kalshi.models import (
+    Candlestick,
+    Event,
+    ExchangeStatus,
+    HistoricalCutoff,
+    Market,
+    Milestone,
+    Orderbook,
+    OrderbookLevel,
+    PriceRange,
+    Series,
+    Trade,
+)
+from kalshi_pipeline.kalshi.ratelimit import TIERS, RateLimiter, TokenBucket, shared_limiter
+from kalshi_pipeline.kalshi.tickers import GameEvent, market_team, parse_game_event
+
+__all__ = [
+    "DEMO_BASE_URL",
+    "PRODUCTION_BASE_URL",
+    "TIERS",
+    "Candlestick",
+    "Event",
+    "ExchangeStatus",
+    "GameEvent",
+    "HistoricalCutoff",
+    "KalshiApiError",
+    "KalshiAuthError",
+    "KalshiBadRequest",
+    "KalshiClient",
+    "KalshiConfig",
+    "KalshiConfigError",
+    "KalshiError",
+    "KalshiNotFound",
+    "KalshiProtocolError",
+    "KalshiRateLimited",
+    "KalshiServerError",
+    "KalshiSigner",
+    "KalshiTransportError",
+    "Market",
+    "Milestone",
+    "Orderbook",
+    "OrderbookLevel",
+    "PriceRange",
+    "RateLimiter",
+    "RequestStats",
+    "Series",
+    "TickerError",
+    "TokenBucket",
+    "Trade",
+    "market_team",
+    "parse_game_event",
+    "shared_limiter",
+]

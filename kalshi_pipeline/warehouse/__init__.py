@@ -1,0 +1,84 @@
+"""The warehouse layer: schema `kalshi` and all SQL, on PostgreSQL (psycopg 3) or embedded DuckDB. No Dagster.
+
+```python
+from kalshi_pipeline.warehouse import open_warehouse
+
+wh = open_warehouse()          # argument, else KALSHI_WAREHOUSE_URL, else duckdb:///data/kalshi.duckdb
+wh.ensure_schema()             # idempotent; also done lazily on first transaction / domain query
+with wh.transaction() as tx:   # one transaction; an exception rolls everything back
+    tx.upsert("candlesticks", df)
+    tx.delete_candles("candlesticks", tickers, start_ts, end_ts, period_interval=1)
+    tx.execute("UPDATE kalshi.markets SET status = %s WHERE ticker = %s", ["settled", ticker])
+wh.query_df("SELECT * FROM kalshi.candlesticks WHERE game_date = %s", [day])
+```
+
+Domain queries (the SQL other layers need lives here): `wh.games(game_dates=None, start=None, end=None)` (one
+row per game with its tickers, statuses and `all_settled`), `wh.newest_candle_ts(tickers, period_interval=1)`,
+`wh.candle_counts(game_date)` (raw / clean / rejected counts per ticker), `wh.partition_summary(game_dates)`
+(per market: candles, rejects, first and last close), `wh.table_counts()`, `wh.applied_migrations()`.
+Schema and migrations: see `kalshi_pipeline.warehouse.schema`. Each operation uses its own short-lived
+connection (PostgreSQL: ~5-10 ms to connect locally, so no pool; DuckDB: see `duck.py` on file locking).
+
+Parameters use psycopg's style on both dialects (`%s` positional, `%(name)s` named, `%%` literal percent).
+Errors are `WarehouseError` subclasses with one-line messages; `WarehouseUnavailable` means the database could
+not be reached or went away (the transaction was rolled back), `WarehouseLocked` that a DuckDB file stayed
+locked by another process past the lock timeout.
+"""
+
+from __future__ import annotations
+
+from kalshi_pipeline.warehouse.base import SETTLED_STATUSES, Transaction, Warehouse, table_spec
+from kalshi_pipeline.warehouse.errors import (
+    WarehouseConfigError,
+    WarehouseDataError,
+    WarehouseError,
+    WarehouseLocked,
+    WarehouseQueryError,
+    WarehouseUnavailable,
+)
+from kalshi_pipeline.warehouse.schema import MIGRATIONS, SCHEMA, TABLES, Migration, TableSpec
+from kalshi_pipeline.warehouse.urls import DEFAULT_URL, ENV_VAR, redact_url, resolve_url
+
+__all__ = [
+    "DEFAULT_URL",
+    "ENV_VAR",
+    "MIGRATIONS",
+    "SCHEMA",
+    "SETTLED_STATUSES",
+    "TABLES",
+    "Migration",
+    "TableSpec",
+    "Transaction",
+    "Warehouse",
+    "WarehouseConfigError",
+    "WarehouseDataError",
+    "WarehouseError",
+    "WarehouseLocked",
+    "WarehouseQueryError",
+    "WarehouseUnavailable",
+    "open_warehouse",
+    "redact_url",
+    "table_spec",
+]
+
+
+def open_warehouse(
+    url: str | None = None,
+    *,
+    lock_timeout: float | None = None,
+    connect_timeout: float = 10.0,
+) -> Warehouse:
+    """Open the warehouse at `url` (`postgresql://...` or `duckdb:///path`; None -> env -> embedded default).
+
+    `lock_timeout` bounds how long a DuckDB open waits for another process's lock (default 30 s or
+    `KALSHI_DUCKDB_LOCK_TIMEOUT`); `connect_timeout` bounds a PostgreSQL connection attempt. Nothing connects
+    until the first operation. Raises `WarehouseConfigError` for an unsupported URL.
+    """
+    parsed = resolve_url(url)
+    if parsed.dialect == "postgres":
+        from kalshi_pipeline.warehouse.postgres import PostgresWarehouse
+
+        return PostgresWarehouse(parsed, connect_timeout=connect_timeout)
+    from kalshi_pipeline.warehouse.duck import DuckDBWarehouse
+
+    return DuckDBWarehouse(parsed, lock_timeout=lock_timeout)

@@ -1,5 +1,8 @@
-"""Placeholder until the owner fills it in."""
+"""Per-game 1-minute candles: `kalshi/candlesticks_raw`, validated `kalshi/candlesticks` and checks."""
 
 import dagster as dg
 
-defs = dg.Definitions()
+from kalshi_pipeline.defs.candlesticks.assets import candlesticks, candlesticks_raw
+from kalshi_pipeline.defs.resources import default_resources
+
+defs = dg.Definitions(assets=[candlesticks_raw, candlesticks], resources=default_resources())

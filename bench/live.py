@@ -1,0 +1,262 @@
+"""Benchmark: how fresh are live games' candles under the real Dagster daemon?
+
+Reproduces the acceptance setup: the simulator with live games (subprocess), a fresh DAGSTER_HOME holding the
+project's dagster.yaml, `dagster-daemon run -w workspace.yaml`, `dagster sensor start live_games_sensor` and
+KALSHI_WAREHOUSE_URL pointing at a fresh Postgres database. Then, for MINUTES, every SAMPLE seconds it
+records per live game the staleness `now - newest stored 1-minute end_period_ts` (the simulator only emits
+closed minutes, so the floor is 0-60 s depending on where in the minute the sample falls). At the end it
+reads the live runs from the instance and reports launch overhead (created -> started, started -> finished)
+and how often each game date was refreshed. p50/p95 everywhere; results in bench/results/live.json.
+
+    .venv/bin/python bench/live.py [--minutes 4] [--sample-seconds 3] [--live-games 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+RESULTS = ROOT / "bench" / "results" / "live.json"
+PG_ADMIN = os.environ.get("KALSHI_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return round(ordered[index], 2)
+
+
+def _summary(values: list[float]) -> dict[str, Any]:
+    return {
+        "n": len(values),
+        "p50": _pct(values, 50),
+        "p95": _pct(values, 95),
+        "max": round(max(values), 2) if values else None,
+        "mean": round(statistics.fmean(values), 2) if values else None,
+    }
+
+
+def _stop(proc: subprocess.Popen[Any]) -> None:
+    """Stop a process group this script started (the daemon's code server and run workers included)."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def sample_staleness(wh_url: str) -> list[dict[str, Any]]:
+    """Return, per live game (by the warehouse), the newest stored candle and its staleness now."""
+    from kalshi_pipeline.defs.live.planning import LiveSettings, games_from_frame
+    from kalshi_pipeline.defs.live.sensor import watched_dates
+    from kalshi_pipeline.warehouse import open_warehouse
+
+    now = datetime.now(UTC)
+    settings = LiveSettings()
+    wh = open_warehouse(wh_url)
+    try:
+        games = [g for g in games_from_frame(wh.games(game_dates=watched_dates(now)))
+                 if g.is_live(now, settings)]  # fmt: skip
+        newest = wh.newest_candle_ts([t for g in games for t in g.market_tickers])
+    finally:
+        wh.close()
+    out = []
+    for game in games:
+        stored = [newest[t] for t in game.market_tickers if t in newest]
+        if not stored:
+            out.append({"event_ticker": game.event_ticker, "newest": None, "staleness_s": None})
+            continue
+        latest = max(stored)
+        out.append(
+            {
+                "event_ticker": game.event_ticker,
+                "newest": latest.isoformat(),
+                "staleness_s": round((now - latest).total_seconds(), 2),
+            }
+        )
+    return out
+
+
+def run_records(home: Path) -> list[dict[str, Any]]:
+    """Read the live runs (tag kalshi/live=true) of the instance in `home`."""
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(home)
+    with dg.DagsterInstance.get() as instance:
+        records = instance.get_run_records(filters=dg.RunsFilter(tags={"kalshi/live": "true"}))
+        out = []
+        for r in records:
+            out.append(
+                {
+                    "run_id": r.dagster_run.run_id,
+                    "kind": r.dagster_run.tags.get("kalshi/live_kind"),
+                    "date": r.dagster_run.tags.get("kalshi/live_game_date"),
+                    "status": r.dagster_run.status.value,
+                    "created": r.create_timestamp.timestamp(),
+                    "started": r.start_time,
+                    "ended": r.end_time,
+                }
+            )
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=4.0)
+    parser.add_argument("--sample-seconds", type=float, default=3.0)
+    parser.add_argument("--live-games", type=int, default=2)
+    parser.add_argument("--game-minutes", type=float, default=60.0)
+    parser.add_argument("--warmup-timeout", type=float, default=180.0)
+    args = parser.parse_args()
+
+    port = _free_port()
+    db = f"live_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    wh_url = f"{PG_ADMIN.rsplit('/', 1)[0]}/{db}"
+    home = Path(tempfile.mkdtemp(prefix="live_bench_home_"))
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "KALSHI_API_BASE_URL": f"http://127.0.0.1:{port}/trade-api/v2",
+        "KALSHI_WAREHOUSE_URL": wh_url,
+    }
+    logs = home / "logs"
+    logs.mkdir()
+    procs: list[subprocess.Popen[Any]] = []
+    samples: list[dict[str, Any]] = []
+    started_at = time.time()
+    first_candle_s: float | None = None
+    try:
+        procs.append(
+            subprocess.Popen(
+                [str(BIN / "kalshi-pipeline"), "simulator", "--host", "127.0.0.1", "--port",
+                 str(port), "--live-games", str(args.live_games), "--game-minutes",
+                 str(args.game_minutes)],
+                cwd=ROOT, env=env, start_new_session=True,
+                stdout=open(logs / "simulator.log", "w"), stderr=subprocess.STDOUT,
+            )
+        )  # fmt: skip
+        for _ in range(150):
+            try:
+                httpx.get(f"{env['KALSHI_API_BASE_URL']}/exchange/status", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        procs.append(
+            subprocess.Popen(
+                [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+                cwd=ROOT, env=env, start_new_session=True,
+                stdout=open(logs / "daemon.log", "w"), stderr=subprocess.STDOUT,
+            )
+        )  # fmt: skip
+        start_cmd = subprocess.run(
+            [str(BIN / "dagster"), "sensor", "start", "live_games_sensor", "-w", "workspace.yaml"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        print("dagster sensor start:", (start_cmd.stdout + start_cmd.stderr).strip()[-300:])
+
+        # Warm-up: discovery and the first live pull.
+        while time.time() - started_at < args.warmup_timeout:
+            games = sample_staleness(wh_url)
+            if games and all(g["newest"] for g in games):
+                first_candle_s = round(time.time() - started_at, 1)
+                break
+            time.sleep(2)
+        print(f"first candles of every live game after {first_candle_s}s")
+
+        end = time.time() + args.minutes * 60
+        while time.time() < end:
+            t = time.time()
+            for game in sample_staleness(wh_url):
+                samples.append({"t": round(t - started_at, 1), **game})
+            last = [s["staleness_s"] for s in samples[-args.live_games :]]
+            print(f"t={t - started_at:6.1f}s staleness={last}", flush=True)
+            time.sleep(max(0.0, args.sample_seconds - (time.time() - t)))
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+
+    runs = run_records(home)
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+    staleness = [s["staleness_s"] for s in samples if s["staleness_s"] is not None]
+    done = [r for r in runs if r["started"] and r["ended"]]
+    queue = [r["started"] - r["created"] for r in done]
+    execute = [r["ended"] - r["started"] for r in done]
+    total = [r["ended"] - r["created"] for r in done]
+    live_ends: dict[str, list[float]] = {}
+    for r in sorted(done, key=lambda r: r["ended"]):
+        if r["kind"] == "live" and r["status"] == "SUCCESS":
+            live_ends.setdefault(r["date"], []).append(r["ended"])
+    intervals = [b - a for ends in live_ends.values() for a, b in zip(ends, ends[1:], strict=False)]
+    result = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "setup": {
+            "live_games": args.live_games,
+            "game_minutes": args.game_minutes,
+            "minutes": args.minutes,
+            "sample_seconds": args.sample_seconds,
+            "warehouse": "postgres",
+            "dagster_yaml": "dagster.yaml (SQLite instance storage, QueuedRunCoordinator 1 s dequeue)",
+            "sensor_start": start_cmd.returncode,
+            "refresh_seconds": int(os.environ.get("KALSHI_LIVE_REFRESH_SECONDS", "15")),
+        },
+        "first_candles_after_s": first_candle_s,
+        "staleness_s": _summary(staleness),
+        "staleness_note": (
+            "now - newest stored 1-minute end_period_ts per live game; the simulator emits closed minutes "
+            "only, so a perfectly fresh pipeline still reads 0-60 s (mean 30 s)"
+        ),
+        "runs": {
+            "total": len(runs),
+            "by_status": {s: sum(r["status"] == s for r in runs) for s in {r["status"] for r in runs}},
+            "by_kind": {k: sum(r["kind"] == k for r in runs) for k in {r["kind"] for r in runs}},
+        },
+        "run_created_to_started_s": _summary(queue),
+        "run_started_to_finished_s": _summary(execute),
+        "run_created_to_finished_s": _summary(total),
+        "live_refresh_interval_per_date_s": _summary(intervals),
+        "samples": samples,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    shutil.rmtree(home, ignore_errors=True)
+    print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The per-game minute-grid completeness check (pure pandas, no Dagster).
+
+Definitions, per market, on the grid of 1-minute candle end times (multiples of 60 s):
+
+- active window: the game's live trading. It starts with the first whole minute after the scheduled
+  start (and after the run's `start_ts`) and ends `CLOSE_GRACE_S` before the earliest of
+  `close_time` and `settlement_ts` (Kalshi closes a game market a few minutes after the final buzzer;
+  the market is quiet in between), and never after the newest stored candle of the game (for a game in
+  progress: what the last pull reached). Game markets quote every few seconds while the game is
+  played, so every minute of that window must have a candle.
+- traded minute: a stored candle with a trade (price OHLC present, volume > 0).
+- no-trade minute: a stored candle without a trade (Kalshi sends only `price.previous`, quotes may move),
+  or a grid minute without a candle *outside* the active window (the market was quiet: before tip-off
+  or after the result, Kalshi emits no candle for a period without activity). Both are fine.
+- missing minute: a grid minute *inside* the active window without a candle: data we should have and
+  do not. The check fails when missing minutes exceed `max_missing_fraction` of the active minutes.
+
+A game with no scheduled start, or whose active window is empty (not started yet), has nothing to check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+#: Quiet time allowed between the final buzzer and the market's early close.
+CLOSE_GRACE_S = 300
+
+
+@dataclass(frozen=True)
+class GameCompleteness:
+    """Minute-grid counts of one game (summed over its markets)."""
+
+    event_ticker: str
+    active_minutes: int
+    candle_minutes: int
+    traded_minutes: int
+    no_trade_minutes: int
+    missing_minutes: int
+    first_missing_ts: int | None
+
+    @property
+    def missing_fraction(self) -> float:
+        """Missing minutes as a fraction of active minutes (0 when nothing is active)."""
+        return self.missing_minutes / self.active_minutes if self.active_minutes else 0.0
+
+
+def _ts(value: Any) -> int | None:
+    if value is None or value is pd.NaT:
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return int(pd.Timestamp(value).timestamp())
+
+
+def _end_ts_seconds(series: pd.Series) -> list[int]:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return [int(pd.Timestamp(v).timestamp()) for v in series]
+    return [int(v) for v in series]
+
+
+def game_completeness(
+    markets: pd.DataFrame, candles: pd.DataFrame, *, window_start_ts: int = 0
+) -> list[GameCompleteness]:
+    """Compute the completeness of each game in `markets` from its stored 1-minute `candles`.
+
+    `markets` are `kalshi.markets` rows; `candles` are `kalshi.candlesticks` rows (end_period_ts as Unix
+    seconds or timestamps). `window_start_ts` is where the run's pull started (Unix s; 0 = open time).
+    """
+    by_ticker: dict[str, pd.DataFrame] = (
+        {str(t): g for t, g in candles.groupby("ticker")} if len(candles) else {}
+    )
+    out: list[GameCompleteness] = []
+    for event_ticker, group in markets.groupby("event_ticker", sort=True):
+        active = stored = traded = no_trade = missing = 0
+        first_missing: int | None = None
+        stored_ends = [
+            s
+            for t in group["ticker"]
+            if str(t) in by_ticker
+            for s in _end_ts_seconds(by_ticker[str(t)]["end_period_ts"])
+        ]
+        pulled_until = max(stored_ends, default=0)
+        for market in group.to_dict("records"):
+            start = _ts(market.get("scheduled_start"))
+            closes = [
+                ts - CLOSE_GRACE_S
+                for ts in (_ts(market.get("close_time")), _ts(market.get("settlement_ts")))
+                if ts is not None
+            ]
+            end = min([pulled_until, *closes]) // 60 * 60
+            rows = by_ticker.get(str(market["ticker"]))
+            present: set[int] = set()
+            if rows is not None:
+                stamps = _end_ts_seconds(rows["end_period_ts"])
+                present = {
+                    s for s, p in zip(stamps, rows["period_interval"], strict=True) if int(p) == 1
+                }
+                trade_flags = [
+                    v is not None and not (isinstance(v, float) and pd.isna(v))
+                    for v in rows["price_close"]
+                ]
+                stored += len(present)
+                traded += sum(trade_flags)
+                no_trade += len(trade_flags) - sum(trade_flags)
+            if start is None:
+                continue
+            first = max(-(-start // 60) * 60 + 60, -(-window_start_ts // 60) * 60 + 60)
+            grid = range(first, end + 1, 60)
+            active += len(grid)
+            gaps = [m for m in grid if m not in present]
+            missing += len(gaps)
+            if gaps and (first_missing is None or gaps[0] < first_missing):
+                first_missing = gaps[0]
+        out.append(
+            GameCompleteness(
+                event_ticker=str(event_ticker),
+                active_minutes=active,
+                candle_minutes=stored,
+                traded_minutes=traded,
+                no_trade_minutes=no_trade,
+                missing_minutes=missing,
+                first_missing_ts=first_missing,
+            )
+        )
+    return out

@@ -1,0 +1,77 @@
+"""The jobs the live sensor and the schedules launch, and the run config / tags they share.
+
+All of them run on the in-process executor: their steps are sequential anyway, and the multiprocess
+executor spends 10+ s starting a process per step, several times a live refresh's own work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import dagster as dg
+
+from kalshi_pipeline.defs.partitions import game_date_partitions
+
+MARKETS_KEY = dg.AssetKey(["kalshi", "markets"])
+RAW_KEY = dg.AssetKey(["kalshi", "candlesticks_raw"])
+CANDLES_KEY = dg.AssetKey(["kalshi", "candlesticks"])
+CANDLE_KEYS = (RAW_KEY, CANDLES_KEY)
+ALL_KEYS = (MARKETS_KEY, RAW_KEY, CANDLES_KEY)
+
+#: One live run per game date at a time: dagster.yaml limits this tag to 1 per unique value.
+LIVE_DATE_TAG = "kalshi/live_game_date"
+#: The game date of a long-running WebSocket stream run (websocket mode); deliberately not the date tag
+#: above, which would block the date's REST reconciles for as long as the stream runs.
+STREAM_DATE_TAG = "kalshi/stream_game_date"
+#: Marks every run the live sensor launched (the purge job deletes old ones).
+LIVE_TAG = "kalshi/live"
+#: What a sensor run does: live, final, reconcile or markets.
+LIVE_KIND_TAG = "kalshi/live_kind"
+MAINTENANCE_TAG = "kalshi/maintenance"
+
+LIVE_JOB_NAME = "kalshi_live_job"
+DISCOVERY_JOB_NAME = "kalshi_discovery_job"
+SWEEP_JOB_NAME = "kalshi_sweep_job"
+
+live_job = dg.define_asset_job(
+    LIVE_JOB_NAME,
+    selection=dg.AssetSelection.assets(*ALL_KEYS),
+    partitions_def=game_date_partitions,
+    executor_def=dg.in_process_executor,
+    description=(
+        "Live refresh of one game date (launched by live_games_sensor): candles of the live games from the "
+        "newest stored minute, the markets every few minutes, one full reconcile per finished game."
+    ),
+)
+
+discovery_job = dg.define_asset_job(
+    DISCOVERY_JOB_NAME,
+    selection=dg.AssetSelection.assets(MARKETS_KEY),
+    partitions_def=game_date_partitions,
+    executor_def=dg.in_process_executor,
+    description="Discover the games and markets of a date (start times and statuses move).",
+)
+
+sweep_job = dg.define_asset_job(
+    SWEEP_JOB_NAME,
+    selection=dg.AssetSelection.assets(*ALL_KEYS),
+    partitions_def=game_date_partitions,
+    executor_def=dg.in_process_executor,
+    description="Full pull of a date: markets, then every game's candles over the markets' whole life.",
+)
+
+
+def op_name(key: dg.AssetKey) -> str:
+    """Return the op name Dagster gives an asset key (`kalshi/candlesticks` -> `kalshi__candlesticks`)."""
+    return "__".join(key.path)
+
+
+def candle_run_config(event_tickers: Sequence[str], start_ts: int | None) -> dict[str, Any]:
+    """Return the run config scoping both candle assets to some games from `start_ts` on.
+
+    Both candle assets take `event_tickers` and `start_ts` (see `defs/candlesticks/assets.py`); the clean
+    asset must see the same scope, or it would rewrite other games' rows from the raw table.
+    """
+    scope = {"event_tickers": list(event_tickers), "start_ts": start_ts}
+    return {"ops": {op_name(key): {"config": dict(scope)} for key in CANDLE_KEYS}}

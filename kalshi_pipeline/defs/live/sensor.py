@@ -1,0 +1,218 @@
+"""`live_games_sensor`: keeps live games' candles fresh from the warehouse's view of the schedule.
+
+Every few seconds the sensor reads the stored games of yesterday, today and tomorrow (ET) and the newest
+stored candle minute of the live ones (two cheap queries, no API call) and requests, per game date:
+
+- a live refresh of the live games' candles from the newest stored minute (run key per date and
+  `KALSHI_LIVE_REFRESH_SECONDS` bucket), with `kalshi/markets` riding along every few minutes so closes,
+  settlements and moved tip-offs reach the warehouse;
+- once a game has settled, one final full-window reconcile of it (run key `final:<event ticker>`, also
+  recorded in the cursor);
+- a markets-only refresh for dates about to go live or with nothing stored yet.
+
+A date with a live run queued or in progress gets nothing new (the `kalshi/live_game_date` tag is also
+limited to one run per value in dagster.yaml). `KALSHI_LIVE_MODE=websocket` swaps the live refreshes for
+one long-running stream run per date (from `kalshi_pipeline.defs.stream`) plus periodic REST reconciles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+
+from kalshi_pipeline.defs.live.jobs import (
+    CANDLE_KEYS,
+    LIVE_DATE_TAG,
+    LIVE_KIND_TAG,
+    LIVE_TAG,
+    MARKETS_KEY,
+    STREAM_DATE_TAG,
+    candle_run_config,
+    discovery_job,
+    live_job,
+)
+from kalshi_pipeline.defs.live.planning import (
+    GAME_TZ,
+    CandleRequest,
+    LivePlan,
+    LiveSettings,
+    MarketsRequest,
+    dump_cursor,
+    games_from_frame,
+    parse_cursor,
+    plan_tick,
+)
+from kalshi_pipeline.defs.resources import WarehouseResource
+from kalshi_pipeline.warehouse.errors import WarehouseError
+
+SENSOR_NAME = "live_games_sensor"
+MINIMUM_INTERVAL_SECONDS = 5
+
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+StreamRequester = Callable[[str, list[str]], dg.RunRequest]
+
+
+def _stream_support() -> tuple[StreamRequester | None, list[Any]]:
+    """Return the WebSocket package's `stream_run_request` and jobs when it provides them."""
+    try:
+        from kalshi_pipeline.defs import stream
+    except ImportError:  # pragma: no cover - the package ships with the project
+        return None, []
+    requester = getattr(stream, "stream_run_request", None)
+    jobs = [j for j in (getattr(stream, "stream_job", None),) if j is not None]
+    return (requester if callable(requester) else None), jobs
+
+
+def watched_dates(now: datetime) -> list[date]:
+    """Return the game dates the sensor looks at: yesterday, today and tomorrow in America/New_York.
+
+    Yesterday covers late games still live after midnight and the final reconcile of last night's games.
+    """
+    today = now.astimezone(GAME_TZ).date()
+    return [today - timedelta(days=1), today, today + timedelta(days=1)]
+
+
+def in_flight_dates(instance: dg.DagsterInstance) -> set[date]:
+    """Return the game dates with a live-sensor run queued or in progress (one cheap run-storage query)."""
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(tags={LIVE_TAG: "true"}, statuses=IN_FLIGHT), limit=100
+    )
+    busy: set[date] = set()
+    for record in records:
+        # A stream run lives as long as its games and carries its own date tag, never this one.
+        value = record.dagster_run.tags.get(LIVE_DATE_TAG)
+        if value:
+            busy.add(date.fromisoformat(value))
+    return busy
+
+
+def _tags(game_date: date, kind: str) -> dict[str, str]:
+    return {LIVE_TAG: "true", LIVE_DATE_TAG: game_date.isoformat(), LIVE_KIND_TAG: kind}
+
+
+def run_requests(plan: LivePlan, stream_requester: StreamRequester | None) -> list[dg.RunRequest]:
+    """Turn a tick's plan into Dagster run requests (all on the in-process live job)."""
+    requests: list[dg.RunRequest] = []
+    for stream in plan.streams:
+        if stream_requester is None:
+            continue
+        req = stream_requester(stream.game_date.isoformat(), list(stream.event_tickers))
+        tags = {
+            LIVE_TAG: "true",
+            LIVE_KIND_TAG: "stream",
+            STREAM_DATE_TAG: stream.game_date.isoformat(),
+        }
+        requests.append(req.with_replaced_attrs(tags={**tags, **req.tags}))
+    for candle in plan.candles:
+        requests.append(_candle_request(candle))
+    for markets in plan.markets:
+        requests.append(_markets_request(markets))
+    return requests
+
+
+def _candle_request(req: CandleRequest) -> dg.RunRequest:
+    keys = [MARKETS_KEY, *CANDLE_KEYS] if req.with_markets else list(CANDLE_KEYS)
+    return dg.RunRequest(
+        run_key=req.run_key,
+        job_name=live_job.name,
+        partition_key=req.game_date.isoformat(),
+        asset_selection=keys,
+        run_config=candle_run_config(req.event_tickers, req.start_ts),
+        tags=_tags(req.game_date, req.kind),
+    )
+
+
+def _markets_request(req: MarketsRequest) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=req.run_key,
+        job_name=live_job.name,
+        partition_key=req.game_date.isoformat(),
+        asset_selection=[MARKETS_KEY],
+        tags=_tags(req.game_date, "markets"),
+    )
+
+
+def evaluate(
+    context: dg.SensorEvaluationContext,
+    warehouse: WarehouseResource,
+    now: datetime | None = None,
+    settings: LiveSettings | None = None,
+) -> dg.SensorResult:
+    """Run one tick of the live sensor (see the module docstring); `now`/`settings` are for tests."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    settings = settings or LiveSettings.from_env()
+    stream_requester, _ = _stream_support()
+    if settings.mode == "websocket" and stream_requester is None:
+        context.log.warning(
+            "KALSHI_LIVE_MODE=websocket but kalshi_pipeline.defs.stream has no stream_run_request; "
+            "refreshing over REST only"
+        )
+    cursor = parse_cursor(context.cursor)
+    try:
+        with warehouse.open() as wh:
+            games = games_from_frame(wh.games(game_dates=watched_dates(now)))
+            live_tickers = [t for g in games if g.is_live(now, settings) for t in g.market_tickers]
+            newest = {
+                ticker: int(ts.timestamp())
+                for ticker, ts in wh.newest_candle_ts(live_tickers).items()
+            }
+    except WarehouseError as exc:
+        return dg.SensorResult(skip_reason=f"Warehouse unavailable, retrying next tick: {exc}")
+
+    busy = in_flight_dates(context.instance)
+    streaming = _streaming(context) if settings.mode == "websocket" else set()
+    plan = plan_tick(games, newest, now, busy, cursor, settings, streaming_dates=streaming)
+    requests = run_requests(plan, stream_requester if settings.mode == "websocket" else None)
+    new_cursor = dump_cursor(plan.cursor)
+    if not requests:
+        return dg.SensorResult(
+            skip_reason=plan.skip_reason or "Nothing to refresh.", cursor=new_cursor
+        )
+    for game in plan.live_games:
+        context.log.debug(f"live: {game.event_ticker} (tip-off {game.scheduled_start})")
+    return dg.SensorResult(run_requests=requests, cursor=new_cursor)
+
+
+def _streaming(context: dg.SensorEvaluationContext) -> set[date]:
+    """Return the dates whose WebSocket stream run is queued or running."""
+    records = context.instance.get_run_records(
+        filters=dg.RunsFilter(tags={LIVE_TAG: "true", LIVE_KIND_TAG: "stream"}, statuses=IN_FLIGHT),
+        limit=100,
+    )
+    return {
+        date.fromisoformat(r.dagster_run.tags[STREAM_DATE_TAG])
+        for r in records
+        if r.dagster_run.tags.get(STREAM_DATE_TAG)
+    }
+
+
+def _sensor_jobs() -> Sequence[Any]:
+    _, stream_jobs = _stream_support()
+    return [live_job, discovery_job, *stream_jobs]
+
+
+@dg.sensor(
+    name=SENSOR_NAME,
+    jobs=_sensor_jobs(),
+    minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Refreshes live games' candles (tip-off minus 15 min until the markets close) every ~15 s from "
+        "the newest stored minute, refreshes their markets, and reconciles each game once after it "
+        "settles. Reads only the warehouse; set KALSHI_LIVE_MODE=websocket for streaming."
+    ),
+)
+def live_games_sensor(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+) -> dg.SensorResult:
+    """Request live refreshes, markets refreshes and final reconciles of the stored games."""
+    return evaluate(context, warehouse)

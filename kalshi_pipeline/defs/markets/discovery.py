@@ -1,0 +1,272 @@
+"""Discovery of every game market of some game dates, live or archived (no Dagster here).
+
+How a date's games are found, per configured series:
+
+1. `GET /series/{series}` once, so an unknown series fails with a clear error naming it.
+2. `GET /historical/cutoff` once per run: markets settled before `market_settled_ts` exist only under
+   `/historical/markets`.
+3. `GET /events?series_ticker=S&with_nested_markets=true&with_milestones=true` (200 events a page) and keep
+   the events whose ticker date (`KXNBAGAME-25DEC19SASATL` -> 2025-12-19) is one of the run's dates. Events are
+   never archived, so this finds archived games too. When every date of the run lies after the cutoff,
+   `min_close_ts` = start of the first date (ET) is added: a game's markets close after its tip-off, so no
+   game of the run can be filtered out while older events are skipped server-side.
+4. Nested markets are the live ones. An event with no live market, or whose date is within a day of the
+   cutoff (the archive edge), is also looked up with `GET /historical/markets?event_ticker=E`; a ticker found
+   live wins over its archived copy.
+5. Scheduled start: the event's milestone `start_date` when Kalshi has one, else
+   `expected_expiration_time` minus the sport's typical game length (`TYPICAL_GAME_LENGTH`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+
+from kalshi_pipeline.defs.partitions import day_bounds
+from kalshi_pipeline.kalshi import KalshiClient
+from kalshi_pipeline.kalshi.errors import KalshiError, KalshiNotFound
+from kalshi_pipeline.kalshi.tickers import market_team, parse_game_event
+
+log = logging.getLogger(__name__)
+
+#: Typical scheduled length of a game per series (tip-off to expected result), used to derive the start
+#: from `expected_expiration_time` when Kalshi has no milestone. NBA: ~3 h (observed: LAL@SAS 2026-01-07
+#: tipped 02:30Z, expected expiration 05:30Z).
+TYPICAL_GAME_LENGTH: dict[str, timedelta] = {
+    "KXNBAGAME": timedelta(hours=3),
+    "KXWNBAGAME": timedelta(hours=3),
+    "KXNCAAMBGAME": timedelta(hours=3),
+    "KXNCAAWBGAME": timedelta(hours=3),
+    "KXNFLGAME": timedelta(hours=3, minutes=30),
+    "KXNCAAFGAME": timedelta(hours=3, minutes=30),
+    "KXNHLGAME": timedelta(hours=3),
+    "KXMLBGAME": timedelta(hours=3),
+}
+DEFAULT_GAME_LENGTH = timedelta(hours=3)
+
+MARKET_COLUMNS = [
+    "ticker",
+    "event_ticker",
+    "series_ticker",
+    "game_date",
+    "away_team",
+    "home_team",
+    "team",
+    "title",
+    "yes_sub_title",
+    "status",
+    "result",
+    "open_time",
+    "close_time",
+    "expected_expiration_time",
+    "scheduled_start",
+    "scheduled_start_source",
+    "settlement_ts",
+    "settlement_value_dollars",
+    "last_price_dollars",
+    "volume",
+    "open_interest",
+    "source",
+    "updated_time",
+    "ingested_at",
+]
+
+
+class UnknownSeriesError(ValueError):
+    """A configured series ticker does not exist on the exchange."""
+
+
+@dataclass
+class Discovery:
+    """What discovery found: one row per market plus how it was found."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    cutoff: datetime | None = None
+    historical_lookups: int = 0
+    skipped_events: list[str] = field(default_factory=list)
+
+    def frame(self) -> pd.DataFrame:
+        """Return the rows as a `kalshi.markets` frame (exact column names, Decimal money)."""
+        return pd.DataFrame(self.rows, columns=MARKET_COLUMNS)
+
+
+def _utc(value: datetime | None) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _opt_decimal(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _milestone_start(event: Any) -> datetime | None:
+    """Return the start date of the event's game milestone, if Kalshi attached one."""
+    milestones = list(getattr(event, "milestones", None) or ())
+    ticker = event.event_ticker
+    best: datetime | None = None
+    for milestone in milestones:
+        start = getattr(milestone, "start_date", None)
+        if start is None:
+            continue
+        related = (*milestone.related_event_tickers, *milestone.primary_event_tickers)
+        if related and ticker not in related:
+            continue
+        if best is None or start < best:
+            best = start
+    return best
+
+
+def market_row(
+    market: Any,
+    *,
+    series_ticker: str,
+    source: str,
+    milestone_start: datetime | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """Turn a client `Market` into a `kalshi.markets` row (parsed event fields, scheduled start)."""
+    game = parse_game_event(market.event_ticker, (market.ticker,))
+    expected = market.expected_expiration_time
+    if milestone_start is not None:
+        start, start_source = milestone_start, "milestone"
+    elif expected is not None:
+        length = TYPICAL_GAME_LENGTH.get(series_ticker, DEFAULT_GAME_LENGTH)
+        start, start_source = expected - length, "expected_expiration"
+    else:
+        start, start_source = None, None
+    return {
+        "ticker": market.ticker,
+        "event_ticker": market.event_ticker,
+        "series_ticker": series_ticker,
+        "game_date": game.game_date,
+        "away_team": game.away,
+        "home_team": game.home,
+        "team": market_team(market.ticker),
+        "title": market.title,
+        "yes_sub_title": market.yes_sub_title,
+        "status": market.status,
+        "result": market.result,
+        "open_time": _utc(market.open_time),
+        "close_time": _utc(market.close_time),
+        "expected_expiration_time": _utc(expected),
+        "scheduled_start": _utc(start),
+        "scheduled_start_source": start_source,
+        "settlement_ts": _utc(market.settlement_ts),
+        "settlement_value_dollars": _opt_decimal(market.settlement_value_dollars),
+        "last_price_dollars": _opt_decimal(market.last_price_dollars),
+        "volume": _opt_decimal(market.volume_fp) or Decimal(0),
+        "open_interest": _opt_decimal(market.open_interest_fp) or Decimal(0),
+        "source": source,
+        "updated_time": _utc(market.updated_time),
+        "ingested_at": _utc(now),
+    }
+
+
+def _event_date(event_ticker: str) -> date | None:
+    try:
+        return parse_game_event(event_ticker).game_date
+    except (ValueError, KalshiError):
+        return None
+
+
+async def _check_series(client: KalshiClient, series_ticker: str) -> None:
+    try:
+        await client.get_series(series_ticker)
+    except KalshiNotFound:
+        raise UnknownSeriesError(
+            f"unknown series {series_ticker!r}: the exchange has no such series "
+            "(check KALSHI_SERIES, e.g. KXNBAGAME)"
+        ) from None
+
+
+async def discover_markets(
+    client: KalshiClient,
+    series_tickers: Sequence[str],
+    dates: Iterable[date],
+    *,
+    now: datetime | None = None,
+    event_tickers: Iterable[str] = (),
+) -> Discovery:
+    """Find every market of every game on `dates` for each series (see the module docstring).
+
+    `event_tickers`, when given, restricts discovery to those games.
+    """
+    wanted_dates = set(dates)
+    if not wanted_dates:
+        return Discovery()
+    wanted_events = {e.strip().upper() for e in event_tickers if e.strip()}
+    now = now or datetime.now(UTC)
+    cutoff = (await client.get_historical_cutoff()).market_settled_ts
+    result = Discovery(cutoff=cutoff)
+    first_start, _ = day_bounds(min(wanted_dates))
+    edge_dates = {
+        (cutoff.astimezone(first_start.tzinfo).date() + timedelta(days=d)) for d in (-1, 0, 1)
+    }
+
+    for series in series_tickers:
+        await _check_series(client, series)
+        filters: dict[str, Any] = {
+            "series_ticker": series,
+            "with_nested_markets": True,
+            "with_milestones": True,
+        }
+        if first_start > cutoff:
+            filters["min_close_ts"] = int(first_start.timestamp())
+        games: list[tuple[Any, date]] = []
+        async for event in client.iter_events(**filters):
+            game_date = _event_date(event.event_ticker)
+            if game_date is None:
+                result.skipped_events.append(event.event_ticker)
+                continue
+            if game_date in wanted_dates and (
+                not wanted_events or event.event_ticker in wanted_events
+            ):
+                games.append((event, game_date))
+
+        async def archived(event_ticker: str) -> list[Any]:
+            result.historical_lookups += 1
+            return await client.list_historical_markets(event_ticker=event_ticker)
+
+        lookups = [
+            e
+            for e, game_date in games
+            if not (getattr(e, "markets", None) or ()) or game_date in edge_dates
+        ]
+        archived_lists = await asyncio.gather(*(archived(e.event_ticker) for e in lookups))
+        archived_by_event = {
+            e.event_ticker: ms for e, ms in zip(lookups, archived_lists, strict=True)
+        }
+        for event, _game_date in sorted(games, key=lambda g: g[0].event_ticker):
+            start = _milestone_start(event)
+            seen: set[str] = set()
+            result.events.append(event.event_ticker)
+            for source, markets in (
+                ("live", getattr(event, "markets", None) or ()),
+                ("historical", archived_by_event.get(event.event_ticker, ())),
+            ):
+                for market in markets:
+                    if market.ticker in seen or market.event_ticker != event.event_ticker:
+                        continue
+                    seen.add(market.ticker)
+                    result.rows.append(
+                        market_row(
+                            market,
+                            series_ticker=series,
+                            source=source,
+                            milestone_start=start,
+                            now=now,
+                        )
+                    )
+    return result

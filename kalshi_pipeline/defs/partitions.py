@@ -1,0 +1,56 @@
+"""The game-date partitioning shared by every game-level asset.
+
+A partition key is the game date in America/New_York as written in the event ticker
+(`KXNBAGAME-25DEC19SASATL` -> `2025-12-19`): a 10:30 pm ET game's after-midnight minutes still belong
+to its date, because rows are keyed by the ticker's date, never by the candle's timestamp.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+GAME_TIMEZONE = "America/New_York"
+GAME_TZ = ZoneInfo(GAME_TIMEZONE)
+FIRST_GAME_DATE = "2024-10-01"
+
+# end_offset=2: a daily partition normally ends with yesterday; +1 adds today, +2 adds tomorrow, so
+# tonight's and tomorrow's games can be discovered and pulled before they are played.
+game_date_partitions = dg.DailyPartitionsDefinition(
+    start_date=FIRST_GAME_DATE,
+    timezone=GAME_TIMEZONE,
+    end_offset=2,
+    fmt="%Y-%m-%d",
+)
+
+
+def parse_game_date(key: str) -> date:
+    """Parse a partition key (`YYYY-MM-DD`) into a date, with a clear error for anything else."""
+    try:
+        return date.fromisoformat(key)
+    except ValueError as exc:
+        raise ValueError(f"bad game-date partition key {key!r}: expected YYYY-MM-DD") from exc
+
+
+def partition_dates(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> list[date]:
+    """Return every game date the run covers: one for a single partition, all of them for a range.
+
+    Assets use `BackfillPolicy.single_run()`, so a backfill hands one run a key range; this helper is
+    the only place that turns the run's partition(s) into dates.
+    """
+    key_range = context.partition_key_range
+    first, last = parse_game_date(key_range.start), parse_game_date(key_range.end)
+    if last < first:
+        raise ValueError(
+            f"bad partition range {key_range.start}..{key_range.end}: end before start"
+        )
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def day_bounds(game_date: date) -> tuple[datetime, datetime]:
+    """Return the [start, end) instants of a game date in America/New_York, as aware datetimes."""
+    start = datetime.combine(game_date, time(0), tzinfo=GAME_TZ)
+    end = datetime.combine(game_date + timedelta(days=1), time(0), tzinfo=GAME_TZ)
+    return start, end

@@ -1,0 +1,27 @@
+"""Errors raised by the warehouse layer; every message is one actionable line."""
+
+from __future__ import annotations
+
+
+class WarehouseError(Exception):
+    """Base class of every error the warehouse raises (bad URL, bad frame, failed SQL, unavailable database)."""
+
+
+class WarehouseConfigError(WarehouseError):
+    """The warehouse URL or an option is malformed or unsupported."""
+
+
+class WarehouseDataError(WarehouseError):
+    """A DataFrame handed to the warehouse does not fit its table (unknown table, columns, or values)."""
+
+
+class WarehouseQueryError(WarehouseError):
+    """The database rejected a statement (syntax, missing table, constraint); the transaction was rolled back."""
+
+
+class WarehouseUnavailable(WarehouseError):
+    """The database cannot be reached or went away mid-operation; the transaction was rolled back."""
+
+
+class WarehouseLocked(WarehouseUnavailable):
+    """An embedded DuckDB file stayed locked by another process for longer than the lock timeout."""

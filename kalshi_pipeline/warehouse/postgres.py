@@ -1,0 +1,180 @@
+"""PostgreSQL warehouse (psycopg 3): a connection per operation, COPY-staged upserts, advisory-locked migrations."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import pandas as pd
+import psycopg
+
+from kalshi_pipeline.warehouse.base import Params, Transaction, Warehouse, frame_from_rows
+from kalshi_pipeline.warehouse.errors import (
+    WarehouseError,
+    WarehouseQueryError,
+    WarehouseUnavailable,
+)
+from kalshi_pipeline.warehouse.frames import PreparedFrame
+from kalshi_pipeline.warehouse.urls import WarehouseUrl
+
+# Key of the transaction-scoped advisory lock that serializes `ensure_schema` across processes.
+SCHEMA_LOCK_KEY = 0x6B616C736869  # "kalshi"
+
+_TIMESTAMPTZ_OID = 1184
+_INTEGER_OIDS = frozenset({20, 21, 23})  # int8, int2, int4
+_stage_ids = itertools.count(1)
+
+
+class PostgresTransaction(Transaction):
+    """A transaction on one psycopg connection."""
+
+    def __init__(self, warehouse: PostgresWarehouse, conn: psycopg.Connection[Any]) -> None:
+        self._wh = warehouse
+        self._conn = conn
+
+    def execute(self, sql: str, params: Params = None) -> int:
+        """Run one statement and return its row count."""
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute(sql, params)  # type: ignore[arg-type]
+                return cur.rowcount
+        except psycopg.Error as exc:
+            self._wh._raise(exc, "statement")
+
+    def query_df(self, sql: str, params: Params = None) -> pd.DataFrame:
+        """Run a query inside this transaction and return a DataFrame."""
+        try:
+            return _fetch_df(self._conn, sql, params)
+        except psycopg.Error as exc:
+            self._wh._raise(exc, "query")
+
+    def _write(self, prepared: PreparedFrame) -> int:
+        spec = prepared.spec
+        stage = f"_stage_{spec.name}_{next(_stage_ids)}"
+        columns = list(prepared.columns)
+        targets = columns if "ingested_at" in columns else [*columns, "ingested_at"]
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in targets if c not in spec.primary_key)
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute(
+                    f"CREATE TEMP TABLE {stage} (LIKE {spec.qualified} INCLUDING DEFAULTS) "
+                    "ON COMMIT DROP"
+                )
+                with cur.copy(f"COPY {stage} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for row in _wire_rows(prepared):
+                        copy.write_row(row)
+                cur.execute(
+                    f"INSERT INTO {spec.qualified} ({', '.join(targets)}) "
+                    f"SELECT {', '.join(targets)} FROM {stage} "
+                    f"ON CONFLICT ({', '.join(spec.primary_key)}) DO UPDATE SET {updates}"
+                )
+                written = cur.rowcount
+                cur.execute(f"DROP TABLE {stage}")
+                return written
+        except psycopg.Error as exc:
+            self._wh._raise(exc, f"upsert into {spec.qualified}")
+
+
+def _wire_rows(prepared: PreparedFrame) -> Iterator[tuple[Any, ...]]:
+    """Rows of text/int/bool/None values for COPY; Postgres parses them into the typed stage columns."""
+    arrays = []
+    for name in prepared.columns:
+        series = prepared.frame[name]
+        if isinstance(series.dtype, pd.DatetimeTZDtype):
+            series = series.dt.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+        arrays.append(series.to_numpy(dtype=object, na_value=None))
+    return zip(*arrays, strict=True)
+
+
+def _fetch_df(conn: psycopg.Connection[Any], sql: str, params: Params) -> pd.DataFrame:
+    with conn.cursor() as cur:
+        cur.execute(sql, params)  # type: ignore[arg-type]
+        if cur.description is None:
+            return pd.DataFrame()
+        names = [d.name for d in cur.description]
+        ts_cols = [d.name for d in cur.description if d.type_code == _TIMESTAMPTZ_OID]
+        int_cols = [d.name for d in cur.description if d.type_code in _INTEGER_OIDS]
+        return frame_from_rows(names, cur.fetchall(), ts_cols, int_cols)
+
+
+class PostgresWarehouse(Warehouse):
+    """The warehouse on PostgreSQL; every operation opens (and closes) its own connection."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: WarehouseUrl, connect_timeout: float = 10.0) -> None:
+        super().__init__(url)
+        self._connect_timeout = connect_timeout
+        self._password = urlsplit(url.raw).password
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            extra: dict[str, Any] = {}
+            if "connect_timeout=" not in self._url.raw:
+                extra["connect_timeout"] = max(1, round(self._connect_timeout))
+            conn = psycopg.connect(self._url.raw, autocommit=True, **extra)
+        except psycopg.Error as exc:
+            self._raise(exc, "connect")
+        try:
+            conn.execute("SET TIME ZONE 'UTC'")
+        except psycopg.Error as exc:
+            conn.close()
+            self._raise(exc, "connect")
+        return conn
+
+    def _raise(self, exc: psycopg.Error, doing: str) -> NoReturn:
+        message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if self._password:
+            message = message.replace(self._password, "***")
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            raise WarehouseUnavailable(
+                f"PostgreSQL warehouse {self.redacted_url} unavailable during {doing}: {message} "
+                "-- check the server is running and reachable, the database exists and "
+                "KALSHI_WAREHOUSE_URL is right; the transaction was rolled back"
+            ) from exc
+        raise WarehouseQueryError(
+            f"PostgreSQL warehouse {self.redacted_url} rejected the {doing}: {message} "
+            "(transaction rolled back)"
+        ) from exc
+
+    @contextmanager
+    def _transaction(self, *, lock_schema: bool = False) -> Iterator[PostgresTransaction]:
+        conn = self._connect()
+        try:
+            try:
+                conn.execute("BEGIN")
+                if lock_schema:
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK_KEY])
+            except psycopg.Error as exc:
+                self._raise(exc, "begin")
+            tx = PostgresTransaction(self, conn)
+            try:
+                yield tx
+            except BaseException:
+                _quiet_rollback(conn)
+                raise
+            try:
+                conn.execute("COMMIT")
+            except psycopg.Error as exc:
+                _quiet_rollback(conn)
+                self._raise(exc, "commit")
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _reader(self) -> Iterator[PostgresTransaction]:
+        conn = self._connect()
+        try:
+            yield PostgresTransaction(self, conn)
+        finally:
+            conn.close()
+
+
+def _quiet_rollback(conn: psycopg.Connection[Any]) -> None:
+    """Roll back if the connection still lives; a dead connection was already rolled back by the server."""
+    with suppress(psycopg.Error, WarehouseError):
+        if not conn.closed:
+            conn.execute("ROLLBACK")

@@ -1,0 +1,281 @@
+"""Table definitions and the ordered, per-dialect migrations that build schema `kalshi`.
+
+Every table is described once as a `TableSpec` (column names, logical types, primary key, indexes); DDL for
+PostgreSQL and DuckDB is rendered from it, and `Transaction.upsert` validates DataFrames against it.
+
+Migrations are the ordered list `MIGRATIONS`. Each `Migration` has a unique, increasing `version` and the
+statements for both dialects (`postgres` and `duckdb`). `Warehouse.ensure_schema()` applies, in one
+transaction, every migration whose version is not yet in `kalshi.schema_migrations (version, applied_at)`;
+on PostgreSQL it first takes a transaction-scoped advisory lock so concurrent callers serialize, on DuckDB the
+file lock already allows a single writer. Applied migrations are never edited.
+
+To add a table later (for example `kalshi.ticks`, `kalshi.trades`, `kalshi.stream_events`):
+
+1. define `TICKS = TableSpec("ticks", columns=(Column("ticker", TEXT, nullable=False), ...), primary_key=(...),
+   indexes=(("ticker", "ts"),))` below;
+2. append `Migration(version=<last + 1>, description="ticks table", postgres=create_table_sql(TICKS,
+   "postgres"), duckdb=create_table_sql(TICKS, "duckdb"))` to `MIGRATIONS`;
+3. add the spec to `TABLES` so `upsert` accepts it.
+
+To change an existing table, update its spec to the new shape (the spec always describes the latest schema)
+and append a migration with idempotent hand-written statements for both dialects, e.g.
+`ALTER TABLE kalshi.markets ADD COLUMN IF NOT EXISTS league TEXT`: migration 1 renders from the current specs,
+so on a fresh database the column already exists when the later migration runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from kalshi_pipeline.warehouse.urls import Dialect
+
+SCHEMA = "kalshi"
+
+LogicalType = Literal["text", "json", "int", "price", "count", "timestamptz", "date", "bool"]
+TEXT: LogicalType = "text"
+JSON: LogicalType = "json"
+INT: LogicalType = "int"
+PRICE: LogicalType = "price"
+COUNT: LogicalType = "count"
+TIMESTAMPTZ: LogicalType = "timestamptz"
+DATE: LogicalType = "date"
+BOOL: LogicalType = "bool"
+
+# Prices are dollars with up to 6 fractional digits (Kalshi's fixed point uses 4); counts are fixed-point
+# contract counts (Kalshi's `_fp` strings use 2 fractional digits).
+DECIMAL_SHAPES: dict[str, tuple[int, int]] = {"price": (18, 6), "count": (24, 6)}
+
+_SQL_TYPES: dict[Dialect, dict[str, str]] = {
+    "postgres": {
+        "text": "TEXT",
+        "json": "TEXT",
+        "int": "INTEGER",
+        "price": "NUMERIC(18,6)",
+        "count": "NUMERIC(24,6)",
+        "timestamptz": "TIMESTAMPTZ",
+        "date": "DATE",
+        "bool": "BOOLEAN",
+    },
+    "duckdb": {
+        "text": "VARCHAR",
+        "json": "VARCHAR",
+        "int": "INTEGER",
+        "price": "DECIMAL(18,6)",
+        "count": "DECIMAL(24,6)",
+        "timestamptz": "TIMESTAMPTZ",
+        "date": "DATE",
+        "bool": "BOOLEAN",
+    },
+}
+
+
+def sql_type(logical: str, dialect: Dialect) -> str:
+    """Return the column type used for a logical type in a dialect."""
+    return _SQL_TYPES[dialect][logical]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One table column: name, logical type, nullability, and whether the warehouse fills it when omitted."""
+
+    name: str
+    type: LogicalType
+    nullable: bool = True
+    default_now: bool = False
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table of schema `kalshi`: ordered columns, primary key and secondary indexes."""
+
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    indexes: tuple[tuple[str, ...], ...] = field(default=())
+
+    @property
+    def qualified(self) -> str:
+        """The schema-qualified table name, e.g. `kalshi.candlesticks`."""
+        return f"{SCHEMA}.{self.name}"
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """The column names in table order."""
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        """Return the column called `name`."""
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+def _c(name: str, type_: LogicalType, nullable: bool = True) -> Column:
+    return Column(name, type_, nullable)
+
+
+_INGESTED_AT = Column("ingested_at", TIMESTAMPTZ, nullable=False, default_now=True)
+
+MARKETS = TableSpec(
+    "markets",
+    columns=(
+        _c("ticker", TEXT, nullable=False),
+        _c("event_ticker", TEXT, nullable=False),
+        _c("series_ticker", TEXT, nullable=False),
+        _c("game_date", DATE),
+        _c("away_team", TEXT),
+        _c("home_team", TEXT),
+        _c("team", TEXT),
+        _c("title", TEXT),
+        _c("yes_sub_title", TEXT),
+        _c("status", TEXT),
+        _c("result", TEXT),
+        _c("open_time", TIMESTAMPTZ),
+        _c("close_time", TIMESTAMPTZ),
+        _c("expected_expiration_time", TIMESTAMPTZ),
+        _c("scheduled_start", TIMESTAMPTZ),
+        _c("scheduled_start_source", TEXT),
+        _c("settlement_ts", TIMESTAMPTZ),
+        _c("settlement_value_dollars", PRICE),
+        _c("last_price_dollars", PRICE),
+        _c("volume", COUNT),
+        _c("open_interest", COUNT),
+        _c("source", TEXT),
+        _c("updated_time", TIMESTAMPTZ),
+        _INGESTED_AT,
+    ),
+    primary_key=("ticker",),
+    indexes=(("event_ticker",), ("game_date",), ("status",)),
+)
+
+_CANDLE_KEY = (
+    _c("ticker", TEXT, nullable=False),
+    _c("event_ticker", TEXT, nullable=False),
+    _c("series_ticker", TEXT, nullable=False),
+    _c("game_date", DATE),
+    _c("period_interval", INT, nullable=False),
+    _c("end_period_ts", TIMESTAMPTZ, nullable=False),
+)
+_CANDLE_VALUES = (
+    *(
+        _c(name, PRICE)
+        for name in (
+            "price_open",
+            "price_high",
+            "price_low",
+            "price_close",
+            "price_mean",
+            "price_previous",
+            "yes_bid_open",
+            "yes_bid_high",
+            "yes_bid_low",
+            "yes_bid_close",
+            "yes_ask_open",
+            "yes_ask_high",
+            "yes_ask_low",
+            "yes_ask_close",
+        )
+    ),
+    _c("volume", COUNT),
+    _c("open_interest", COUNT),
+)
+_CANDLE_PK = ("ticker", "period_interval", "end_period_ts")
+_CANDLE_INDEXES = (("game_date",), ("event_ticker", "end_period_ts"))
+
+CANDLESTICKS_RAW = TableSpec(
+    "candlesticks_raw",
+    columns=(*_CANDLE_KEY, _c("source", TEXT), _c("payload", JSON, nullable=False), _INGESTED_AT),
+    primary_key=_CANDLE_PK,
+    indexes=_CANDLE_INDEXES,
+)
+
+CANDLESTICKS = TableSpec(
+    "candlesticks",
+    columns=(*_CANDLE_KEY, *_CANDLE_VALUES, _c("source", TEXT), _INGESTED_AT),
+    primary_key=_CANDLE_PK,
+    indexes=_CANDLE_INDEXES,
+)
+
+# Rejected rows failed validation, so only the key is required.
+CANDLESTICKS_REJECTED = TableSpec(
+    "candlesticks_rejected",
+    columns=(
+        _c("ticker", TEXT, nullable=False),
+        _c("event_ticker", TEXT),
+        _c("series_ticker", TEXT),
+        _c("game_date", DATE),
+        _c("period_interval", INT, nullable=False),
+        _c("end_period_ts", TIMESTAMPTZ, nullable=False),
+        *_CANDLE_VALUES,
+        _c("source", TEXT),
+        _INGESTED_AT,
+        _c("reasons", TEXT, nullable=False),
+        _c("payload", JSON),
+    ),
+    primary_key=_CANDLE_PK,
+    indexes=_CANDLE_INDEXES,
+)
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec for spec in (MARKETS, CANDLESTICKS_RAW, CANDLESTICKS, CANDLESTICKS_REJECTED)
+}
+CANDLE_TABLES = frozenset({"candlesticks_raw", "candlesticks", "candlesticks_rejected"})
+
+
+def create_table_sql(spec: TableSpec, dialect: Dialect) -> tuple[str, ...]:
+    """Render `CREATE TABLE IF NOT EXISTS` plus its `CREATE INDEX IF NOT EXISTS` statements for a dialect."""
+    lines = []
+    for col in spec.columns:
+        line = f"    {col.name} {sql_type(col.type, dialect)}"
+        if not col.nullable:
+            line += " NOT NULL"
+        if col.default_now:
+            line += " DEFAULT now()" if dialect == "postgres" else " DEFAULT current_timestamp"
+        lines.append(line)
+    lines.append(f"    PRIMARY KEY ({', '.join(spec.primary_key)})")
+    body = ",\n".join(lines)
+    statements = [f"CREATE TABLE IF NOT EXISTS {spec.qualified} (\n{body}\n)"]
+    for cols in spec.indexes:
+        name = f"{spec.name}_{'_'.join(cols)}_idx"
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS {name} ON {spec.qualified} ({', '.join(cols)})"
+        )
+    return tuple(statements)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: a version number, a description, and its statements for each dialect."""
+
+    version: int
+    description: str
+    postgres: Sequence[str]
+    duckdb: Sequence[str]
+
+    def statements(self, dialect: Dialect) -> Sequence[str]:
+        """The statements of this migration for `dialect`."""
+        return self.postgres if dialect == "postgres" else self.duckdb
+
+
+def _both(*specs: TableSpec) -> dict[str, tuple[str, ...]]:
+    return {
+        dialect: tuple(stmt for spec in specs for stmt in create_table_sql(spec, dialect))
+        for dialect in ("postgres", "duckdb")
+    }
+
+
+_V1 = _both(MARKETS, CANDLESTICKS_RAW, CANDLESTICKS, CANDLESTICKS_REJECTED)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "markets, candlesticks_raw, candlesticks, candlesticks_rejected",
+        postgres=_V1["postgres"],
+        duckdb=_V1["duckdb"],
+    ),
+)
+
+MIGRATIONS_TABLE = f"{SCHEMA}.schema_migrations"

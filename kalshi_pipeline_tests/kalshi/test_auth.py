@@ -1,0 +1,186 @@
+"""Request signing: verified with the public key, with an independent `openssl` routine, and key loading."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+
+from kalshi_pipeline.kalshi.auth import (
+    HEADER_KEY,
+    HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
+    KalshiSigner,
+    load_private_key,
+    signing_path,
+)
+from kalshi_pipeline.kalshi.errors import KalshiConfigError
+
+KEY_ID = "a952bcbe-ec3b-4b5b-b8f9-11dae589608c"
+PSS_DIGEST = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
+
+
+def _verify(
+    public_key, headers: dict[str, str], message: bytes, pss: padding.PSS = PSS_DIGEST
+) -> None:
+    public_key.verify(base64.b64decode(headers[HEADER_SIGNATURE]), message, pss, hashes.SHA256())
+
+
+def test_signature_verifies_with_public_key_over_ts_method_full_path(key_pair) -> None:
+    signer = KalshiSigner.from_pem(KEY_ID, key_pair.pkcs1_pem)
+    headers = signer.sign("get", "/trade-api/v2/portfolio/balance", timestamp_ms=1703123456789)
+    assert headers[HEADER_KEY] == KEY_ID
+    assert headers[HEADER_TIMESTAMP] == "1703123456789"
+    _verify(
+        key_pair.private_key.public_key(),
+        headers,
+        b"1703123456789GET/trade-api/v2/portfolio/balance",
+    )
+
+
+def test_salt_length_is_the_digest_length(key_pair) -> None:
+    signer = KalshiSigner.from_pem(KEY_ID, key_pair.pkcs8_pem)
+    headers = signer.sign("GET", "/trade-api/v2/markets", timestamp_ms=1)
+    message = b"1GET/trade-api/v2/markets"
+    _verify(key_pair.private_key.public_key(), headers, message)
+    explicit_32 = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+    _verify(key_pair.private_key.public_key(), headers, message, explicit_32)
+    with pytest.raises(InvalidSignature):
+        wrong_salt = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=20)
+        _verify(key_pair.private_key.public_key(), headers, message, wrong_salt)
+
+
+def test_message_excludes_query_string_and_host(key_pair) -> None:
+    signer = KalshiSigner.from_pem(KEY_ID, key_pair.pkcs1_pem)
+    public = key_pair.private_key.public_key()
+    headers = signer.sign("GET", "/trade-api/v2/portfolio/orders?limit=5", timestamp_ms=42)
+    _verify(public, headers, b"42GET/trade-api/v2/portfolio/orders")
+    with pytest.raises(InvalidSignature):
+        _verify(public, headers, b"42GET/trade-api/v2/portfolio/orders?limit=5")
+    with pytest.raises(InvalidSignature):
+        _verify(public, headers, b"42GET/portfolio/orders")
+    full_url = signer.sign(
+        "GET", "https://external-api.kalshi.com/trade-api/v2/markets?x=1", timestamp_ms=7
+    )
+    _verify(public, full_url, b"7GET/trade-api/v2/markets")
+
+
+def test_signing_path() -> None:
+    assert signing_path("/trade-api/v2/markets?limit=1&cursor=abc") == "/trade-api/v2/markets"
+    assert signing_path("http://127.0.0.1:9/trade-api/ws/v2") == "/trade-api/ws/v2"
+    assert signing_path("trade-api/v2/x") == "/trade-api/v2/x"
+
+
+def test_default_timestamp_is_milliseconds(key_pair) -> None:
+    signer = KalshiSigner(KEY_ID, key_pair.private_key, clock=lambda: 1_700_000_000.1234)
+    headers = signer.sign("GET", "/trade-api/ws/v2")
+    assert headers[HEADER_TIMESTAMP] == "1700000000123"
+    _verify(key_pair.private_key.public_key(), headers, b"1700000000123GET/trade-api/ws/v2")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
+def test_cross_check_with_openssl_cli(key_pair, tmp_path: Path) -> None:
+    """An independent implementation (the openssl CLI) verifies our signatures, and we verify its."""
+    signer = KalshiSigner.from_pem(KEY_ID, key_pair.pkcs1_pem)
+    message = b"1703123456789GET/trade-api/v2/markets/KXNBAGAME-25DEC19SASATL-ATL"
+    headers = signer.sign(
+        "GET",
+        "/trade-api/v2/markets/KXNBAGAME-25DEC19SASATL-ATL?depth=3",
+        timestamp_ms=1703123456789,
+    )
+    (tmp_path / "msg").write_bytes(message)
+    (tmp_path / "sig").write_bytes(base64.b64decode(headers[HEADER_SIGNATURE]))
+    (tmp_path / "pub.pem").write_text(key_pair.public_pem)
+    (tmp_path / "priv.pem").write_text(key_pair.pkcs8_pem)
+    pss = ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"]
+    verify = subprocess.run(
+        ["openssl", "dgst", "-sha256", *pss, "-verify", str(tmp_path / "pub.pem"),
+         "-signature", str(tmp_path / "sig"), str(tmp_path / "msg")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "Verified OK" in verify.stdout
+
+    (tmp_path / "other").write_bytes(message + b"?depth=3")
+    rejected = subprocess.run(
+        ["openssl", "dgst", "-sha256", *pss, "-verify", str(tmp_path / "pub.pem"),
+         "-signature", str(tmp_path / "sig"), str(tmp_path / "other")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert rejected.returncode != 0
+
+    subprocess.run(
+        ["openssl", "dgst", "-sha256", *pss, "-sign", str(tmp_path / "priv.pem"),
+         "-out", str(tmp_path / "osig"), str(tmp_path / "msg")],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    key_pair.private_key.public_key().verify(
+        (tmp_path / "osig").read_bytes(), message, PSS_DIGEST, hashes.SHA256()
+    )
+
+
+def test_pkcs1_and_pkcs8_load_the_same_key(key_pair) -> None:
+    one = load_private_key(key_pair.pkcs1_pem, source="x")
+    eight = load_private_key(key_pair.pkcs8_pem.encode(), source="x")
+    assert key_pair.pkcs1_pem.startswith("-----BEGIN RSA PRIVATE KEY-----")
+    assert key_pair.pkcs8_pem.startswith("-----BEGIN PRIVATE KEY-----")
+    assert one.private_numbers() == eight.private_numbers()
+
+
+def test_file_loading_and_one_line_errors(key_pair, tmp_path: Path) -> None:
+    good = tmp_path / "kalshi.key"
+    good.write_text(key_pair.pkcs1_pem)
+    assert KalshiSigner.from_file(KEY_ID, good).key_id == KEY_ID
+
+    missing = tmp_path / "nope.key"
+    with pytest.raises(KalshiConfigError) as missing_err:
+        KalshiSigner.from_file(KEY_ID, missing)
+    assert str(missing) in str(missing_err.value)
+    assert "KALSHI_PRIVATE_KEY_PATH" in str(missing_err.value)
+
+    garbage = tmp_path / "garbage.key"
+    garbage.write_text(
+        "-----BEGIN RSA PRIVATE KEY-----\nnot base64 at all!!\n-----END RSA PRIVATE KEY-----\n"
+    )
+    truncated = tmp_path / "truncated.key"
+    truncated.write_text(key_pair.pkcs1_pem[: len(key_pair.pkcs1_pem) // 2])
+    plain = tmp_path / "plain.txt"
+    plain.write_text("hello")
+    for bad in (garbage, truncated, plain, tmp_path):
+        with pytest.raises(KalshiConfigError) as err:
+            KalshiSigner.from_file(KEY_ID, bad)
+        text = str(err.value)
+        assert "\n" not in text
+        assert str(bad) in text
+        assert err.value.__cause__ is None or err.value.__suppress_context__
+
+
+def test_public_key_ec_key_and_encrypted_key_are_rejected(key_pair) -> None:
+    with pytest.raises(KalshiConfigError, match="KALSHI_PRIVATE_KEY"):
+        load_private_key(key_pair.public_pem, source="KALSHI_PRIVATE_KEY")
+    ec_pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    with pytest.raises(KalshiConfigError, match="RSA"):
+        load_private_key(ec_pem, source="k")
+    encrypted = key_pair.private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pw"),
+    )
+    with pytest.raises(KalshiConfigError, match="encrypted"):
+        load_private_key(encrypted, source="k")
+
+
+def test_signer_repr_has_no_key_material(key_pair) -> None:
+    signer = KalshiSigner.from_pem(KEY_ID, key_pair.pkcs1_pem)
+    text = repr(signer)
+    assert KEY_ID in text
+    assert "PRIVATE" not in text
+    assert key_pair.pkcs1_pem.splitlines()[1][:20] not in text

@@ -1,0 +1,383 @@
+"""The client against the local Kalshi exchange over real sockets: pagination, candles, historical data,
+retries under injected faults, authentication, error bodies and staying inside the rate limit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from kalshi_pipeline.kalshi import (
+    KalshiAuthError,
+    KalshiBadRequest,
+    KalshiClient,
+    KalshiConfig,
+    KalshiNotFound,
+    KalshiProtocolError,
+    KalshiRateLimited,
+    KalshiServerError,
+    KalshiTransportError,
+    Market,
+)
+from kalshi_pipeline.kalshi.client import candle_windows
+from kalshi_pipeline.kalshi.ratelimit import TokenBucket, UnlimitedLimiter, shared_limiter
+from kalshi_pipeline.kalshi.tickers import market_team, parse_game_event
+
+SERIES = "KXNBAGAME"
+KEY_ID = "key-id"
+T = TypeVar("T")
+
+
+def run(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run one async test body on a fresh event loop."""
+    return asyncio.run(fn())  # type: ignore[arg-type]
+
+
+def config_for(sim: Any, **overrides: Any) -> KalshiConfig:
+    """A client config for a simulator: no client-side limit, short backoff."""
+    settings: dict[str, Any] = {
+        "base_url": sim.base_url,
+        "rate_limit_tier": "off",
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.05,
+    }
+    settings.update(overrides)
+    return KalshiConfig(**settings)
+
+
+def test_exchange_status_and_cutoff(simulator: Any) -> None:
+    async def body() -> None:
+        async with KalshiClient(config_for(simulator)) as client:
+            status = await client.get_exchange_status()
+            cutoff = await client.get_historical_cutoff()
+            assert isinstance(status.exchange_active, bool)
+            assert cutoff.market_settled_ts.tzinfo is not None
+            assert client.stats.requests == 2 and client.stats.retries == 0
+
+    run(body)
+
+
+def test_pagination_limit_one_matches_one_big_page(simulator: Any) -> None:
+    async def body() -> None:
+        async with KalshiClient(config_for(simulator)) as client:
+            open_events = await client.list_events(series_ticker=SERIES, status="open")
+            assert open_events, "the default world has live games"
+            big = await client.list_events(series_ticker=SERIES, status="open", page_size=200)
+            before = client.stats.requests
+            small = await client.list_events(series_ticker=SERIES, status="open", page_size=1)
+            assert [e.event_ticker for e in small] == [e.event_ticker for e in big]
+            assert len({e.event_ticker for e in small}) == len(small)
+            assert client.stats.requests - before >= len(small)
+
+            event_ticker = big[0].event_ticker
+            one_by_one = await client.list_markets(event_ticker=event_ticker, page_size=1)
+            assert sorted(m.ticker for m in one_by_one) == sorted(
+                m.ticker for m in await client.list_markets(event_ticker=event_ticker)
+            )
+            assert len(one_by_one) == 2
+            # Filters stay on every page: every market of the walk belongs to the event.
+            assert {m.event_ticker for m in one_by_one} == {event_ticker}
+
+    run(body)
+
+
+def test_events_nested_markets_milestones_and_tickers(simulator: Any) -> None:
+    async def body() -> None:
+        async with KalshiClient(config_for(simulator)) as client:
+            events = await client.list_events(
+                series_ticker=SERIES, status="open", with_nested_markets=True, with_milestones=True
+            )
+            for event in events:
+                assert event.series_ticker == SERIES
+                tickers = [m.ticker for m in event.markets]
+                assert len(tickers) == 2
+                game = parse_game_event(event.event_ticker, tickers)
+                assert {game.away, game.home} == {market_team(t) for t in tickers}
+            event = await client.get_event(events[0].event_ticker, with_nested_markets=True)
+            assert len(event.markets) == 2
+            milestones = await client.list_milestones(related_event_ticker=event.event_ticker)
+            assert all(m.concerns(event.event_ticker) for m in milestones)
+            series = await client.get_series(SERIES)
+            assert series.ticker == SERIES
+
+    run(body)
+
+
+async def _settled_live_market(client: KalshiClient) -> Market:
+    async for market in client.iter_markets(series_ticker=SERIES, status="settled", page_size=50):
+        return market
+    raise AssertionError("the simulated world has no settled market in the live window")
+
+
+def test_candles_single_and_batch_agree_and_chunk(simulator: Any) -> None:
+    async def body() -> None:
+        async with KalshiClient(config_for(simulator)) as client:
+            market = await _settled_live_market(client)
+            sibling = [
+                m.ticker
+                for m in await client.list_markets(event_ticker=market.event_ticker)
+                if m.ticker != market.ticker
+            ]
+            assert market.open_time is not None and market.close_time is not None
+            start = int(market.open_time.timestamp())
+            end = int(market.close_time.timestamp())
+            if market.settlement_ts is not None:
+                end = min(end, int(market.settlement_ts.timestamp()) + 3600)
+            windows = candle_windows(start, end, 1, 5000)
+
+            before = client.stats.requests
+            single = await client.get_market_candlesticks(SERIES, market.ticker, start, end)
+            assert client.stats.requests - before == len(windows)
+            assert single, "a settled market has candles"
+            ends = [c.end_period_ts for c in single]
+            assert ends == sorted(set(ends))
+            assert start <= ends[0] and ends[-1] <= end
+
+            before = client.stats.requests
+            batch = await client.get_candlesticks_batch([market.ticker, *sibling], start, end)
+            periods = (end - start) // 60 + 1
+            assert client.stats.requests - before >= -(-2 * periods // 10_000)
+            assert batch[market.ticker] == single
+            assert [c.raw for c in batch[market.ticker]] == [c.raw for c in single]
+
+            event_candles = await client.get_event_candlesticks(
+                SERIES, market.event_ticker, start, end
+            )
+            assert event_candles[market.ticker] == single
+            for ticker in sibling:
+                assert event_candles[ticker] == batch[ticker]
+
+    run(body)
+
+
+def test_historical_routes(simulator: Any) -> None:
+    async def body() -> None:
+        async with KalshiClient(config_for(simulator)) as client:
+            cutoff = await client.get_historical_cutoff()
+            archived = await client.list_historical_markets(series_ticker=SERIES, page_size=1000)
+            assert archived, "the simulated world has archived markets"
+            market = archived[0]
+            assert market.settlement_ts is None or market.settlement_ts < cutoff.market_settled_ts
+            with pytest.raises(KalshiNotFound):
+                await client.get_market(market.ticker)
+            again = await client.get_historical_market(market.ticker)
+            assert again.ticker == market.ticker
+            assert market.open_time is not None and market.close_time is not None
+            start, end = int(market.open_time.timestamp()), int(market.close_time.timestamp())
+            candles = await client.get_historical_candlesticks(market.ticker, start, end)
+            assert candles and all(c.historical for c in candles)
+            assert [c.end_period_ts for c in candles] == sorted({c.end_period_ts for c in candles})
+            assert "volume" in candles[0].raw and "volume_fp" not in candles[0].raw
+
+    run(body)
+
+
+def test_trades_and_orderbooks(simulator: Any) -> None:
+    async def body() -> None:
+        async with KalshiClient(config_for(simulator)) as client:
+            events = await client.list_events(
+                series_ticker=SERIES, status="open", with_nested_markets=True
+            )
+            tickers = [m.ticker for e in events for m in e.markets]
+            trades = [t async for t in client.iter_trades(ticker=tickers[0], page_size=100)]
+            assert all(t.ticker == tickers[0] for t in trades)
+            assert len({t.trade_id for t in trades}) == len(trades)
+            book = await client.get_orderbook(tickers[0])
+            assert [lv.price for lv in book.yes] == sorted(lv.price for lv in book.yes)
+            books = await client.get_orderbooks(tickers)
+            assert set(books) == set(tickers)
+
+    run(body)
+
+
+def test_many_concurrent_requests(simulator: Any) -> None:
+    async def body() -> None:
+        async with KalshiClient(config_for(simulator, max_concurrency=8)) as client:
+            events = await client.list_events(
+                series_ticker=SERIES, status="open", with_nested_markets=True
+            )
+            tickers = [m.ticker for e in events for m in e.markets] * 10
+            markets = await asyncio.gather(*(client.get_market(t) for t in tickers))
+            assert [m.ticker for m in markets] == tickers
+
+    run(body)
+
+
+def test_scripted_faults_are_retried_and_counted(start_simulator: Callable[..., Any]) -> None:
+    sim = start_simulator(faults="script=429;503;reset;ok")
+
+    async def body() -> None:
+        async with KalshiClient(config_for(sim)) as client:
+            status = await client.get_exchange_status()
+            assert isinstance(status.trading_active, bool)
+            assert client.stats.requests == 4
+            assert client.stats.retries == 3
+            assert client.stats.rate_limited == 1
+            assert client.stats.server_errors == 1
+            assert client.stats.transport_errors == 1
+
+    run(body)
+
+
+def test_random_faults_do_not_change_results(start_simulator: Callable[..., Any]) -> None:
+    clean = start_simulator()
+    faulty = start_simulator(faults="429=0.3,503=0.1,reset=0.05,latency=0.2:50")
+
+    async def walk(sim: Any) -> tuple[list[str], Any]:
+        async with KalshiClient(config_for(sim, max_retries=12)) as client:
+            events = []
+            async for event in client.iter_events(series_ticker=SERIES, status="settled", page_size=5):
+                events.append(event)
+                if len(events) == 20:
+                    break
+            markets = await asyncio.gather(
+                *(client.list_markets(event_ticker=e.event_ticker, page_size=1) for e in events)
+            )
+            return [m.ticker for group in markets for m in group], client.stats
+
+    expected, clean_stats = run(lambda: walk(clean))
+    got, stats = run(lambda: walk(faulty))
+    assert len(expected) == 40 and clean_stats.retries == 0
+    assert got == expected
+    assert stats.retries > 0 and stats.rate_limited > 0 and stats.server_errors > 0
+
+
+@pytest.mark.parametrize(
+    ("faults", "error", "needle"),
+    [
+        ("503=1.0", KalshiServerError, "503"),
+        ("429=1.0", KalshiRateLimited, "429"),
+        ("reset=1.0", KalshiTransportError, "no answer"),
+    ],
+)
+def test_exhausted_retries_raise_a_clear_error(
+    start_simulator: Callable[..., Any], faults: str, error: type[Exception], needle: str
+) -> None:
+    sim = start_simulator(faults=faults)
+
+    async def body() -> None:
+        async with KalshiClient(config_for(sim, max_retries=2)) as client:
+            with pytest.raises(error) as err:
+                await client.get_exchange_status()
+            text = str(err.value)
+            assert "gave up after 3 attempts" in text and needle in text
+            assert "GET /trade-api/v2/exchange/status" in text
+            assert client.stats.requests == 3 and client.stats.retries == 2
+
+    run(body)
+
+
+def test_signed_requests_and_auth_errors(
+    start_simulator: Callable[..., Any], key_pair: Any, other_key_pair: Any
+) -> None:
+    sim = start_simulator(auth_keys={KEY_ID: key_pair.public_pem}, require_auth=True)
+
+    async def body() -> None:
+        good = config_for(sim, api_key_id=KEY_ID, private_key_pem=key_pair.pkcs1_pem)
+        async with KalshiClient(good) as client:
+            markets = await client.list_markets(series_ticker=SERIES, status="open", page_size=1)
+            assert markets
+            # Signed path excludes the query string (limit, cursor, filters are all in the query).
+            candles_market = markets[0]
+            assert await client.get_market(candles_market.ticker)
+        pkcs8 = config_for(sim, api_key_id=KEY_ID, private_key_pem=key_pair.pkcs8_pem)
+        async with KalshiClient(pkcs8) as client:
+            assert (await client.get_exchange_status()) is not None
+
+        wrong = config_for(sim, api_key_id=KEY_ID, private_key_pem=other_key_pair.pkcs1_pem)
+        async with KalshiClient(wrong) as client:
+            with pytest.raises(KalshiAuthError) as err:
+                await client.get_exchange_status()
+            assert err.value.status == 401
+            assert "clock" in str(err.value) and "demo" in str(err.value)
+            assert client.stats.retries == 0
+        async with KalshiClient(config_for(sim)) as client:
+            with pytest.raises(KalshiAuthError):
+                await client.get_exchange_status()
+
+    run(body)
+
+
+def test_404_and_400_carry_kalshi_code_and_message(simulator: Any) -> None:
+    async def body() -> None:
+        async with KalshiClient(config_for(simulator)) as client:
+            with pytest.raises(KalshiNotFound) as missing:
+                await client.get_market("KXNBAGAME-99JAN01AAABBB-AAA")
+            assert missing.value.status == 404 and missing.value.code
+            assert missing.value.message
+            with pytest.raises(KalshiBadRequest) as bad:
+                await client.list_markets(min_created_ts=1, min_close_ts=2)
+            assert bad.value.status == 400 and bad.value.code and bad.value.message
+            with pytest.raises(KalshiBadRequest) as bad_period:
+                market = await _settled_live_market(client)
+                await client.request_json(
+                    "GET",
+                    f"/series/{SERIES}/markets/{market.ticker}/candlesticks",
+                    {"start_ts": 0, "end_ts": 60, "period_interval": 7},
+                )
+            assert bad_period.value.code
+            assert client.stats.retries == 0
+
+    run(body)
+
+
+def test_shared_limiter_keeps_client_under_the_basic_bucket(
+    start_simulator: Callable[..., Any],
+) -> None:
+    sim = start_simulator(rate_limit="basic")
+    requests = 70  # 40 fit the 400-token burst, the rest are paced at 20 per second
+
+    async def hammer(limiter: Any) -> Any:
+        config = config_for(sim, max_retries=0, max_concurrency=32)
+        async with KalshiClient(config, limiter=limiter) as client:
+            # Kalshi's bucket for this caller starts when its first request arrives; a lone first request
+            # pins that instant close to the client's (the jitter headroom covers the rest).
+            await client.get_exchange_status()
+            results = await asyncio.gather(
+                *(client.get_exchange_status() for _ in range(requests)), return_exceptions=True
+            )
+            return results, client.stats
+
+    # The process-wide Basic bucket is fresh or already in debt; either way it never lets the client
+    # exceed what the (fresh) simulator bucket refills.
+    results, stats = run(lambda: hammer(shared_limiter("basic")))
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert stats.rate_limited == 0 and stats.requests == requests + 1
+    # Control: the same burst without a limiter does hit the simulator's bucket.
+    results, stats = run(lambda: hammer(UnlimitedLimiter()))
+    assert stats.rate_limited > 0
+    assert any(isinstance(r, KalshiRateLimited) for r in results)
+
+
+def test_limiter_is_shared_across_event_loops(start_simulator: Callable[..., Any]) -> None:
+    sim = start_simulator(rate_limit="basic")
+    bucket = TokenBucket.for_tier("basic")
+
+    async def batch() -> int:
+        async with KalshiClient(config_for(sim, max_retries=0), limiter=bucket) as client:
+            await client.get_exchange_status()
+            await asyncio.gather(*(client.get_exchange_status() for _ in range(25)))
+            return client.stats.rate_limited
+
+    assert run(batch) == 0
+    assert run(batch) == 0  # second asyncio.run: same bucket, already in debt, still no 429
+
+
+def test_repeated_cursor_is_a_protocol_error() -> None:
+    """A misbehaving server (no real one does this on purpose) that hands back the same cursor."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"markets": [], "cursor": "same"})
+
+    transport = httpx.MockTransport(handler)
+
+    async def body() -> None:
+        config = KalshiConfig(base_url="http://kalshi.invalid/trade-api/v2", rate_limit_tier="off")
+        async with KalshiClient(config, transport=transport) as client:
+            with pytest.raises(KalshiProtocolError, match="cursor 'same' twice"):
+                await client.list_markets()
+
+    run(body)

@@ -1,0 +1,254 @@
+"""Tests of the stream-built 1-minute candles: semantics, gaps, and exact equality with REST candles."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import fields
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig
+from kalshi_pipeline.kalshi.auth import KalshiSigner
+from kalshi_pipeline.kalshi.live_candles import LiveCandle, LiveCandleBuilder, period_end
+from kalshi_pipeline.kalshi.models import Candlestick
+from kalshi_pipeline.kalshi.ws import KalshiWebSocket, StreamEvent, TickerMessage, TradeMessage
+
+D = Decimal
+T = "KXNBAGAME-25DEC19SASATL-ATL"
+NOON = int(datetime(2025, 12, 19, 12, 0, tzinfo=UTC).timestamp()) * 1000
+
+
+def ticker(
+    ts_ms: int,
+    bid: str,
+    ask: str,
+    *,
+    price: str = "0.5000",
+    volume: str = "10.00",
+    oi: str = "5.00",
+) -> TickerMessage:
+    return TickerMessage(
+        type="ticker",
+        sid=1,
+        seq=None,
+        ts_ms=ts_ms,
+        received_ms=ts_ms,
+        raw={},
+        market_ticker=T,
+        price=D(price),
+        yes_bid=D(bid),
+        yes_ask=D(ask),
+        volume=D(volume),
+        open_interest=D(oi),
+    )
+
+
+def trade(ts_ms: int, price: str, count: str) -> TradeMessage:
+    return TradeMessage(
+        type="trade",
+        sid=2,
+        seq=None,
+        ts_ms=ts_ms,
+        received_ms=ts_ms,
+        raw={},
+        market_ticker=T,
+        yes_price=D(price),
+        count=D(count),
+    )
+
+
+def test_end_period_ts_is_the_inclusive_period_end() -> None:
+    assert period_end(NOON + 30_000) == NOON // 1000 + 60  # 12:00:30 -> candle ending 12:01:00
+    assert period_end(NOON + 60_000) == NOON // 1000 + 60  # exactly 12:01:00.000 -> same candle
+    assert period_end(NOON + 60_001) == NOON // 1000 + 120
+    assert period_end(NOON) == NOON // 1000
+
+
+def test_candle_fields_follow_rest_semantics() -> None:
+    b = LiveCandleBuilder()
+    assert (
+        b.apply(ticker(NOON - 5_000, "0.4800", "0.5200", price="0.4900", oi="5.00")) == set()
+    )  # seed
+    end = NOON // 1000 + 60
+    b.apply(trade(NOON + 10_000, "0.5200", "2.00"))
+    b.apply(ticker(NOON + 10_000, "0.4800", "0.5200", price="0.5200", volume="12.00", oi="7.00"))
+    b.apply(ticker(NOON + 20_000, "0.5000", "0.5400"))
+    b.apply(ticker(NOON + 25_000, "0.4600", "0.5300"))
+    b.apply(trade(NOON + 30_000, "0.4600", "1.00"))
+    b.apply(trade(NOON + 60_000, "0.4700", "1.00"))  # 12:01:00.000 is still this candle
+    b.apply(ticker(NOON + 60_000, "0.4600", "0.5300", oi="9.00"))
+    candle = b.candle((T, end))
+    assert candle is not None
+    assert (candle.price_open, candle.price_high, candle.price_low, candle.price_close) == (
+        D("0.52"),
+        D("0.52"),
+        D("0.46"),
+        D("0.47"),
+    )
+    # Volume-weighted mean, rounded half-up to 0.0001: (1.04 + 0.46 + 0.47) / 4 = 0.4925.
+    assert candle.price_mean == D("0.4925") and candle.volume == D("4.00")
+    assert candle.price_previous == D("0.4900")
+    assert (candle.yes_bid_open, candle.yes_bid_high, candle.yes_bid_low, candle.yes_bid_close) == (
+        D("0.48"),
+        D("0.50"),
+        D("0.46"),
+        D("0.46"),
+    )
+    assert (candle.yes_ask_open, candle.yes_ask_high, candle.yes_ask_low, candle.yes_ask_close) == (
+        D("0.52"),
+        D("0.54"),
+        D("0.52"),
+        D("0.53"),
+    )
+    assert candle.open_interest == D("9.00")
+    # The stream started inside the previous minute, so this minute is complete; no earlier minute exists.
+    assert candle.complete and b.candle((T, end - 60)) is None
+    # A quiet minute has no candle; the next active one carries the close as `previous`.
+    b.apply(ticker(NOON + 150_000, "0.4500", "0.5300"))
+    later = b.candle((T, NOON // 1000 + 180))
+    assert later is not None and later.price_open is None and later.price_previous == D("0.47")
+    assert later.volume == 0 and later.yes_bid_open == D("0.46") and later.yes_bid_low == D("0.45")
+
+
+def test_never_traded_market_has_no_previous_price() -> None:
+    b = LiveCandleBuilder()
+    b.apply(ticker(NOON - 1_000, "0.4000", "0.6000", price="0.0000", volume="0.00", oi="0.00"))
+    b.apply(ticker(NOON + 5_000, "0.4100", "0.6000", price="0.0000", volume="0.00", oi="0.00"))
+    candle = b.candle((T, NOON // 1000 + 60))
+    assert candle is not None and candle.price_previous is None and candle.open_interest == 0
+
+
+def test_gaps_mark_minutes_incomplete_until_the_next_message() -> None:
+    b = LiveCandleBuilder()
+    b.apply(ticker(NOON - 1_000, "0.4000", "0.6000"))
+    b.apply(trade(NOON + 5_000, "0.4100", "1.00"))
+    seq_gap = StreamEvent(
+        "gap",
+        at_ms=0,
+        connection=1,
+        channel="trade",
+        market_tickers=(T,),
+        since_ms=NOON + 5_000,
+        until_ms=NOON + 70_000,
+    )
+    assert b.apply(seq_gap) == {(T, NOON // 1000 + 60), (T, NOON // 1000 + 120)}
+    assert not b.candle((T, NOON // 1000 + 60)).complete  # type: ignore[union-attr]
+    # A reconnect gap has no end yet: it closes at the market's first message of the new connection.
+    b.apply(StreamEvent("connect", at_ms=0, connection=2))
+    b.apply(
+        StreamEvent(
+            "gap",
+            at_ms=0,
+            connection=2,
+            channel="ticker",
+            market_tickers=(T,),
+            since_ms=NOON + 200_000,
+            until_ms=None,
+        )
+    )
+    touched = b.apply(
+        ticker(NOON + 330_000, "0.4000", "0.6000")
+    )  # the re-sent snapshot only reseeds
+    assert (T, NOON // 1000 + 360) in touched and (T, NOON // 1000 + 240) in b.dirty_keys()
+    assert b.candle((T, NOON // 1000 + 360)) is None
+    b.clear_dirty(b.dirty_keys())
+    assert b.dirty_keys() == set()
+    assert b.evict(NOON // 1000 + 120) == 1
+
+
+# --------------------------------------------------------------------------- stream vs REST, over sockets
+
+KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+PEM = KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+).decode()
+VALUE_FIELDS = [f.name for f in fields(LiveCandle) if f.name not in ("complete", "last_ts_ms")]
+
+
+def same(live: LiveCandle, rest: Candlestick) -> bool:
+    return all(getattr(live, name) == getattr(rest, name) for name in VALUE_FIELDS)
+
+
+async def stream_into_builder(
+    sim: Any, tickers: list[str], until_sim_ms: int
+) -> tuple[LiveCandleBuilder, list[StreamEvent]]:
+    builder = LiveCandleBuilder()
+    seen: list[StreamEvent] = []
+    ws = KalshiWebSocket(
+        sim.ws_url, signer=KalshiSigner("key-1", KEY).sign, backoff_initial=0.05, backoff_max=0.2
+    )
+    await ws.subscribe(["ticker", "trade"], tickers)
+    world = sim.app.state.world
+    async with ws:
+        while world.now_ms() < until_sim_ms:
+            try:
+                item = await ws.next_item(0.5)
+            except TimeoutError:
+                continue
+            if isinstance(item, StreamEvent):
+                seen.append(item)
+            builder.apply(item)
+    return builder, seen
+
+
+def test_stream_candles_equal_rest_candles_and_faults_lose_nothing(start_simulator: Any) -> None:
+    # Pin both exchanges' clocks 2 s before a minute boundary so one full minute closes after ~62 s.
+    wall = int(time.time())
+    boundary = (wall // 60 + 1) * 60
+    now = datetime.fromtimestamp(boundary - 2, UTC)
+    common = {"now": now, "auth_keys": {"key-1": PEM}, "live_games": 2}
+    clean = start_simulator(**common)
+    faulty = start_simulator(
+        **common,
+        ws_faults="disconnect_after=40,drop_seq_after=30,drop_seq_channel=trade,"
+        "overflow_after=150,overflow_drop=6,malformed_every=50",
+    )
+    world = clean.app.state.world
+    tickers = [t for g in world.games if g.injected for t in g.market_tickers]
+    closed_end = boundary + 60
+    until = closed_end * 1000 + 1500
+
+    async def both() -> list[tuple[LiveCandleBuilder, list[StreamEvent]]]:
+        return await asyncio.gather(
+            stream_into_builder(clean, tickers, until), stream_into_builder(faulty, tickers, until)
+        )
+
+    (clean_b, clean_events), (faulty_b, faulty_events) = asyncio.run(both())
+
+    async def rest() -> dict[str, list[Candlestick]]:
+        config = KalshiConfig(base_url=clean.base_url, rate_limit_tier="off")
+        async with KalshiClient(config) as client:
+            return await client.get_candlesticks_batch(tickers, boundary - 120, closed_end, 1)
+
+    rest_candles = asyncio.run(rest())
+    compared = 0
+    for market in tickers:
+        by_end = {c.end_period_ts: c for c in rest_candles[market]}
+        assert closed_end in by_end, "live games trade every minute"
+        # Clean stream: the fully covered minute equals REST exactly; the partial first one is flagged.
+        live = clean_b.candle((market, closed_end))
+        assert live is not None and live.complete
+        assert same(live, by_end[closed_end]), (live, by_end[closed_end])
+        compared += 1
+        first = clean_b.candle((market, boundary))
+        assert first is None or not first.complete
+        # Faulty stream: every REST minute is either reproduced exactly or flagged for REST backfill.
+        for end, rest_candle in by_end.items():
+            if end <= boundary:
+                continue
+            key = (market, end)
+            if key in faulty_b.dirty_keys():
+                continue
+            candle = faulty_b.candle(key)
+            assert candle is not None and candle.complete, f"{key} was lost without a gap mark"
+            assert same(candle, rest_candle), (candle, rest_candle)
+    assert compared == len(tickers)
+    kinds = {e.kind for e in faulty_events}
+    assert {"disconnect", "gap", "error"} <= kinds
+    assert faulty_b.dirty_keys(), "the injected faults must have been detected"
+    assert not clean_b.dirty_keys() and not [e for e in clean_events if e.kind == "gap"]

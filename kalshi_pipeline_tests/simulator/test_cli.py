@@ -1,0 +1,60 @@
+"""The `kalshi-pipeline simulator` subcommand's options."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from kalshi_pipeline.simulator.cli import config_from_args, configure_parser
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    configure_parser(parser)
+    return parser.parse_args(argv)
+
+
+def test_defaults_and_options() -> None:
+    config = config_from_args(parse())
+    assert (config.seed, config.rate_limit, config.game_minutes, config.live_games) == (
+        42,
+        "basic",
+        None,
+        0,
+    )
+    config = config_from_args(
+        parse(
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--seed",
+            "9",
+            "--live-games",
+            "3",
+            "--game-minutes",
+            "20",
+            "--rate-limit",
+            "premier",
+            "--auth-key",
+            "abc=/tmp/key.pem",
+            "--require-auth",
+            "--faults",
+            "500=0.1,script=429;ok",
+        )
+    )
+    assert config.auth_keys == {"abc": "/tmp/key.pem"}
+    assert (config.port, config.seed, config.live_games, config.game_minutes) == (0, 9, 3, 20)
+    assert config.require_auth and config.rate_limit == "premier"
+
+
+def test_bad_options_are_explained() -> None:
+    with pytest.raises(ValueError, match="KEY_ID=PEM_OR_PATH"):
+        config_from_args(parse("--auth-key", "no-equals-sign"))
+    with pytest.raises(ValueError, match="unknown fault"):
+        config_from_args(parse("--faults", "teapot=1"))
+    with pytest.raises(ValueError, match="live_games"):
+        config_from_args(parse("--live-games", "99"))
+    with pytest.raises(SystemExit):
+        parse("--rate-limit", "platinum")

@@ -1,0 +1,55 @@
+"""The code location loads: assets, checks, partitions, backfill policy and resources."""
+
+import dagster as dg
+
+from kalshi_pipeline.defs.partitions import game_date_partitions
+from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
+
+
+def test_definitions_load_with_assets_checks_and_resources() -> None:
+    from kalshi_pipeline.definitions import defs
+
+    repo = defs.get_repository_def()
+    graph = repo.asset_graph
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {"kalshi/markets", "kalshi/candlesticks_raw", "kalshi/candlesticks"} <= keys
+    checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
+    assert {
+        ("kalshi/markets", "schema"),
+        ("kalshi/markets", "markets_per_game"),
+        ("kalshi/candlesticks_raw", "schema"),
+        ("kalshi/candlesticks", "schema"),
+        ("kalshi/candlesticks", "rejects"),
+        ("kalshi/candlesticks", "minute_grid"),
+    } <= checks
+    for key in ("markets", "candlesticks_raw", "candlesticks"):
+        node = graph.get(dg.AssetKey(["kalshi", key]))
+        assert node.partitions_def == game_date_partitions
+        assert node.backfill_policy == dg.BackfillPolicy.single_run()
+    assert graph.get(dg.AssetKey(["kalshi", "candlesticks"])).parent_keys == {
+        dg.AssetKey(["kalshi", "candlesticks_raw"])
+    }
+    assert graph.get(dg.AssetKey(["kalshi", "candlesticks_raw"])).parent_keys == {
+        dg.AssetKey(["kalshi", "markets"])
+    }
+    resources = defs.resources
+    assert isinstance(resources["kalshi"], KalshiApiResource)
+    assert isinstance(resources["warehouse"], WarehouseResource)
+
+
+def test_rejects_check_is_blocking() -> None:
+    from kalshi_pipeline.definitions import defs
+
+    graph = defs.get_repository_def().asset_graph
+    spec = graph.get_check_spec(
+        dg.AssetCheckKey(dg.AssetKey(["kalshi", "candlesticks"]), "rejects")
+    )
+    assert spec.blocking
+
+
+def test_workspace_yaml_points_at_the_module() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "workspace.yaml").read_text()
+    assert "module_name: kalshi_pipeline.definitions" in text
+    assert "working_directory: ." in text

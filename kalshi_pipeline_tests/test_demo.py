@@ -1,0 +1,47 @@
+"""`kalshi-pipeline demo` end to end: its own simulator, real Dagster runs, a per-game summary."""
+
+from pathlib import Path
+
+import pytest
+
+from kalshi_pipeline.cli import main
+from kalshi_pipeline.warehouse import open_warehouse
+
+
+def test_demo_materializes_recent_and_archived_dates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"duckdb:///{tmp_path}/demo.duckdb"
+    code = main(
+        [
+            "demo",
+            "--warehouse-url",
+            url,
+            "--dagster-home",
+            str(tmp_path / "home"),
+            "--recent-dates",
+            "1",
+            "--archived-dates",
+            "1",
+            "--rate-limit",
+            "off",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "(recent) materialized" in out and "(archived) materialized" in out
+    assert "all checks passed" in out and "failed checks" not in out
+    assert "dagster dev -w workspace.yaml" in out
+    wh = open_warehouse(url)
+    try:
+        markets = wh.query_df("SELECT * FROM kalshi.markets")
+        counts = wh.query_df("SELECT count(*) AS n FROM kalshi.candlesticks")
+    finally:
+        wh.close()
+    assert set(markets["source"]) == {"live", "historical"}
+    assert int(counts["n"].iloc[0]) > 0
+    games = markets["event_ticker"].nunique()
+    summary = [line for line in out.splitlines() if " @ " in line]
+    assert len(summary) == games
+    assert all("%" in line for line in summary)
+    assert (tmp_path / "home" / "dagster.yaml").exists()

@@ -1,0 +1,355 @@
+"""Behaviour of the warehouse API on both dialects: schema, upserts, exactness, transactions, domain queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+
+from kalshi_pipeline.warehouse import (
+    MIGRATIONS,
+    TABLES,
+    Warehouse,
+    WarehouseDataError,
+    WarehouseQueryError,
+    open_warehouse,
+)
+from kalshi_pipeline_tests.warehouse.builders import EVENT, GAME_DATE, T0, candle_rows, market_rows
+
+ATL = f"{EVENT}-ATL"
+SAS = f"{EVENT}-SAS"
+
+
+def _candles(wh: Warehouse, table: str = "candlesticks") -> pd.DataFrame:
+    return wh.query_df(f"SELECT * FROM kalshi.{table} ORDER BY ticker, end_period_ts")
+
+
+def test_ensure_schema_is_idempotent_and_records_migrations(wh_url: str) -> None:
+    wh = open_warehouse(wh_url)
+    assert wh.applied_migrations() == []
+    assert wh.ensure_schema() == [m.version for m in MIGRATIONS]
+    assert wh.ensure_schema() == []
+    assert open_warehouse(wh_url).ensure_schema() == []
+    recorded = wh.query_df("SELECT version, description, applied_at FROM kalshi.schema_migrations")
+    assert list(recorded["version"]) == [m.version for m in MIGRATIONS]
+    assert str(recorded["applied_at"].dt.tz) == "UTC"
+    assert wh.table_counts() == dict.fromkeys(TABLES, 0)
+
+
+def test_tables_have_the_contract_columns(wh: Warehouse) -> None:
+    for name, spec in TABLES.items():
+        df = wh.query_df(f"SELECT * FROM kalshi.{name} WHERE 1 = 0")
+        assert tuple(df.columns) == spec.column_names
+
+
+def test_upsert_inserts_then_updates_without_duplicates(wh: Warehouse) -> None:
+    with wh.transaction() as tx:
+        assert tx.upsert("candlesticks", candle_rows(n=3)) == 3
+    first = _candles(wh)
+    changed = candle_rows(start_ts=T0 + 120, n=2, close=Decimal("0.6100"), source="live")
+    with wh.transaction() as tx:
+        assert tx.upsert("kalshi.candlesticks", changed) == 2
+    after = _candles(wh)
+    assert len(after) == 4
+    assert list(after["price_close"]) == [
+        Decimal("0.5"),
+        Decimal("0.5"),
+        Decimal("0.61"),
+        Decimal("0.61"),
+    ]
+    assert list(after["source"]) == ["historical", "historical", "live", "live"]
+    assert after["ingested_at"].iloc[2] >= first["ingested_at"].iloc[2]
+
+
+def test_upsert_collapses_repeated_keys_to_the_last_row(wh: Warehouse) -> None:
+    rows = pd.concat(
+        [candle_rows(n=2), candle_rows(n=1, close=Decimal("0.7700"))], ignore_index=True
+    )
+    assert wh.upsert("candlesticks", rows) == 2
+    assert list(_candles(wh)["price_close"]) == [Decimal("0.77"), Decimal("0.5")]
+
+
+def test_decimals_round_trip_exactly_with_nulls(wh: Warehouse) -> None:
+    values = [Decimal("0.9870"), Decimal("12.34"), Decimal("0.0005"), None, Decimal("0.000001")]
+    counts = [
+        Decimal("0.01"),
+        Decimal("123456789012345678.123456"),
+        Decimal("0"),
+        Decimal("7.5"),
+        3,
+    ]
+    rows = candle_rows(n=5)
+    rows["price_mean"] = values
+    rows["volume"] = counts
+    rows["price_previous"] = ["0.1234", None, "1", "0.5", None]
+    rows["yes_bid_close"] = None
+    wh.upsert("candlesticks", rows)
+    back = _candles(wh)
+    assert list(back["price_mean"]) == values
+    assert all(isinstance(v, Decimal) for v in back["price_mean"].dropna())
+    assert list(back["volume"]) == [Decimal(str(c)) for c in counts]
+    assert list(back["price_previous"]) == [
+        Decimal("0.1234"),
+        None,
+        Decimal(1),
+        Decimal("0.5"),
+        None,
+    ]
+    assert back["yes_bid_close"].isna().all()
+
+
+def test_timestamps_are_utc_and_dates_are_dates(wh: Warehouse) -> None:
+    rows = candle_rows(n=2)
+    rows["end_period_ts"] = [
+        pd.Timestamp("2025-12-19 19:00", tz="America/New_York"),
+        T0 + 60,  # Unix seconds are accepted too
+    ]
+    rows["end_period_ts"] = rows["end_period_ts"].astype(object)
+    wh.upsert("candlesticks", rows)
+    back = _candles(wh)
+    assert str(back["end_period_ts"].dt.tz) == "UTC"
+    assert list(back["end_period_ts"]) == [
+        pd.Timestamp(T0, unit="s", tz="UTC"),
+        pd.Timestamp(T0 + 60, unit="s", tz="UTC"),
+    ]
+    assert list(back["game_date"]) == [GAME_DATE, GAME_DATE]
+    assert str(back["ingested_at"].dt.tz) == "UTC"
+
+
+def test_payload_text_is_kept_byte_for_byte(wh: Warehouse) -> None:
+    payload = (
+        '{"end_period_ts":1766188800, "price": {"close_dollars": "0.5000"},\t"note":"a\\\\b é\\n"}'
+    )
+    rows = candle_rows(n=1).drop(
+        columns=[
+            c for c in candle_rows(n=1).columns if c.startswith(("price", "yes", "vol", "open_"))
+        ]
+    )
+    rows["payload"] = [payload]
+    wh.upsert("candlesticks_raw", rows)
+    assert wh.query_df("SELECT payload FROM kalshi.candlesticks_raw")["payload"].iloc[0] == payload
+
+
+def test_exception_mid_transaction_rolls_everything_back(wh: Warehouse) -> None:
+    wh.upsert("candlesticks", candle_rows(n=3))
+    wh.upsert("markets", market_rows())
+    before = _candles(wh)
+    with pytest.raises(RuntimeError, match="boom"), wh.transaction() as tx:
+        tx.upsert("candlesticks", candle_rows(n=5, close=Decimal("0.9900")))
+        tx.delete_candles("candlesticks", [ATL], T0, T0 + 60)
+        tx.execute("UPDATE kalshi.markets SET status = %s", ["settled"])
+        raise RuntimeError("boom")
+    pd.testing.assert_frame_equal(_candles(wh), before)
+    assert set(wh.query_df("SELECT status FROM kalshi.markets")["status"]) == {"active"}
+
+
+def test_failed_statement_rolls_back_and_says_why(wh: Warehouse) -> None:
+    wh.upsert("candlesticks", candle_rows(n=2))
+    with pytest.raises(WarehouseQueryError, match="no_such_table"), wh.transaction() as tx:
+        tx.delete_candles("candlesticks", None, T0, T0 + 600)
+        tx.execute("SELECT * FROM kalshi.no_such_table")
+    assert len(_candles(wh)) == 2
+
+
+def test_delete_candles_window_is_inclusive(wh: Warehouse) -> None:
+    wh.upsert("candlesticks", candle_rows(ATL, n=6))
+    wh.upsert("candlesticks", candle_rows(SAS, n=6))
+    wh.upsert("candlesticks", candle_rows(ATL, n=2, period_interval=60))
+    with wh.transaction() as tx:
+        assert tx.delete_candles("candlesticks", [ATL], T0 + 60, T0 + 180, period_interval=1) == 3
+        assert tx.delete_candles("candlesticks", [], T0, T0 + 600) == 0
+        assert tx.delete_candles("candlesticks", [ATL], T0 + 61, T0 + 119) == 0
+    left = _candles(wh)
+    atl = left[(left["ticker"] == ATL) & (left["period_interval"] == 1)]
+    assert [int(ts.timestamp()) - T0 for ts in atl["end_period_ts"]] == [0, 240, 300]
+    assert (left["ticker"] == SAS).sum() == 6
+    assert ((left["ticker"] == ATL) & (left["period_interval"] == 60)).sum() == 2
+    start = dt.datetime.fromtimestamp(T0, dt.UTC)
+    with wh.transaction() as tx:
+        assert tx.delete_candles("candlesticks", None, start, T0 + 300) == 9
+
+
+def test_delete_then_upsert_same_keys_in_one_transaction(wh: Warehouse) -> None:
+    wh.upsert("candlesticks", candle_rows(n=4))
+    with wh.transaction() as tx:
+        tx.delete_candles("candlesticks", [ATL], T0, T0 + 180)
+        tx.upsert("candlesticks", candle_rows(n=2, close=Decimal("0.4200")))
+    assert list(_candles(wh)["price_close"]) == [Decimal("0.42"), Decimal("0.42")]
+
+
+def test_query_df_parameters_positional_named_and_lists(wh: Warehouse) -> None:
+    wh.upsert("candlesticks", candle_rows(ATL, n=3))
+    wh.upsert("candlesticks", candle_rows(SAS, n=3))
+    positional = wh.query_df(
+        "SELECT count(*) AS n FROM kalshi.candlesticks WHERE ticker = ANY(%s) AND end_period_ts > %s",
+        [[ATL], dt.datetime.fromtimestamp(T0, dt.UTC)],
+    )
+    assert int(positional["n"].iloc[0]) == 2
+    named = wh.query_df(
+        "SELECT ticker FROM kalshi.candlesticks WHERE ticker LIKE %(p)s || '%%' AND game_date = %(d)s "
+        "GROUP BY ticker ORDER BY ticker",
+        {"p": "KXNBAGAME", "d": GAME_DATE},
+    )
+    assert list(named["ticker"]) == [ATL, SAS]
+    with wh.transaction() as tx:
+        inside = tx.query_df("SELECT sum(volume) AS v FROM kalshi.candlesticks")
+    assert inside["v"].iloc[0] == Decimal("60.00")
+
+
+def test_upsert_rejects_unknown_tables_and_wrong_columns(wh: Warehouse) -> None:
+    rows = candle_rows(n=1)
+    with pytest.raises(WarehouseDataError, match="unknown warehouse table"):
+        wh.upsert("candlesticks; DROP TABLE kalshi.markets", rows)
+    with pytest.raises(
+        WarehouseDataError, match=r"missing columns \['price_close'\].*unknown columns \['bogus'\]"
+    ):
+        wh.upsert("candlesticks", rows.drop(columns=["price_close"]).assign(bogus=1))
+    with pytest.raises(WarehouseDataError, match="price_close is float"):
+        wh.upsert("candlesticks", rows.assign(price_close=[0.5]))
+    with pytest.raises(WarehouseDataError, match="more than 6 fractional digits"):
+        wh.upsert("candlesticks", rows.assign(price_close=[Decimal("0.1234567")]))
+    with pytest.raises(WarehouseDataError, match="naive"):
+        wh.upsert("candlesticks", rows.assign(end_period_ts=[pd.Timestamp("2025-12-20 00:00")]))
+    with pytest.raises(WarehouseDataError, match="NOT NULL"):
+        wh.upsert("candlesticks", rows.assign(event_ticker=[None]))
+    assert wh.table_counts()["candlesticks"] == 0
+    assert wh.upsert("candlesticks", rows.iloc[0:0]) == 0
+
+
+def test_games_groups_markets_per_event(wh: Warehouse) -> None:
+    other = "KXNBAGAME-25DEC20LALBOS"
+    wh.upsert("markets", market_rows())
+    wh.upsert(
+        "markets",
+        market_rows(
+            other,
+            game_date=dt.date(2025, 12, 20),
+            status="finalized",
+            settlement_ts=pd.Timestamp("2025-12-21 03:00", tz="UTC"),
+            scheduled_start=pd.Timestamp("2025-12-21 00:30", tz="UTC"),
+        ),
+    )
+    games = wh.games()
+    assert list(games["event_ticker"]) == [EVENT, other]
+    first = games.iloc[0]
+    assert first["tickers"] == [ATL, SAS]
+    assert first["statuses"] == ["active"]
+    assert not first["all_settled"]
+    assert first["game_date"] == GAME_DATE
+    assert (first["away_team"], first["home_team"], first["n_markets"]) == ("SAS", "ATL", 2)
+    assert first["scheduled_start"] == pd.Timestamp(T0, unit="s", tz="UTC")
+    assert bool(games.iloc[1]["all_settled"])
+    assert list(wh.games(game_dates=[dt.date(2025, 12, 20)])["event_ticker"]) == [other]
+    assert wh.games(game_dates=[]).empty
+    late = dt.datetime(2025, 12, 21, 3, 30, tzinfo=dt.UTC)
+    assert list(wh.games(start=late)["event_ticker"]) == []  # both finished/closed before
+    window = wh.games(
+        start=dt.datetime(2025, 12, 20, 1, tzinfo=dt.UTC),
+        end=dt.datetime(2025, 12, 20, 2, tzinfo=dt.UTC),
+    )
+    assert list(window["event_ticker"]) == [EVENT]
+
+
+def test_newest_candle_ts_per_ticker(wh: Warehouse) -> None:
+    assert wh.newest_candle_ts([ATL]) == {}
+    wh.upsert("candlesticks", candle_rows(ATL, n=4))
+    wh.upsert("candlesticks", candle_rows(SAS, n=2))
+    wh.upsert("candlesticks", candle_rows(SAS, start_ts=T0 + 3600, n=1, period_interval=60))
+    newest = wh.newest_candle_ts([ATL, SAS, "NOPE"])
+    assert newest == {
+        ATL: dt.datetime.fromtimestamp(T0 + 180, dt.UTC),
+        SAS: dt.datetime.fromtimestamp(T0 + 60, dt.UTC),
+    }
+    assert newest[ATL].tzinfo is not None
+    assert wh.newest_candle_ts([SAS], period_interval=60) == {
+        SAS: dt.datetime.fromtimestamp(T0 + 3600, dt.UTC)
+    }
+
+
+def _rejected(ticker: str, start_ts: int, n: int) -> pd.DataFrame:
+    rows = candle_rows(ticker, start_ts=start_ts, n=n)
+    rows["reasons"] = "price_low > price_high"
+    rows["payload"] = "{}"
+    return rows
+
+
+def _raw(ticker: str, start_ts: int, n: int) -> pd.DataFrame:
+    rows = candle_rows(ticker, start_ts=start_ts, n=n)[
+        [
+            "ticker",
+            "event_ticker",
+            "series_ticker",
+            "game_date",
+            "period_interval",
+            "end_period_ts",
+            "source",
+        ]
+    ]
+    rows["payload"] = "{}"
+    return rows
+
+
+def test_candle_counts_and_partition_summary(wh: Warehouse) -> None:
+    assert wh.candle_counts(GAME_DATE).empty
+    wh.upsert("markets", market_rows())
+    with wh.transaction() as tx:
+        tx.upsert("candlesticks_raw", _raw(ATL, T0, 5))
+        closes = [None, Decimal("0.4100"), Decimal("0.4500"), Decimal("0.4700")]
+        atl = candle_rows(ATL, n=4)
+        atl["price_close"] = closes
+        tx.upsert("candlesticks", atl)
+        tx.upsert("candlesticks_rejected", _rejected(ATL, T0 + 240, 1))
+    counts = wh.candle_counts(GAME_DATE)
+    assert list(counts["ticker"]) == [ATL]
+    row = counts.iloc[0]
+    assert (row["raw"], row["candles"], row["rejected"], row["event_ticker"]) == (5, 4, 1, EVENT)
+    assert row["first_ts"] == pd.Timestamp(T0, unit="s", tz="UTC")
+    assert row["last_ts"] == pd.Timestamp(T0 + 180, unit="s", tz="UTC")
+    assert wh.candle_counts(dt.date(2025, 12, 20)).empty
+
+    summary = wh.partition_summary([GAME_DATE])
+    assert list(summary["ticker"]) == [ATL, SAS]
+    atl_row, sas_row = summary.iloc[0], summary.iloc[1]
+    assert (atl_row["candles"], atl_row["rejected"]) == (4, 1)
+    assert atl_row["first_price_close"] == Decimal("0.41")
+    assert atl_row["last_price_close"] == Decimal("0.47")
+    assert sas_row["candles"] == 0 and pd.isna(sas_row["last_price_close"])
+    assert wh.partition_summary([]).empty
+
+
+def test_reads_during_a_transaction_see_committed_data_only(wh: Warehouse) -> None:
+    wh.upsert("candlesticks", candle_rows(n=2))
+    with wh.transaction() as tx:
+        tx.upsert("candlesticks", candle_rows(start_ts=T0 + 600, n=3))
+        assert len(tx.query_df("SELECT ticker FROM kalshi.candlesticks")) == 5
+        assert wh.table_counts()["candlesticks"] == 2
+        assert wh.newest_candle_ts([ATL]) == {ATL: dt.datetime.fromtimestamp(T0 + 60, dt.UTC)}
+    assert wh.table_counts()["candlesticks"] == 5
+
+
+def test_query_df_types_match_across_dialects(wh: Warehouse) -> None:
+    rows = candle_rows(n=3)
+    rows["price_low"] = [Decimal("0.0001"), None, Decimal("0.5")]
+    rows["game_date"] = [GAME_DATE, None, GAME_DATE]
+    wh.upsert("candlesticks", rows)
+    df = wh.query_df(
+        "SELECT end_period_ts, game_date, price_low, period_interval, "
+        "CASE WHEN price_low IS NULL THEN NULL ELSE period_interval END AS maybe_int, "
+        "ticker, price_low IS NULL AS no_low "
+        "FROM kalshi.candlesticks ORDER BY end_period_ts"
+    )
+    assert str(df["end_period_ts"].dtype) == "datetime64[us, UTC]"
+    assert list(df["game_date"]) == [GAME_DATE, None, GAME_DATE]
+    assert list(df["price_low"]) == [Decimal("0.0001"), None, Decimal("0.5")]
+    assert str(df["period_interval"].dtype) == "int64"
+    assert str(df["maybe_int"].dtype) == "Int64" and df["maybe_int"].isna().sum() == 1
+    assert list(df["no_low"]) == [False, True, False]
+    totals = wh.query_df(
+        "SELECT sum(period_interval) AS s, count(*) AS n, sum(volume) AS v FROM kalshi.candlesticks"
+    )
+    assert (int(totals["s"].iloc[0]), int(totals["n"].iloc[0])) == (3, 3)
+    assert totals["v"].iloc[0] == Decimal("30.00")
+    empty = wh.query_df("SELECT price_close, end_period_ts FROM kalshi.candlesticks WHERE 1 = 0")
+    assert list(empty.columns) == ["price_close", "end_period_ts"] and empty.empty

@@ -14,6 +14,8 @@ and how often each game date was refreshed. p50/p95 everywhere; results in bench
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -35,7 +37,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results" / "live.json"
-PG_ADMIN = os.environ.get("KALSHI_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "KALSHI_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def _free_port() -> int:
@@ -157,6 +161,7 @@ def main() -> int:
     samples: list[dict[str, Any]] = []
     started_at = time.time()
     first_candle_s: float | None = None
+    stack = contextlib.ExitStack()
     try:
         procs.append(
             subprocess.Popen(
@@ -164,12 +169,15 @@ def main() -> int:
                  str(port), "--live-games", str(args.live_games), "--game-minutes",
                  str(args.game_minutes)],
                 cwd=ROOT, env=env, start_new_session=True,
-                stdout=open(logs / "simulator.log", "w"), stderr=subprocess.STDOUT,
+                stdout=stack.enter_context(open(logs / "simulator.log", "w")),  # noqa: SIM115
+                stderr=subprocess.STDOUT,
             )
         )  # fmt: skip
         for _ in range(150):
             try:
-                httpx.get(f"{env['KALSHI_API_BASE_URL']}/exchange/status", timeout=1).raise_for_status()
+                httpx.get(
+                    f"{env['KALSHI_API_BASE_URL']}/exchange/status", timeout=1
+                ).raise_for_status()
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
@@ -177,7 +185,8 @@ def main() -> int:
             subprocess.Popen(
                 [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
                 cwd=ROOT, env=env, start_new_session=True,
-                stdout=open(logs / "daemon.log", "w"), stderr=subprocess.STDOUT,
+                stdout=stack.enter_context(open(logs / "daemon.log", "w")),  # noqa: SIM115
+                stderr=subprocess.STDOUT,
             )
         )  # fmt: skip
         start_cmd = subprocess.run(
@@ -206,6 +215,7 @@ def main() -> int:
     finally:
         for proc in reversed(procs):
             _stop(proc)
+        stack.close()
 
     runs = run_records(home)
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
@@ -220,7 +230,7 @@ def main() -> int:
     for r in sorted(done, key=lambda r: r["ended"]):
         if r["kind"] == "live" and r["status"] == "SUCCESS":
             live_ends.setdefault(r["date"], []).append(r["ended"])
-    intervals = [b - a for ends in live_ends.values() for a, b in zip(ends, ends[1:], strict=False)]
+    intervals = [b - a for ends in live_ends.values() for a, b in itertools.pairwise(ends)]
     result = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "setup": {
@@ -241,7 +251,9 @@ def main() -> int:
         ),
         "runs": {
             "total": len(runs),
-            "by_status": {s: sum(r["status"] == s for r in runs) for s in {r["status"] for r in runs}},
+            "by_status": {
+                s: sum(r["status"] == s for r in runs) for s in {r["status"] for r in runs}
+            },
             "by_kind": {k: sum(r["kind"] == k for r in runs) for k in {r["kind"] for r in runs}},
         },
         "run_created_to_started_s": _summary(queue),

@@ -121,8 +121,9 @@ def candle_windows(
     return windows
 
 
-def _periods_in(start_ts: int, end_ts: int, period_interval: int) -> int:
-    return (end_ts - start_ts) // (period_interval * 60) + 1
+def _periods_bound(start_ts: int, end_ts: int, period_interval: int) -> int:
+    """An upper bound of the period count of `[start_ts, end_ts]` under any counting convention."""
+    return -(-(end_ts - start_ts) // (period_interval * 60)) + 1
 
 
 def _format_param(value: Any) -> str:
@@ -696,7 +697,9 @@ class KalshiClient:
         result: dict[str, list[Candlestick]] = {t: [] for t in unique}
         if not unique:
             return result
-        total_periods = _periods_in(start_ts, end_ts, period_interval) if end_ts >= start_ts else 1
+        total_periods = (
+            _periods_bound(start_ts, end_ts, period_interval) if end_ts >= start_ts else 1
+        )
         window_periods = min(total_periods, SINGLE_MAX_CANDLES)
         group = max(1, min(BATCH_MAX_TICKERS, BATCH_MAX_CANDLES // window_periods))
         windows = candle_windows(start_ts, end_ts, period_interval, window_periods)

@@ -156,9 +156,6 @@ def shared_limiter(tier: str = "basic") -> RateLimiter:
     with _shared_lock:
         limiter = _shared.get(name)
         if limiter is None:
-            if name == "off":
-                limiter = UnlimitedLimiter()
-            else:
-                limiter = TokenBucket.for_tier(name)
+            limiter = UnlimitedLimiter() if name == "off" else TokenBucket.for_tier(name)
             _shared[name] = limiter
         return limiter

@@ -219,8 +219,92 @@ CANDLESTICKS_REJECTED = TableSpec(
     indexes=_CANDLE_INDEXES,
 )
 
+# WebSocket stream tables (owner: the stream issue; written by `kalshi_pipeline.warehouse.stream`).
+TICKS = TableSpec(
+    "ticks",
+    columns=(
+        _c("ticker", TEXT, nullable=False),
+        _c("ts", TIMESTAMPTZ, nullable=False),
+        _c("received_at", TIMESTAMPTZ, nullable=False),
+        _c("price", PRICE),
+        _c("yes_bid", PRICE),
+        _c("yes_ask", PRICE),
+        _c("yes_bid_size", COUNT),
+        _c("yes_ask_size", COUNT),
+        _c("volume", COUNT),
+        _c("open_interest", COUNT),
+        _INGESTED_AT,
+    ),
+    primary_key=("ticker", "ts"),
+)
+
+TRADES = TableSpec(
+    "trades",
+    columns=(
+        _c("trade_id", TEXT, nullable=False),
+        _c("ticker", TEXT, nullable=False),
+        _c("ts", TIMESTAMPTZ, nullable=False),
+        _c("received_at", TIMESTAMPTZ),
+        _c("yes_price", PRICE, nullable=False),
+        _c("no_price", PRICE),
+        _c("count", COUNT, nullable=False),
+        _c("taker_outcome_side", TEXT),
+        _c("taker_book_side", TEXT),
+        _c("is_block_trade", BOOL),
+        _c("source", TEXT, nullable=False),
+        _INGESTED_AT,
+    ),
+    primary_key=("trade_id",),
+    indexes=(("ticker", "ts"),),
+)
+
+STREAM_EVENTS = TableSpec(
+    "stream_events",
+    columns=(
+        _c("event_id", TEXT, nullable=False),
+        _c("run_id", TEXT),
+        _c("event_at", TIMESTAMPTZ, nullable=False),
+        _c("kind", TEXT, nullable=False),
+        _c("connection", INT),
+        _c("channel", TEXT),
+        _c("sid", INT),
+        _c("market_tickers", TEXT),
+        _c("since_ts", TIMESTAMPTZ),
+        _c("until_ts", TIMESTAMPTZ),
+        _c("code", INT),
+        _c("detail", TEXT),
+        _INGESTED_AT,
+    ),
+    primary_key=("event_id",),
+    indexes=(("event_at",), ("kind",)),
+)
+
+# Every stream-built candle as last built (kept after REST replaces it in `candlesticks`, for the audit).
+CANDLESTICKS_WS = TableSpec(
+    "candlesticks_ws",
+    columns=(
+        *_CANDLE_KEY,
+        *_CANDLE_VALUES,
+        _c("complete", BOOL, nullable=False),
+        _c("last_event_ts", TIMESTAMPTZ),
+        _INGESTED_AT,
+    ),
+    primary_key=_CANDLE_PK,
+    indexes=_CANDLE_INDEXES,
+)
+
 TABLES: dict[str, TableSpec] = {
-    spec.name: spec for spec in (MARKETS, CANDLESTICKS_RAW, CANDLESTICKS, CANDLESTICKS_REJECTED)
+    spec.name: spec
+    for spec in (
+        MARKETS,
+        CANDLESTICKS_RAW,
+        CANDLESTICKS,
+        CANDLESTICKS_REJECTED,
+        TICKS,
+        TRADES,
+        STREAM_EVENTS,
+        CANDLESTICKS_WS,
+    )
 }
 CANDLE_TABLES = frozenset({"candlesticks_raw", "candlesticks", "candlesticks_rejected"})
 
@@ -268,6 +352,7 @@ def _both(*specs: TableSpec) -> dict[str, tuple[str, ...]]:
 
 
 _V1 = _both(MARKETS, CANDLESTICKS_RAW, CANDLESTICKS, CANDLESTICKS_REJECTED)
+_V2 = _both(TICKS, TRADES, STREAM_EVENTS, CANDLESTICKS_WS)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -275,6 +360,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "markets, candlesticks_raw, candlesticks, candlesticks_rejected",
         postgres=_V1["postgres"],
         duckdb=_V1["duckdb"],
+    ),
+    Migration(
+        2,
+        "WebSocket stream: ticks, trades, stream_events, candlesticks_ws",
+        postgres=_V2["postgres"],
+        duckdb=_V2["duckdb"],
     ),
 )
 

@@ -4,6 +4,7 @@ retries under injected faults, authentication, error bodies and staying inside t
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ from kalshi_pipeline.kalshi import (
     KalshiBadRequest,
     KalshiClient,
     KalshiConfig,
+    KalshiError,
     KalshiNotFound,
     KalshiProtocolError,
     KalshiRateLimited,
@@ -98,8 +100,17 @@ def test_events_nested_markets_milestones_and_tickers(simulator: Any) -> None:
                 assert {game.away, game.home} == {market_team(t) for t in tickers}
             event = await client.get_event(events[0].event_ticker, with_nested_markets=True)
             assert len(event.markets) == 2
+            assert all(e.milestones for e in events)
             milestones = await client.list_milestones(related_event_ticker=event.event_ticker)
-            assert all(m.concerns(event.event_ticker) for m in milestones)
+            assert milestones and all(m.concerns(event.event_ticker) for m in milestones)
+            assert milestones[0].start_date == events[0].milestones[0].start_date
+            sports = await client.list_milestones(
+                category="Sports",
+                type="basketball_game",
+                minimum_start_date=milestones[0].start_date,
+                page_size=3,
+            )
+            assert sports and all(m.start_date >= milestones[0].start_date for m in sports)
             series = await client.get_series(SERIES)
             assert series.ticker == SERIES
 
@@ -107,6 +118,7 @@ def test_events_nested_markets_milestones_and_tickers(simulator: Any) -> None:
 
 
 async def _settled_live_market(client: KalshiClient) -> Market:
+    """The first settled market still in the live window."""
     async for market in client.iter_markets(series_ticker=SERIES, status="settled", page_size=50):
         return market
     raise AssertionError("the simulated world has no settled market in the live window")
@@ -115,40 +127,52 @@ async def _settled_live_market(client: KalshiClient) -> Market:
 def test_candles_single_and_batch_agree_and_chunk(simulator: Any) -> None:
     async def body() -> None:
         async with KalshiClient(config_for(simulator)) as client:
-            market = await _settled_live_market(client)
-            sibling = [
-                m.ticker
-                for m in await client.list_markets(event_ticker=market.event_ticker)
-                if m.ticker != market.ticker
-            ]
-            assert market.open_time is not None and market.close_time is not None
-            start = int(market.open_time.timestamp())
-            end = int(market.close_time.timestamp())
-            if market.settlement_ts is not None:
-                end = min(end, int(market.settlement_ts.timestamp()) + 3600)
+            settled = []
+            async for m in client.iter_markets(series_ticker=SERIES, status="settled", page_size=8):
+                settled.append(m)
+                if len(settled) == 4:
+                    break
+            market = settled[0]
+            assert market.open_time is not None and market.settlement_ts is not None
+            # Four days before the market opened up to an hour after settlement: > 5,000 minutes.
+            start = int(market.open_time.timestamp()) - 4 * 86400 + 17
+            end = int(market.settlement_ts.timestamp()) + 3600
             windows = candle_windows(start, end, 1, 5000)
+            assert len(windows) >= 2
 
+            singles = {}
             before = client.stats.requests
-            single = await client.get_market_candlesticks(SERIES, market.ticker, start, end)
-            assert client.stats.requests - before == len(windows)
+            for m in settled:
+                singles[m.ticker] = await client.get_market_candlesticks(
+                    SERIES, m.ticker, start, end
+                )
+            assert client.stats.requests - before == len(windows) * len(settled)
+            single = singles[market.ticker]
             assert single, "a settled market has candles"
             ends = [c.end_period_ts for c in single]
             assert ends == sorted(set(ends))
             assert start <= ends[0] and ends[-1] <= end
+            assert all(c.ticker == market.ticker and c.period_interval == 1 for c in single)
 
+            # 4 tickers x ~8,000 periods: 5,000-period windows, 2 tickers per request (<= 10,000).
             before = client.stats.requests
-            batch = await client.get_candlesticks_batch([market.ticker, *sibling], start, end)
-            periods = (end - start) // 60 + 1
-            assert client.stats.requests - before >= -(-2 * periods // 10_000)
-            assert batch[market.ticker] == single
+            batch = await client.get_candlesticks_batch(list(singles), start, end)
+            assert client.stats.requests - before == len(windows) * 2
+            assert batch == singles
             assert [c.raw for c in batch[market.ticker]] == [c.raw for c in single]
 
             event_candles = await client.get_event_candlesticks(
                 SERIES, market.event_ticker, start, end
             )
             assert event_candles[market.ticker] == single
-            for ticker in sibling:
-                assert event_candles[ticker] == batch[ticker]
+            for ticker, candles in event_candles.items():
+                assert (
+                    candles == (await client.get_candlesticks_batch([ticker], start, end))[ticker]
+                )
+
+            hourly = await client.get_market_candlesticks(SERIES, market.ticker, start, end, 60)
+            assert hourly and all(c.end_period_ts % 3600 == 0 for c in hourly)
+            assert sum(c.volume for c in hourly) == sum(c.volume for c in single)
 
     run(body)
 
@@ -193,6 +217,17 @@ def test_trades_and_orderbooks(simulator: Any) -> None:
     run(body)
 
 
+def test_client_refuses_a_second_event_loop(simulator: Any) -> None:
+    client = KalshiClient(config_for(simulator))
+
+    async def use() -> None:
+        await client.get_exchange_status()
+
+    run(use)
+    with pytest.raises(KalshiError, match="another event loop"):
+        run(use)
+
+
 def test_many_concurrent_requests(simulator: Any) -> None:
     async def body() -> None:
         async with KalshiClient(config_for(simulator, max_concurrency=8)) as client:
@@ -229,7 +264,9 @@ def test_random_faults_do_not_change_results(start_simulator: Callable[..., Any]
     async def walk(sim: Any) -> tuple[list[str], Any]:
         async with KalshiClient(config_for(sim, max_retries=12)) as client:
             events = []
-            async for event in client.iter_events(series_ticker=SERIES, status="settled", page_size=5):
+            async for event in client.iter_events(
+                series_ticker=SERIES, status="settled", page_size=5
+            ):
                 events.append(event)
                 if len(events) == 20:
                     break
@@ -381,3 +418,63 @@ def test_repeated_cursor_is_a_protocol_error() -> None:
                 await client.list_markets()
 
     run(body)
+
+
+def test_candle_windows_cover_without_gaps_or_overlap() -> None:
+    for start, end, period, cap in [
+        (17, 1_000_017, 1, 5000),
+        (0, 59, 1, 1),
+        (3600, 3600 * 50, 60, 7),
+    ]:
+        windows = candle_windows(start, end, period, cap)
+        assert windows[0][0] == start and windows[-1][1] == end
+        for (_, hi), (lo, _) in itertools.pairwise(windows):
+            assert lo == hi + 1
+        step = period * 60
+        for lo, hi in windows:
+            aligned_ends = hi // step - -(-lo // step) + 1
+            assert aligned_ends <= cap and -(-(hi - lo) // step) + 1 <= cap
+    with pytest.raises(ValueError, match="period_interval"):
+        candle_windows(0, 10, 5, 10)
+
+
+def test_event_candles_follow_adjusted_end_ts() -> None:
+    """Kalshi truncates event candles at 5,000 in total; the simulated world never holds that many per
+    event, so this exchange emits a dense two-market minute grid over a real socket-free transport."""
+    minute = 60
+    event_markets = ["EV-A", "EV-B"]
+    requests: list[tuple[int, int]] = []
+
+    def candle(end: int) -> dict[str, Any]:
+        return {"end_period_ts": end, "yes_bid": {}, "yes_ask": {}, "price": {},
+                "volume_fp": "1.00", "open_interest_fp": f"{end // minute}.00"}  # fmt: skip
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        start = int(request.url.params["start_ts"])
+        end = int(request.url.params["end_ts"])
+        requests.append((start, end))
+        ends = list(range(-(-start // minute) * minute, end + 1, minute))
+        adjusted = end
+        if len(ends) * len(event_markets) > 5000:
+            adjusted = ends[5000 // len(event_markets) - 1]
+        kept = [e for e in ends if e <= adjusted]
+        return httpx.Response(
+            200,
+            json={
+                "market_tickers": event_markets,
+                "market_candlesticks": [[candle(e) for e in kept] for _ in event_markets],
+                "adjusted_end_ts": adjusted,
+            },
+        )
+
+    async def body() -> dict[str, Any]:
+        config = KalshiConfig(base_url="http://kalshi.invalid/trade-api/v2", rate_limit_tier="off")
+        async with KalshiClient(config, transport=httpx.MockTransport(handler)) as client:
+            return await client.get_event_candlesticks("S", "EV", 0, 9000 * minute)
+
+    result = run(body)
+    expected = list(range(0, 9000 * minute + 1, minute))
+    for name in event_markets:
+        assert [c.end_period_ts for c in result[name]] == expected
+    assert len(requests) > 2
+    assert all(lo < hi for lo, hi in requests)

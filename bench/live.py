@@ -157,6 +157,11 @@ def main() -> int:
     }
     logs = home / "logs"
     logs.mkdir()
+    # Create the SQLite instance storage once, up front: the daemon and `dagster sensor start` creating it
+    # at the same moment can leave two alembic heads in runs.db.
+    import dagster as dg
+
+    dg.DagsterInstance.from_config(str(home)).dispose()
     procs: list[subprocess.Popen[Any]] = []
     samples: list[dict[str, Any]] = []
     started_at = time.time()

@@ -524,6 +524,8 @@ class _WatchedConnection(ClientConnection):
             self.last_frame_monotonic = time.monotonic()
             if event.opcode is Opcode.PING and self.stats is not None:
                 self.stats.pings_received += 1
+                self.stats.ping_times.append(time.time())
+                del self.stats.ping_times[:-100]
                 self.stats.ping_payloads[bytes(event.data)[:32].decode("utf-8", "replace")] += 1
         super().process_event(event)
 
@@ -554,6 +556,7 @@ class StreamStats:
     dropped: int = 0
     pings_received: int = 0
     ping_payloads: Counter[str] = field(default_factory=Counter)
+    ping_times: list[float] = field(default_factory=list)
     max_queue_depth: int = 0
     blocked_seconds: float = 0.0
 
@@ -709,6 +712,16 @@ class KalshiWebSocket:
             if isinstance(item, BaseException):
                 raise item
             yield item
+
+    def next_nowait(self) -> StreamItem | None:
+        """Return the next buffered message or event without waiting (None when the buffer is empty)."""
+        try:
+            item = self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
     async def next_item(self, timeout: float | None = None) -> StreamItem:
         """Return the next message or event (raises TimeoutError after `timeout` seconds)."""

@@ -388,8 +388,8 @@ class RestApi:
         for game in self.world.games:
             if game.series.series_ticker != series_ticker or game.open_s * 1000 > now_ms:
                 continue
-            path = self.world.game_path(game)
-            total += path.home.state_at(now_ms).volume + path.away.state_at(now_ms).volume
+            for ticker in game.market_tickers:
+                total += self.world.market_state(ticker, now_ms).volume
         return total
 
     async def series_list(self, request: Request) -> Response:

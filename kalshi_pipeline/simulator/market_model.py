@@ -22,6 +22,7 @@ API for streaming consumers (the WebSocket layer):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import uuid
@@ -207,7 +208,8 @@ def _poisson_times(
 
 
 def _sizes(rng: np.random.Generator, n: int, median: float, sigma: float) -> np.ndarray:
-    raw = rng.lognormal(math.log(median), sigma, size=n)
+    # exp of a normal draw: the same distribution as rng.lognormal, several times faster.
+    raw = np.exp(math.log(median) + sigma * rng.standard_normal(n))
     whole = rng.random(n) < 0.8
     centi = np.where(whole, np.maximum(np.round(raw), 1) * 100, np.round(raw * 100))
     return np.maximum(centi, 1).astype(np.int64)
@@ -524,34 +526,18 @@ class GamePath:
         words = _seed_words(seed, game.event_ticker)
         rng = np.random.default_rng(words)
         tip_ms, end_ms = game.tip_s * 1000, game.end_s * 1000
-        open_ms, close_ms = game.open_s * 1000, game.close_s * 1000
-        hour = 3_600_000
+        close_ms = game.close_s * 1000
+        first = first_quote_ms(game, seed)
+        segments = _segments(game, first)
 
-        # Quote and trade times per market: sparse long before tip-off, seconds apart in-game.
-        segments = [
-            (
-                open_ms + int(rng.integers(1_000, 20_000)),
-                tip_ms - 6 * hour,
-                15 * 60_000.0,
-                25 * 60_000.0,
-            ),
-            (tip_ms - 6 * hour, tip_ms - hour, 3 * 60_000.0, 6 * 60_000.0),
-            (tip_ms - hour, tip_ms, 45_000.0, 90_000.0),
-            (tip_ms, end_ms, 4_000.0, 7_000.0),
-        ]
+        # Quote times per market: sparse long before tip-off, seconds apart in-game.
         quote_times: list[np.ndarray] = []
-        trade_times: list[np.ndarray] = []
         for _side in range(2):
-            first = segments[0][0]
             qs = [np.array([first], dtype=np.int64)]
-            ts = []
-            for start, stop, q_gap, t_gap in segments:
-                start = max(start, first + 1)
+            for start, stop, q_gap, _t_gap in segments:
                 qs.append(_poisson_times(rng, start, stop, q_gap))
-                ts.append(_poisson_times(rng, start, stop, t_gap))
             qs.append(np.array([end_ms], dtype=np.int64))
             quote_times.append(_sorted_unique(np.concatenate(qs)))
-            trade_times.append(_sorted_unique(np.concatenate(ts)))
 
         # Fair home win probability on the union of both markets' quote times.
         grid = _sorted_unique(np.concatenate(quote_times))
@@ -562,7 +548,7 @@ class GamePath:
             rng,
             words,
             quote_times[0],
-            trade_times[0],
+            TradeFlow.draw(game, game.home_ticker, seed, segments, with_times=True),
             grid,
             fair,
             tip_ms,
@@ -573,7 +559,7 @@ class GamePath:
             rng,
             words,
             quote_times[1],
-            trade_times[1],
+            TradeFlow.draw(game, game.away_ticker, seed, segments, with_times=True),
             grid,
             1 - fair,
             tip_ms,
@@ -627,7 +613,7 @@ class GamePath:
         rng: np.random.Generator,
         words: list[int],
         quote_t: np.ndarray,
-        trade_t: np.ndarray,
+        flow: TradeFlow,
         grid: np.ndarray,
         fair: np.ndarray,
         tip_ms: int,
@@ -638,11 +624,10 @@ class GamePath:
         half = np.where(
             quote_t >= tip_ms, rng.choice([30, 50, 100], n), rng.choice([50, 100, 150], n)
         ).astype(np.float64)
-        bid = np.clip(tick_below(f - half), MIN_BID, MAX_BID)
-        ask = np.clip(tick_above(f + half), MIN_ASK, MAX_ASK)
-        step = np.where((bid < 1000) | (bid >= 9000), 10, 100)
-        ask = np.clip(np.maximum(ask, bid + step), MIN_ASK, MAX_ASK)
-        bid = np.minimum(bid, ask - 10)
+        # The last quote (at the final buzzer) takes its spread from the trade flow, so the closing
+        # print can be priced without generating the path (see `MarketSummary`).
+        half[-1] = flow.closing_half
+        bid, ask = quote_prices(f, half)
         bid_size = _sizes(rng, n, 250.0, 1.0)
         ask_size = _sizes(rng, n, 250.0, 1.0)
 
@@ -650,20 +635,17 @@ class GamePath:
         quote_t = np.append(quote_t, close_ms)
         bid = np.append(bid, EMPTY_BID)
         ask = np.append(ask, EMPTY_ASK)
+
+        trade_t = flow.times
+        qi = np.searchsorted(quote_t, trade_t, "right") - 1
+        taker_yes = flow.taker_yes
+        price = np.where(taker_yes, ask[qi], bid[qi])
+        count = flow.count
+        # A trade never exceeds the size resting at the level it hits.
+        np.maximum.at(ask_size, qi[taker_yes], count[taker_yes])
+        np.maximum.at(bid_size, qi[~taker_yes], count[~taker_yes])
         bid_size = np.append(bid_size, 0)
         ask_size = np.append(ask_size, 0)
-
-        trade_t = trade_t[(trade_t >= quote_t[0]) & (trade_t < quote_t[-2])]
-        m = len(trade_t)
-        qi = np.searchsorted(quote_t, trade_t, "right") - 1
-        taker_yes = rng.random(m) < 0.5
-        price = np.where(taker_yes, ask[qi], bid[qi])
-        count = np.minimum(
-            _sizes(rng, m, 12.0, 1.2), np.where(taker_yes, ask_size[qi], bid_size[qi])
-        )
-        direction = np.where(rng.random(m) < 0.56, 1, -1)
-        walk = np.cumsum(direction * count)
-        open_interest = walk - np.minimum(0, np.minimum.accumulate(walk)) if m else walk
         return MarketPath(
             ticker,
             _seed_words(*words, ticker),
@@ -676,5 +658,121 @@ class GamePath:
             price.astype(np.int64),
             count.astype(np.int64),
             taker_yes,
-            open_interest.astype(np.int64),
+            flow.open_interest(),
         )
+
+
+def first_quote_ms(game: Game, seed: int) -> int:
+    """When a game's markets post their first quotes: a few seconds after they open."""
+    return game.open_s * 1000 + 1_000 + _seed_words(seed, game.event_ticker, "first")[0] % 19_000
+
+
+def _segments(game: Game, first_ms: int) -> list[tuple[int, int, float, float]]:
+    """Activity segments as (start_ms, stop_ms, mean quote gap ms, mean trade gap ms)."""
+    tip_ms, end_ms = game.tip_s * 1000, game.end_s * 1000
+    hour = 3_600_000
+    raw = [
+        (first_ms, tip_ms - 6 * hour, 15 * 60_000.0, 25 * 60_000.0),
+        (tip_ms - 6 * hour, tip_ms - hour, 3 * 60_000.0, 6 * 60_000.0),
+        (tip_ms - hour, tip_ms, 45_000.0, 90_000.0),
+        (tip_ms, end_ms, 4_000.0, 7_000.0),
+    ]
+    return [(max(start, first_ms + 1), stop, q, t) for start, stop, q, t in raw]
+
+
+def quote_prices(f: np.ndarray, half: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Best bid and ask (pips, on the tick grid) around fair values `f` with half-spreads `half`."""
+    bid = np.clip(tick_below(f - half), MIN_BID, MAX_BID)
+    ask = np.clip(tick_above(f + half), MIN_ASK, MAX_ASK)
+    step = np.where((bid < 1000) | (bid >= 9000), 10, 100)
+    ask = np.clip(np.maximum(ask, bid + step), MIN_ASK, MAX_ASK)
+    bid = np.minimum(bid, ask - 10)
+    return bid, ask
+
+
+@dataclass(frozen=True, slots=True)
+class TradeFlow:
+    """The trades of one market apart from their prices, drawn from a stream of their own.
+
+    The flow does not depend on the quote path, so a finished market's totals (volume, open
+    interest, closing print) can be computed without generating quotes. Every market ends with a
+    closing print at the final buzzer, against the last quote, whose fair value is the result.
+    """
+
+    segment_counts: tuple[int, ...]
+    count: np.ndarray
+    taker_yes: np.ndarray
+    direction: np.ndarray
+    closing_half: int
+    times: np.ndarray
+
+    @staticmethod
+    def draw(
+        game: Game,
+        ticker: str,
+        seed: int,
+        segments: list[tuple[int, int, float, float]],
+        with_times: bool,
+    ) -> TradeFlow:
+        """Draw the flow (trade times only when `with_times`; the totals never need them)."""
+        rng = np.random.default_rng(_seed_words(seed, game.event_ticker, ticker, "flow"))
+        spans = [max(stop - start, 0) for start, stop, _, _ in segments]
+        lams = [span / gap for span, (_, _, _, gap) in zip(spans, segments, strict=True)]
+        drawn = rng.poisson(lams)
+        counts = tuple(int(min(k, span)) for k, span in zip(drawn, spans, strict=True))
+        m = sum(counts) + 1  # plus the closing print
+        count = _sizes(rng, m, 12.0, 1.2)
+        uniform = rng.random(2 * m)
+        taker_yes = uniform[:m] < 0.5
+        direction = np.where(uniform[m:] < 0.56, 1, -1)
+        closing_half = int((30, 50, 100)[int(rng.integers(0, 3))])
+        times = np.empty(0, dtype=np.int64)
+        if with_times:
+            parts = [
+                _unique_times(rng, start, stop, k)
+                for (start, stop, _, _), k in zip(segments, counts, strict=True)
+            ]
+            parts.append(np.array([game.end_s * 1000], dtype=np.int64))
+            times = np.concatenate(parts)
+        return TradeFlow(counts, count, taker_yes, direction, closing_half, times)
+
+    def open_interest(self) -> np.ndarray:
+        """Open interest after each trade (hundredths): a walk of opening and closing trades, >= 0."""
+        walk = np.cumsum(self.direction * self.count)
+        return (walk - np.minimum(0, np.minimum.accumulate(walk))).astype(np.int64)
+
+
+def _unique_times(rng: np.random.Generator, start: int, stop: int, k: int) -> np.ndarray:
+    """`k` distinct sorted integer times in `[start, stop)` (k <= stop - start)."""
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    return np.sort(rng.integers(start, stop - k + 1, size=k, dtype=np.int64)) + np.arange(
+        k, dtype=np.int64
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSummary:
+    """A finished market's final numbers: last trade price, total volume, final open interest."""
+
+    last_price: int
+    volume: int
+    open_interest: int
+
+
+def market_summary(game: Game, ticker: str, seed: int) -> MarketSummary:
+    """The final numbers of a market, equal to its full path's but without generating the path."""
+    flow = TradeFlow.draw(game, ticker, seed, _segments(game, first_quote_ms(game, seed)), False)
+    yes_wins = (ticker == game.home_ticker) == game.home_wins
+    bid, ask = _closing_quote(yes_wins, flow.closing_half)
+    last = ask if bool(flow.taker_yes[-1]) else bid
+    walk = np.cumsum(flow.direction * flow.count)
+    final_oi = int(walk[-1] - min(0, int(walk.min())))
+    return MarketSummary(last, int(flow.count.sum()), final_oi)
+
+
+@functools.cache
+def _closing_quote(yes_wins: bool, half: int) -> tuple[int, int]:
+    """The quote at the final buzzer (fair value 1 or 0) for a half-spread: (bid, ask) in pips."""
+    bid, ask = quote_prices(np.array([float(PIPS if yes_wins else 0)]), np.array([float(half)]))
+    return int(bid[0]), int(ask[0])

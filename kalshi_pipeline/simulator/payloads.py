@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kalshi_pipeline.simulator.market_model import (
-    EMPTY_ASK,
     PIPS,
     PRICE_RANGES,
     CandleArrays,
@@ -52,14 +51,9 @@ def _price_ranges() -> list[dict[str, str]]:
     ]
 
 
-EMPTY_STATE = MarketState(0, EMPTY_ASK, 0, 0, None, 0, 0, 0, 0, EMPTY_ASK, None)
-
-
 def market_state(world: World, game: Game, ticker: str, now_ms: int) -> MarketState:
-    """The trading state of a market at `now_ms` (no path is generated before the market opens)."""
-    if now_ms < game.open_s * 1000:
-        return EMPTY_STATE
-    return world.market_path(ticker).state_at(now_ms)
+    """The trading state of a market at `now_ms` (cheap before the open and a day after the close)."""
+    return world.market_state(ticker, now_ms)
 
 
 def market(world: World, game: Game, ticker: str, now_ms: int) -> dict[str, Any]:

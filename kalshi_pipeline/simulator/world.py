@@ -22,7 +22,15 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from kalshi_pipeline.simulator.config import SimulatorConfig
-from kalshi_pipeline.simulator.market_model import GamePath, MarketPath
+from kalshi_pipeline.simulator.market_model import (
+    EMPTY_ASK,
+    EMPTY_BID,
+    GamePath,
+    MarketPath,
+    MarketState,
+    MarketSummary,
+    market_summary,
+)
 from kalshi_pipeline.simulator.sports import SERIES, SeriesSpec, Team
 
 ET = ZoneInfo("America/New_York")
@@ -34,6 +42,7 @@ FUTURE_DAYS = 35
 LIVE_WINDOW_DAYS = 90
 """Markets settled more than this many days ago (rounded to a UTC midnight) are archived."""
 SETTLEMENT_TIMER_S = 300
+DAY_MS = 86_400_000
 _NAMESPACE = uuid.UUID("6f1c9f59-3c55-4d8f-9a55-7a4bb7f3f0c1")
 
 
@@ -176,6 +185,7 @@ class World:
         self._cache: OrderedDict[str, GamePath] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._summaries: dict[str, MarketSummary] = {}
 
     # -- time -----------------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -208,6 +218,36 @@ class World:
     def market_path(self, ticker: str) -> MarketPath:
         """The path of one market (KeyError for unknown tickers)."""
         return self.game_path(self.by_market[ticker]).market(ticker)
+
+    def market_state(self, ticker: str, now_ms: int) -> MarketState:
+        """A market's trading state at `now_ms`, equal to `market_path(ticker).state_at(now_ms)`.
+
+        Before the market opens nothing has happened. A day after it closed, the state is its final
+        numbers (empty book, nothing in the last 24 hours), which come from a cheap summary instead
+        of the full path: listing pages of finished markets must not generate every game.
+        """
+        game = self.by_market[ticker]
+        if now_ms < game.open_s * 1000:
+            return MarketState(EMPTY_BID, EMPTY_ASK, 0, 0, None, 0, 0, 0, EMPTY_BID, EMPTY_ASK, None)
+        if now_ms < game.close_s * 1000 + DAY_MS:
+            return self.market_path(ticker).state_at(now_ms)
+        summary = self._summaries.get(ticker)
+        if summary is None:
+            summary = market_summary(game, ticker, self.seed)
+            self._summaries[ticker] = summary
+        return MarketState(
+            yes_bid=EMPTY_BID,
+            yes_ask=EMPTY_ASK,
+            yes_bid_size=0,
+            yes_ask_size=0,
+            last_price=summary.last_price,
+            volume=summary.volume,
+            volume_24h=0,
+            open_interest=summary.open_interest,
+            previous_yes_bid=EMPTY_BID,
+            previous_yes_ask=EMPTY_ASK,
+            previous_price=summary.last_price,
+        )
 
     # -- schedule -------------------------------------------------------------------------------------
     def _game_length_s(self, spec: SeriesSpec, rng: np.random.Generator) -> int:

@@ -126,7 +126,7 @@ def stream_live_games(
             should_stop=should_stop,
         )
         context.log.info(
-            f"streaming {len(tickers)} games of {config.game_date} from {ws_url(runner)}"
+            f"streaming {len(tickers)} games of {config.game_date} from {ws_url(client_config.base_url)}"
         )
         summary = asyncio.run(runner.run())
     latency = quantiles(summary.latency_ms)

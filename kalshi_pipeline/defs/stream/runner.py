@@ -346,8 +346,8 @@ class StreamRunner:
                         if item is not None:
                             self._handle(item)
                             # Drain what is already buffered without waiting, then write.
-                            while ws.queue_depth() and not self.writer.due():
-                                self._handle(await ws.next_item(0))
+                            while not self.writer.due() and (more := ws.next_nowait()) is not None:
+                                self._handle(more)
                         if self.writer.due():
                             self._flush()
                         now = time.monotonic()

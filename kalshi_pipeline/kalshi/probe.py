@@ -1,0 +1,283 @@
+"""`kalshi-pipeline probe`: measure a Kalshi WebSocket endpoint (Kalshi itself or the local simulator).
+
+```
+kalshi-pipeline probe --url ws://127.0.0.1:8765/trade-api/ws/v2 --market KXNBAGAME-25DEC19SASATL-ATL \\
+    --channels ticker,trade,orderbook_delta,market_lifecycle_v2 --seconds 30 --force-reconnect 10 --json out.json
+```
+
+Credentials come from the same variables as REST (`KALSHI_API_KEY_ID`, `KALSHI_PRIVATE_KEY_PATH` or
+`KALSHI_PRIVATE_KEY`); `--url` accepts a ws(s) URL or a REST base URL (the WebSocket URL is derived), and
+defaults to `KALSHI_WS_URL` / `KALSHI_API_BASE_URL`. The report lists message types, per-channel rates,
+latency (receipt minus the message's `ts_ms`), seq gaps, heartbeats and reconnect behaviour, as a table and
+as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import statistics
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from kalshi_pipeline.kalshi.config import KalshiConfig
+from kalshi_pipeline.kalshi.errors import KalshiAuthError, KalshiConfigError, KalshiError
+from kalshi_pipeline.kalshi.ws import (
+    CHANNELS,
+    KalshiWebSocket,
+    LifecycleMessage,
+    OrderbookDelta,
+    OrderbookSnapshot,
+    StreamEvent,
+    TickerMessage,
+    TradeMessage,
+    WsMessage,
+    validate_ws_url,
+    ws_url_from_env,
+)
+
+_CHANNEL_OF = {
+    TickerMessage: "ticker",
+    TradeMessage: "trade",
+    OrderbookSnapshot: "orderbook_delta",
+    OrderbookDelta: "orderbook_delta",
+    LifecycleMessage: "market_lifecycle_v2",
+}
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the probe's options to its subcommand parser."""
+    parser.add_argument(
+        "--url", default=None, help="ws(s) URL or REST base URL (default: from env)"
+    )
+    parser.add_argument(
+        "--market",
+        action="append",
+        default=[],
+        metavar="TICKER",
+        help="market ticker to subscribe to; repeatable (none = all markets, not for orderbook_delta)",
+    )
+    parser.add_argument(
+        "--channels",
+        default="ticker,trade,orderbook_delta,market_lifecycle_v2",
+        help=f"comma-separated channels out of {','.join(CHANNELS)}",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=30.0, help="how long to listen (default 30)"
+    )
+    parser.add_argument(
+        "--force-reconnect",
+        type=float,
+        default=None,
+        metavar="S",
+        help="drop the connection after S seconds to measure reconnect and resubscribe",
+    )
+    parser.add_argument(
+        "--json",
+        default=None,
+        metavar="PATH",
+        help="also write the JSON report here ('-' = stdout)",
+    )
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    data = sorted(values)
+    out = {"min": round(data[0], 1), "max": round(data[-1], 1), "n": len(data)}
+    if len(data) >= 2:
+        q = statistics.quantiles(data, n=100, method="inclusive")
+        out.update(p50=round(q[49], 1), p95=round(q[94], 1), p99=round(q[98], 1))
+    else:
+        out.update(p50=round(data[0], 1), p95=round(data[0], 1), p99=round(data[0], 1))
+    return out
+
+
+async def probe(
+    url: str,
+    signer: Any,
+    markets: list[str],
+    channels: list[str],
+    seconds: float,
+    force_reconnect_after: float | None = None,
+) -> dict[str, Any]:
+    """Connect, subscribe, listen for `seconds` and return the measurements as a JSON-able dict."""
+    ws = KalshiWebSocket(url, signer=signer, backoff_initial=0.25, backoff_max=5.0)
+    types: Counter[str] = Counter()
+    per_channel: Counter[str] = Counter()
+    latency: dict[str, list[float]] = defaultdict(list)
+    events: list[dict[str, Any]] = []
+    connect_at: list[float] = []
+    disconnect_at: list[float] = []
+    started = time.monotonic()
+    report: dict[str, Any] = {
+        "url": url,
+        "markets": markets,
+        "channels": channels,
+        "seconds": seconds,
+    }
+    async with ws:
+        t0 = time.monotonic()
+        await ws.wait_connected(30)
+        report["connect_seconds"] = round(time.monotonic() - t0, 3)
+        t0 = time.monotonic()
+        sids = await ws.subscribe(channels, markets or None)
+        report["subscribe_ack_seconds"] = round(time.monotonic() - t0, 3)
+        report["sids"] = sids
+        report["list_subscriptions"] = await ws.list_subscriptions()
+        forced = False
+        deadline = started + seconds
+        while (now := time.monotonic()) < deadline:
+            if (
+                force_reconnect_after is not None
+                and not forced
+                and now - started >= force_reconnect_after
+            ):
+                forced = True
+                await ws.force_reconnect()
+            try:
+                item = await ws.next_item(min(0.5, max(deadline - now, 0.01)))
+            except TimeoutError:
+                continue
+            if isinstance(item, StreamEvent):
+                events.append(
+                    {
+                        "kind": item.kind,
+                        "connection": item.connection,
+                        "channel": item.channel,
+                        "detail": item.detail,
+                        "code": item.code,
+                    }
+                )
+                if item.kind == "connect":
+                    connect_at.append(time.monotonic())
+                elif item.kind == "disconnect":
+                    disconnect_at.append(time.monotonic())
+                continue
+            assert isinstance(item, WsMessage)
+            types[item.type] += 1
+            channel = _CHANNEL_OF.get(type(item), item.type)
+            per_channel[channel] += 1
+            if item.ts_ms is not None and not isinstance(item, OrderbookSnapshot):
+                latency[channel].append(float(item.received_ms - item.ts_ms))
+        elapsed = time.monotonic() - started
+        stats = ws.stats
+    reconnect_s = [
+        round(c - d, 3) for d in disconnect_at for c in connect_at if c > d and c - d < 120
+    ][: len(disconnect_at)]
+    pings = stats.ping_times
+    report.update(
+        elapsed_seconds=round(elapsed, 3),
+        message_types=dict(stats.by_type),
+        channel_rates_per_s={c: round(n / elapsed, 3) for c, n in per_channel.items()},
+        latency_ms={c: _quantiles(v) for c, v in latency.items()},
+        seq_gaps=sum(
+            1
+            for e in events
+            if (e["kind"] == "gap" and e["channel"] == "orderbook_delta")
+            or (e["kind"] == "gap" and "seq gap" in e["detail"])
+        ),
+        gap_events=sum(1 for e in events if e["kind"] == "gap"),
+        resyncs=stats.resyncs,
+        errors=[e for e in events if e["kind"] == "error"][:20],
+        malformed_frames=stats.malformed,
+        reconnects=max(stats.connects - 1, 0),
+        forced_reconnect=forced,
+        reconnect_seconds=reconnect_s,
+        pings_received=stats.pings_received,
+        ping_payloads=dict(stats.ping_payloads),
+        ping_interval_s=_quantiles([b - a for a, b in itertools.pairwise(pings)]),
+        books_fresh=sum(not b.stale for b in ws.books.values()),
+        events=events[:50],
+    )
+    return report
+
+
+def render_table(report: dict[str, Any]) -> str:
+    """A plain-text table of the report."""
+    lines = [
+        f"endpoint          {report['url']}",
+        f"listened          {report['elapsed_seconds']} s; connect {report['connect_seconds']} s; "
+        f"subscribe ack {report['subscribe_ack_seconds']} s",
+        f"subscriptions     {report['list_subscriptions']}",
+        "",
+        f"{'type':<24}{'messages':>10}",
+    ]
+    for kind, n in sorted(report["message_types"].items()):
+        lines.append(f"{kind:<24}{n:>10}")
+    lines += ["", f"{'channel':<22}{'msg/s':>8}{'lat p50':>10}{'p95':>9}{'p99':>9}{'max':>9}  (ms)"]
+    for channel, rate in sorted(report["channel_rates_per_s"].items()):
+        q = report["latency_ms"].get(channel, {})
+        lines.append(
+            f"{channel:<22}{rate:>8}{q.get('p50', '-'):>10}{q.get('p95', '-'):>9}{q.get('p99', '-'):>9}"
+            f"{q.get('max', '-'):>9}"
+        )
+    ping = report["ping_interval_s"]
+    lines += [
+        "",
+        f"seq gaps {report['seq_gaps']}, gap events {report['gap_events']}, resyncs {report['resyncs']}, "
+        f"malformed {report['malformed_frames']}, errors {len(report['errors'])}",
+        f"pings {report['pings_received']} payloads {report['ping_payloads']} interval p50 "
+        f"{ping.get('p50', '-')} s",
+        f"reconnects {report['reconnects']} (forced: {report['forced_reconnect']}) "
+        f"reconnect seconds {report['reconnect_seconds']}",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the probe from parsed arguments; print the table (and JSON); return a process exit code."""
+    channels = [c.strip() for c in args.channels.split(",") if c.strip()]
+    try:
+        bad = [c for c in channels if c not in CHANNELS]
+        if bad or not channels:
+            raise KalshiConfigError(
+                f"--channels {args.channels!r}: use some of {','.join(CHANNELS)}"
+            )
+        if "orderbook_delta" in channels and not args.market:
+            raise KalshiConfigError("orderbook_delta needs at least one --market")
+        if args.seconds <= 0:
+            raise KalshiConfigError("--seconds must be > 0")
+        url = validate_ws_url(args.url) if args.url else ws_url_from_env()
+        config = KalshiConfig.from_env()
+        signer = config.signer()
+    except KalshiConfigError as exc:
+        print(f"kalshi-pipeline probe: {exc}", file=sys.stderr)
+        return 2
+    if signer is None:
+        print(
+            "kalshi-pipeline probe: no credentials (KALSHI_API_KEY_ID + KALSHI_PRIVATE_KEY_PATH); Kalshi "
+            "rejects unsigned WebSocket handshakes with 401",
+            file=sys.stderr,
+        )
+    try:
+        report = asyncio.run(
+            probe(
+                url,
+                signer.sign if signer else None,
+                list(dict.fromkeys(args.market)),
+                channels,
+                args.seconds,
+                args.force_reconnect,
+            )
+        )
+    except KalshiAuthError as exc:
+        print(f"kalshi-pipeline probe: {exc}", file=sys.stderr)
+        return 3
+    except (KalshiError, TimeoutError, OSError) as exc:
+        print(f"kalshi-pipeline probe: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(render_table(report))
+    if args.json:
+        text = json.dumps(report, indent=2, default=str)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(text + "\n")
+    return 0

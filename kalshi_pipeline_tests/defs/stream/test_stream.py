@@ -1,0 +1,142 @@
+"""Tests of the stream job (in process, against the simulator and a real Postgres) and the audit check."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
+from kalshi_pipeline.defs.stream import (
+    STREAM_JOB_NAME,
+    stream_job,
+    stream_run_request,
+    stream_vs_rest,
+)
+from kalshi_pipeline.warehouse import open_warehouse
+from kalshi_pipeline.warehouse.stream import StreamWriter
+
+KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+PEM = KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+).decode()
+
+
+def test_stream_run_request_targets_the_stream_job() -> None:
+    req = stream_run_request(
+        "2026-11-24", ["KXNBAGAME-26NOV24BOSUTA", "KXNBAGAME-26NOV24AAABBB", ""]
+    )
+    assert req.job_name == STREAM_JOB_NAME
+    config = req.run_config["ops"]["stream_live_games"]["config"]
+    assert config == {
+        "game_date": "2026-11-24",
+        "event_tickers": ["KXNBAGAME-26NOV24AAABBB", "KXNBAGAME-26NOV24BOSUTA"],
+    }
+    assert req.tags["kalshi/stream_game_date"] == "2026-11-24"
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        stream_run_request("24/11/2026", ["X"])
+    with pytest.raises(ValueError, match="at least one event ticker"):
+        stream_run_request("2026-11-24", [])
+    assert stream_job.executor_def is dg.in_process_executor
+
+
+def test_stream_job_writes_rows_survives_a_disconnect_and_reconciles_with_rest(
+    start_simulator: Any, fresh_pg_url: str
+) -> None:
+    sim = start_simulator(auth_keys={"key-1": PEM}, ws_faults="disconnect_after=8")
+    world = sim.app.state.world
+    games = [g for g in world.games if g.injected]
+    game_date = games[0].game_date.isoformat()
+    events = [g.event_ticker for g in games if g.game_date.isoformat() == game_date]
+    resources = {
+        "kalshi": KalshiApiResource(
+            base_url=sim.base_url,
+            api_key_id="key-1",
+            private_key=PEM,
+            rate_limit_tier="off",
+            shared_budget=False,
+        ),
+        "warehouse": WarehouseResource(url=fresh_pg_url),
+    }
+    config = {
+        "ops": {
+            "stream_live_games": {
+                "config": {
+                    "game_date": game_date,
+                    "event_tickers": events,
+                    "max_seconds": 6.0,
+                    "reconcile_every_s": 1.0,
+                }
+            }
+        }
+    }
+    result = stream_job.execute_in_process(run_config=config, resources=resources)
+    assert result.success
+    output = result.output_for_node("stream_live_games")
+    assert output["stop_reason"].startswith("max_seconds") and output["mismatched_minutes"] == 0
+    meta = result.get_step_success_events()[0].step_success_data  # step succeeded
+    assert meta is not None
+
+    wh = open_warehouse(fresh_pg_url)
+    try:
+        counts = wh.query_df(
+            "SELECT (SELECT count(*) FROM kalshi.ticks) AS ticks, (SELECT count(*) FROM kalshi.trades) AS trades, "
+            "(SELECT count(*) FROM kalshi.candlesticks_ws) AS ws, (SELECT count(*) FROM kalshi.candlesticks) AS c"
+        ).iloc[0]
+        assert counts["ticks"] > 0 and counts["ws"] > 0 and counts["c"] > 0
+        kinds = list(wh.query_df("SELECT kind FROM kalshi.stream_events ORDER BY event_at")["kind"])
+        assert kinds.count("connect") >= 2 and "disconnect" in kinds and "gap" in kinds
+        # The final reconcile replaced every minute the stream touched with REST's candle.
+        sources = set(wh.query_df("SELECT DISTINCT source FROM kalshi.candlesticks")["source"])
+        assert sources == {"live"}
+        raw = wh.query_df("SELECT count(*) AS n FROM kalshi.candlesticks_raw")["n"].iloc[0]
+        assert raw == counts["c"]
+    finally:
+        wh.close()
+
+
+def _ws_and_rest(wh: Any, end: pd.Timestamp, rest_close: str) -> None:
+    base = {
+        "ticker": "KXNBAGAME-25DEC19SASATL-ATL",
+        "event_ticker": "KXNBAGAME-25DEC19SASATL",
+        "series_ticker": "KXNBAGAME",
+        "game_date": dt.date(2025, 12, 19),
+        "period_interval": 1,
+        "end_period_ts": end,
+        **{f"price_{k}": Decimal("0.5") for k in ("open", "high", "low", "close", "mean")},
+        "price_previous": None,
+        **{f"yes_bid_{k}": Decimal("0.4") for k in ("open", "high", "low", "close")},
+        **{f"yes_ask_{k}": Decimal("0.6") for k in ("open", "high", "low", "close")},
+        "volume": Decimal("3"),
+        "open_interest": Decimal("10"),
+    }
+    writer = StreamWriter(wh)
+    writer.add_candle({**base, "complete": True, "last_event_ts": end})
+    writer.flush()
+    rest = pd.DataFrame([{**base, "price_close": Decimal(rest_close), "source": "live"}])
+    rest["ingested_at"] = end + pd.Timedelta(seconds=5)
+    with wh.transaction() as tx:
+        tx.upsert("candlesticks", rest)
+
+
+def test_stream_vs_rest_check_flags_differences(fresh_pg_url: str) -> None:
+    wh = open_warehouse(fresh_pg_url)
+    wh.ensure_schema()
+    end = pd.Timestamp.now(tz="UTC").floor("min") - pd.Timedelta(minutes=5)
+    resource = WarehouseResource(url=fresh_pg_url)
+    try:
+        _ws_and_rest(wh, end, "0.5")
+        ok = stream_vs_rest(warehouse=resource)
+        assert ok.passed and ok.metadata["compared_minutes"].value == 1
+        _ws_and_rest(wh, end - pd.Timedelta(minutes=1), "0.51")
+        bad = stream_vs_rest(warehouse=resource)
+        assert not bad.passed and bad.metadata["mismatched_minutes"].value == 1
+        assert bad.severity == dg.AssetCheckSeverity.ERROR
+    finally:
+        wh.close()

@@ -1,0 +1,76 @@
+"""Tests of `kalshi-pipeline probe` against the simulator over a real socket."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from kalshi_pipeline.cli import main
+
+KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+PEM = KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+).decode()
+
+
+@pytest.fixture
+def sim(start_simulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    running = start_simulator(auth_keys={"probe": PEM}, ws_faults="ping_interval=0.25")
+    key_file = tmp_path / "probe.pem"
+    key_file.write_text(PEM)
+    monkeypatch.setenv("KALSHI_API_KEY_ID", "probe")
+    monkeypatch.setenv("KALSHI_PRIVATE_KEY_PATH", str(key_file))
+    monkeypatch.delenv("KALSHI_PRIVATE_KEY", raising=False)
+    monkeypatch.setenv("KALSHI_API_BASE_URL", running.base_url)
+    monkeypatch.delenv("KALSHI_WS_URL", raising=False)
+    return running
+
+
+def test_probe_reports_types_rates_latency_pings_and_reconnects(
+    sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = sim.app.state.world
+    tickers = [t for g in world.games if g.injected for t in g.market_tickers]
+    out = tmp_path / "probe.json"
+    argv = ["probe", "--seconds", "3", "--force-reconnect", "1.5", "--json", str(out)]
+    for t in tickers:
+        argv += ["--market", t]
+    assert main(argv) == 0  # the URL comes from KALSHI_API_BASE_URL
+    table = capsys.readouterr().out
+    assert "orderbook_delta" in table and "reconnects 1 (forced: True)" in table
+    report = json.loads(out.read_text())
+    assert report["url"] == sim.ws_url
+    assert report["message_types"]["subscribed"] >= 8  # four channels, subscribed twice
+    assert report["message_types"]["orderbook_snapshot"] >= 2 * len(tickers)
+    assert set(report["channel_rates_per_s"]) >= {"ticker", "orderbook_delta"}
+    assert report["latency_ms"]["orderbook_delta"]["p50"] >= 0
+    assert report["reconnects"] == 1 and report["reconnect_seconds"] and report["forced_reconnect"]
+    assert report["pings_received"] >= 2 and report["ping_payloads"] == {
+        "heartbeat": report["pings_received"]
+    }
+    assert {s["channel"] for s in report["list_subscriptions"]} == {
+        "ticker",
+        "trade",
+        "orderbook_delta",
+        "market_lifecycle_v2",
+    }
+    assert report["seq_gaps"] == 0
+
+
+def test_probe_errors_are_one_line_with_exit_codes(
+    sim: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["probe", "--channels", "ticker,fills", "--seconds", "1"]) == 2
+    assert "--channels" in capsys.readouterr().err
+    assert main(["probe", "--channels", "orderbook_delta", "--seconds", "1"]) == 2
+    assert "needs at least one --market" in capsys.readouterr().err
+    monkeypatch.delenv("KALSHI_API_KEY_ID")
+    monkeypatch.delenv("KALSHI_PRIVATE_KEY_PATH")
+    assert main(["probe", "--url", sim.ws_url, "--channels", "ticker", "--seconds", "1"]) == 3
+    err = capsys.readouterr().err
+    assert "401" in err and "no credentials" in err

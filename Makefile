@@ -27,6 +27,26 @@ format: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/kalshi-pipeline demo $(DEMO_ARGS)
 
+# `make dev`: the Dagster UI (http://127.0.0.1:3000) on a local simulator with live games in progress, so the
+# live sensor (RUNNING by default) starts pulling them at once. DAGSTER_HOME is .dagster_home/ with a link to
+# dagster.yaml; override DEV_WAREHOUSE_URL (e.g. a postgresql:// URL) or the ports as needed.
+DEV_HOME ?= $(CURDIR)/.dagster_home
+DEV_SIM_PORT ?= 8765
+DEV_UI_PORT ?= 3000
+DEV_LIVE_GAMES ?= 2
+DEV_GAME_MINUTES ?= 60
+DEV_WAREHOUSE_URL ?= duckdb:///$(CURDIR)/data/dev.duckdb
+
+dev: $(STAMP)
+	mkdir -p $(DEV_HOME) data
+	ln -sf $(CURDIR)/dagster.yaml $(DEV_HOME)/dagster.yaml
+	$(BIN)/kalshi-pipeline simulator --host 127.0.0.1 --port $(DEV_SIM_PORT) \
+		--live-games $(DEV_LIVE_GAMES) --game-minutes $(DEV_GAME_MINUTES) & SIM=$$!; \
+	trap 'kill $$SIM 2>/dev/null' EXIT INT TERM; \
+	DAGSTER_HOME=$(DEV_HOME) KALSHI_API_BASE_URL=http://127.0.0.1:$(DEV_SIM_PORT)/trade-api/v2 \
+	KALSHI_WAREHOUSE_URL=$(DEV_WAREHOUSE_URL) \
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_UI_PORT)
+
 simulator: $(STAMP)
 	$(BIN)/kalshi-pipeline simulator --host 127.0.0.1 --port 8765 --live-games 2
 

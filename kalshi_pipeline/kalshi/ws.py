@@ -639,6 +639,7 @@ class KalshiWebSocket:
         self._closing = False
         self._dropped_channels: dict[str, int | None] = {}
         self._last_exchange_ms: int | None = None
+        self._fatal: BaseException | None = None
 
     @classmethod
     def from_config(cls, config: Any, *, url: str | None = None, **kwargs: Any) -> KalshiWebSocket:
@@ -688,8 +689,27 @@ class KalshiWebSocket:
         return self._connected.is_set()
 
     async def wait_connected(self, timeout: float | None = None) -> None:
-        """Wait until the socket is open (raises TimeoutError after `timeout` seconds)."""
-        await asyncio.wait_for(self._connected.wait(), timeout)
+        """Wait until the socket is open.
+
+        Raises:
+            KalshiAuthError: The handshake was rejected (the client gave up).
+            KalshiWebSocketError: The client gave up for another reason.
+            TimeoutError: Not connected after `timeout` seconds.
+        """
+        self.start()
+        assert self._runner is not None
+        waiter = asyncio.ensure_future(self._connected.wait())
+        done, _ = await asyncio.wait(
+            {waiter, self._runner}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if waiter in done:
+            return
+        waiter.cancel()
+        if self._fatal is not None:
+            raise self._fatal
+        if self._runner in done:
+            raise KalshiWebSocketError(f"the connection loop to {self.url} ended")
+        raise TimeoutError(f"not connected to {self.url} after {timeout} s")
 
     async def force_reconnect(self) -> None:
         """Drop the current connection as if the network failed (the client reconnects and resubscribes)."""
@@ -1013,6 +1033,7 @@ class KalshiWebSocket:
                         method="GET",
                         path=self.path,
                     )
+                    self._fatal = error
                     await self._emit(self._event("error", str(error).split(";")[0], code=status))
                     await self._emit(error)
                     return
@@ -1032,9 +1053,10 @@ class KalshiWebSocket:
             if self._closing:
                 return
             if self.max_reconnects is not None and failures > self.max_reconnects:
-                await self._emit(
-                    KalshiWebSocketError(f"gave up on {self.url} after {failures} failed connects")
+                self._fatal = KalshiWebSocketError(
+                    f"gave up on {self.url} after {failures} failed connects"
                 )
+                await self._emit(self._fatal)
                 return
             ceiling = min(self.backoff_max, self.backoff_initial * 2 ** max(failures - 1, 0))
             await asyncio.sleep(

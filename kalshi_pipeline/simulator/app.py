@@ -118,9 +118,10 @@ def q_bool(request: Request, name: str, default: bool = False) -> bool:
     if raw is None or raw == "":
         return default
     lowered = raw.lower()
-    if lowered in ("true", "1"):
+    # The spellings Go's strconv.ParseBool (Kalshi's gateway) accepts.
+    if lowered in ("true", "t", "1"):
         return True
-    if lowered in ("false", "0"):
+    if lowered in ("false", "f", "0"):
         return False
     raise bad_request(f"{name} must be true or false, got {raw!r}")
 
@@ -393,10 +394,15 @@ class RestApi:
         return total
 
     async def series_list(self, request: Request) -> Response:
-        """`GET /series` with `category`, `tags` (comma-separated) and `include_volume`."""
+        """`GET /series`: `category`, `tags` (comma-separated), `include_volume`, `min_updated_ts`.
+
+        `product_metadata` is only included with `include_product_metadata=true`.
+        """
         category = q_str(request, "category")
         tags = q_csv(request, "tags")
         include_volume = q_bool(request, "include_volume")
+        include_metadata = q_bool(request, "include_product_metadata")
+        min_updated = q_int(request, "min_updated_ts", lo=0)
         now_ms = self.world.now_ms()
         out = []
         for spec in self.world.series.values():
@@ -404,8 +410,10 @@ class RestApi:
                 continue
             if tags and not set(tags) & set(spec.tags):
                 continue
+            if min_updated is not None and min_updated >= payloads.SERIES_UPDATED_S:
+                continue
             volume = self._series_volume(spec.series_ticker, now_ms) if include_volume else None
-            out.append(payloads.series(spec, volume))
+            out.append(payloads.series(spec, volume, product_metadata=include_metadata))
         return JSONResponse({"series": out})
 
     async def series_one(self, request: Request) -> Response:
@@ -812,8 +820,7 @@ class RestApi:
 
     # -- trades -------------------------------------------------------------------------------------
     def _trades(self, request: Request, historical: bool) -> Response:
-        limit = q_int(request, "limit", default=100, lo=1, hi=1000)
-        assert limit is not None
+        limit = q_int(request, "limit", default=100, lo=0, hi=1000) or 100
         after = decode_cursor(request, 3)
         ticker = q_str(request, "ticker")
         min_ts = q_int(request, "min_ts", lo=0)

@@ -10,6 +10,11 @@ Everything the exchange serves is derived from the timestamped events of a `Mark
 order books, trades and candlesticks agree with each other. Units inside the model are integers:
 prices in "pips" of 0.0001 dollars (0..10000), counts in hundredths of a contract, times in Unix ms.
 
+Trade flow (times, sizes, sides) comes from a per-market stream independent of the quotes, and every
+market ends with a closing print at the final buzzer against a quote at the result's price. So a
+finished market's final numbers (`market_summary`: last price, volume, open interest) are exact without
+generating its path, which keeps listing pages of finished markets cheap.
+
 API for streaming consumers (the WebSocket layer):
 
 - `MarketPath.events_between(t0_ms, t1_ms)` -> ordered `QuoteChange` / `TradePrint` events with

@@ -6,6 +6,7 @@ No legacy integer fields (cents prices, integer counts) are ever emitted.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +35,7 @@ def count_fp(centi: int) -> str:
     return f"{centi // 100}.{centi % 100:02d}"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def rfc3339(ts_s: int) -> str:
     """Unix seconds as an RFC3339 UTC timestamp ("2025-12-20T03:00:00Z")."""
     return datetime.fromtimestamp(ts_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -45,6 +47,7 @@ def rfc3339_ms(ts_ms: int) -> str:
     return f"{dt:%Y-%m-%dT%H:%M:%S}.{ts_ms % 1000:03d}Z"
 
 
+@functools.cache
 def _price_ranges() -> list[dict[str, str]]:
     return [
         {"start": dollars(a), "end": dollars(b), "step": dollars(s)} for a, b, s in PRICE_RANGES
@@ -70,7 +73,7 @@ def market(world: World, game: Game, ticker: str, now_ms: int) -> dict[str, Any]
     )
     date_text = f"{game.game_date:%b} {game.game_date.day}, {game.game_date.year}"
     matchup = f"{game.away.label} at {game.home.label}"
-    return {
+    payload: dict[str, Any] = {
         "ticker": ticker,
         "event_ticker": game.event_ticker,
         "market_type": "binary",
@@ -104,13 +107,10 @@ def market(world: World, game: Game, ticker: str, now_ms: int) -> dict[str, Any]
         "liquidity_dollars": "0.0000",
         "result": ("yes" if yes_wins else "no") if determined else "",
         "can_close_early": True,
-        "settlement_value_dollars": dollars(PIPS if yes_wins else 0) if determined else None,
-        "settlement_ts": rfc3339(game.settled_s) if status == "finalized" else None,
         "expiration_value": (game.home if game.home_wins else game.away).label
         if determined
         else "",
         "occurrence_datetime": rfc3339(game.end_s) if determined else None,
-        "fee_waiver_expiration_time": None,
         "early_close_condition": "This market will close and expire early if the event occurs.",
         "strike_type": "structured",
         "custom_strike": {"basketball_team": team_target_id(team)},
@@ -129,6 +129,13 @@ def market(world: World, game: Game, ticker: str, now_ms: int) -> dict[str, Any]
         "price_ranges": _price_ranges(),
         "exchange_index": 0,
     }
+    # Nullable fields marked x-omitempty in Kalshi's schema are left out while unset
+    # (`fee_waiver_expiration_time` never applies here).
+    if determined:
+        payload["settlement_value_dollars"] = dollars(PIPS if yes_wins else 0)
+    if status == "finalized":
+        payload["settlement_ts"] = rfc3339(game.settled_s)
+    return payload
 
 
 def event(game: Game, now_s: int, markets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -142,8 +149,6 @@ def event(game: Game, now_s: int, markets: list[dict[str, Any]] | None = None) -
         "collateral_return_type": "",
         "mutually_exclusive": True,
         "category": spec.category,
-        "strike_date": None,
-        "strike_period": None,
         "available_on_brokers": False,
         "product_metadata": {"competition": spec.competition, "competition_scope": "Game"},
         "settlement_sources": [
@@ -152,11 +157,11 @@ def event(game: Game, now_s: int, markets: list[dict[str, Any]] | None = None) -
         "last_updated_ts": rfc3339(
             max(t for t in (game.created_s, game.close_s, game.settled_s) if t <= now_s)
         ),
-        "fee_type_override": None,
-        "fee_multiplier_override": None,
         "exchange_index": 0,
     }
-    if markets is not None:
+    # `strike_date`, `strike_period`, the fee overrides and `markets` are x-omitempty: a game event
+    # has no strike or fee override, and an empty nested market list is left out too.
+    if markets:
         payload["markets"] = markets
     return payload
 
@@ -194,8 +199,14 @@ def milestone(game: Game, now_s: int) -> dict[str, Any]:
     }
 
 
-def series(spec: SeriesSpec, volume_centi: int | None = None) -> dict[str, Any]:
-    """The Series object (`volume_fp` only when volume was asked for)."""
+SERIES_UPDATED_S = 1_759_276_800
+"""When the simulated series' metadata last changed (2025-10-01T00:00:00Z)."""
+
+
+def series(
+    spec: SeriesSpec, volume_centi: int | None = None, product_metadata: bool = True
+) -> dict[str, Any]:
+    """The Series object (`volume_fp` only when volume was asked for; `product_metadata` optional)."""
     payload: dict[str, Any] = {
         "ticker": spec.series_ticker,
         "frequency": "custom",
@@ -211,9 +222,11 @@ def series(spec: SeriesSpec, volume_centi: int | None = None) -> dict[str, Any]:
         "fee_type": "quadratic",
         "fee_multiplier": 1,
         "additional_prohibitions": [],
-        "last_updated_ts": "2025-10-01T00:00:00Z",
+        "last_updated_ts": rfc3339(SERIES_UPDATED_S),
         "exchange_index": 0,
     }
+    if not product_metadata:
+        del payload["product_metadata"]
     if volume_centi is not None:
         payload["volume_fp"] = count_fp(volume_centi)
     return payload

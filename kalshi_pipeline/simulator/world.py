@@ -8,6 +8,7 @@ Market paths (quotes and trades) are generated lazily per game and kept in an LR
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import threading
@@ -140,6 +141,7 @@ class Game:
         return self.close_s if now_s >= self.close_s else self.scheduled_close_s
 
 
+@functools.cache
 def team_target_id(team: Team) -> str:
     """A stable structured-target UUID for a team."""
     return str(uuid.uuid5(_NAMESPACE, f"team:{team.code}"))
@@ -228,7 +230,9 @@ class World:
         """
         game = self.by_market[ticker]
         if now_ms < game.open_s * 1000:
-            return MarketState(EMPTY_BID, EMPTY_ASK, 0, 0, None, 0, 0, 0, EMPTY_BID, EMPTY_ASK, None)
+            return MarketState(
+                EMPTY_BID, EMPTY_ASK, 0, 0, None, 0, 0, 0, EMPTY_BID, EMPTY_ASK, None
+            )
         if now_ms < game.close_s * 1000 + DAY_MS:
             return self.market_path(ticker).state_at(now_ms)
         summary = self._summaries.get(ticker)

@@ -140,7 +140,10 @@ def check_market(market: dict[str, Any]) -> None:
         )
         assert RFC3339.match(market["settlement_ts"])
     else:
-        assert market["settlement_ts"] is None
+        # x-omitempty in Kalshi's schema: unset nullable fields are left out, not null.
+        assert "settlement_ts" not in market
+        assert "settlement_value_dollars" not in market or market["status"] == "determined"
+    assert "fee_waiver_expiration_time" not in market
 
 
 def test_health_and_exchange_status(simulator: Any, api: httpx.Client) -> None:
@@ -347,7 +350,7 @@ def test_historical_cutoff_and_split(api: httpx.Client) -> None:
     assert_error(api.get(f"/historical/markets/{live[0]['ticker']}"), 404, "not_found")
     # Events are never archived, but their archived markets are not nested.
     event = get_ok(api, f"/events/{archived[0]['event_ticker']}", with_nested_markets="true")
-    assert event["markets"] == [] and event["event"]["markets"] == []
+    assert event["markets"] == [] and "markets" not in event["event"]
     assert_error(
         api.get("/historical/markets", params={"tickers": ticker, "series_ticker": "KXNBAGAME"}),
         400,
@@ -391,7 +394,7 @@ def test_historical_cutoff_and_split(api: httpx.Client) -> None:
 
 def _whole_history(api: httpx.Client, market: dict[str, Any], period: int) -> list[dict[str, Any]]:
     start = _ts(market["open_time"]) - 3600
-    end = _ts(market["settlement_ts"] or market["close_time"]) + 3600
+    end = _ts(market.get("settlement_ts") or market["close_time"]) + 3600
     end = min(end, start + 4900 * 60 if period == 1 else end)
     return get_ok(
         api,
@@ -689,3 +692,84 @@ def test_same_seed_same_payloads(start_simulator: Any, simulator: Any) -> None:
 def _ts(text: str) -> int:
     """Unix seconds of an RFC3339 timestamp (fractions truncated)."""
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+
+
+# -- fidelity details checked against docs.kalshi.com ------------------------------------------------
+def test_unset_nullable_fields_are_omitted(api: httpx.Client) -> None:
+    """Market and EventData fields marked x-omitempty are absent while unset, never `null`."""
+    live = get_ok(api, "/markets", status="open", limit=5)["markets"]
+    for market in live:
+        for field in ("settlement_value_dollars", "settlement_ts", "fee_waiver_expiration_time"):
+            assert field not in market, field
+        assert market["occurrence_datetime"] is None  # nullable without omitempty: present
+    settled = get_ok(api, "/markets", status="settled", limit=1)["markets"][0]
+    assert settled["settlement_value_dollars"] in ("0.0000", "1.0000")
+    assert RFC3339.match(settled["settlement_ts"])
+    events = get_ok(api, "/events", limit=5)["events"]
+    for event in events:
+        for field in ("strike_date", "strike_period", "fee_type_override", "markets"):
+            assert field not in event, field
+        assert {"event_ticker", "series_ticker", "sub_title", "title"} <= set(event)
+        assert event["collateral_return_type"] == "" and event["available_on_brokers"] is False
+    nested = get_ok(api, "/events", limit=5, with_nested_markets="true")["events"]
+    assert all(len(event["markets"]) == 2 for event in nested if event["markets"])
+
+
+def test_trades_limit_bounds(api: httpx.Client) -> None:
+    """`limit` on trades is 0..1000 (0 = the default of 100); outside that range is a 400."""
+    default = get_ok(api, "/markets/trades", limit=0)
+    assert len(default["trades"]) == 100 and default["cursor"]
+    assert len(get_ok(api, "/markets/trades", limit=1000)["trades"]) == 1000
+    assert_error(api.get("/markets/trades", params={"limit": 1001}), 400, "bad_request")
+    assert_error(api.get("/markets/trades", params={"limit": -1}), 400, "bad_request")
+    assert_error(api.get("/historical/trades", params={"limit": 1001}), 400, "bad_request")
+
+
+def test_series_list_params(api: httpx.Client) -> None:
+    """`GET /series` leaves product_metadata out unless asked and filters on `min_updated_ts`."""
+    plain = get_ok(api, "/series")["series"]
+    assert plain and all("product_metadata" not in s for s in plain)
+    with_meta = get_ok(api, "/series", include_product_metadata="true")["series"]
+    assert with_meta[0]["product_metadata"]["competition"] == "Pro Basketball (M)"
+    updated = _ts(plain[0]["last_updated_ts"])
+    assert get_ok(api, "/series", min_updated_ts=updated)["series"] == []
+    assert len(get_ok(api, "/series", min_updated_ts=updated - 1)["series"]) == 1
+    assert "product_metadata" in get_ok(api, "/series/KXNBAGAME")["series"]
+    assert_error(api.get("/series", params={"min_updated_ts": "x"}), 400, "bad_request")
+
+
+def test_day_old_market_snapshot_agrees_with_trades_and_candles(api: httpx.Client) -> None:
+    """A market closed over a day ago (served from its summary) matches its trades and candles."""
+    settled = get_ok(api, "/markets", status="settled", limit=60)["markets"]
+    old = [m for m in settled if _ts(m["close_time"]) < time.time() - 2 * 86400]
+    assert len(old) >= 2
+    for market in old[:2]:
+        assert market["volume_24h_fp"] == "0.00"
+        assert market["yes_bid_dollars"] == "0.0000" and market["yes_ask_dollars"] == "1.0000"
+        assert market["previous_price_dollars"] == market["last_price_dollars"]
+        trades = walk(api, "/markets/trades", "trades", ticker=market["ticker"], limit=1000)
+        assert sum(Decimal(t["count_fp"]) for t in trades) == Decimal(market["volume_fp"])
+        assert trades[0]["yes_price_dollars"] == market["last_price_dollars"]
+        # The closing print happens at the final buzzer, at the result's price.
+        last_price = Decimal(market["last_price_dollars"])
+        assert (
+            last_price >= Decimal("0.99")
+            if market["result"] == "yes"
+            else last_price <= Decimal("0.01")
+        )
+        minutes = _whole_history(api, market, 60)
+        assert sum(Decimal(c["volume_fp"]) for c in minutes) == Decimal(market["volume_fp"])
+        assert minutes[-1]["open_interest_fp"] == market["open_interest_fp"]
+    archived = get_ok(api, "/historical/markets", limit=1)["markets"][0]
+    start, end = _ts(archived["open_time"]) - 3600, _ts(archived["settlement_ts"]) + 3600
+    history = get_ok(
+        api,
+        f"/historical/markets/{archived['ticker']}/candlesticks",
+        start_ts=start,
+        end_ts=end,
+        period_interval=60,
+    )["candlesticks"]
+    assert sum(Decimal(c["volume"]) for c in history) == Decimal(archived["volume_fp"])
+    assert history[-1]["open_interest"] == archived["open_interest_fp"]
+    traded = [c for c in history if c["price"]["close"] is not None]
+    assert traded[-1]["price"]["close"] == archived["last_price_dollars"]

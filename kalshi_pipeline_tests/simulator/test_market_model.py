@@ -113,3 +113,16 @@ def test_candles_count_every_trade(finished: GamePath) -> None:
     assert int(partial.volume.sum()) == int(
         np.sum(market.trade_count[market.trade_t <= game.tip_s * 1000 + 90_000])
     )
+
+
+def test_closing_print_and_trade_sizes(finished: GamePath) -> None:
+    """Each market ends with a trade at the final buzzer; no trade exceeds the size it hit."""
+    game = finished.game
+    for market in (finished.home, finished.away):
+        assert int(market.trade_t[-1]) == game.end_s * 1000
+        wins = (market is finished.home) == game.home_wins
+        assert (market.trade_price[-1] >= 9900) if wins else (market.trade_price[-1] <= 100)
+        qi = np.searchsorted(market.quote_t, market.trade_t, "right") - 1
+        hit = np.where(market.taker_yes, market.ask_size[qi], market.bid_size[qi])
+        assert np.all(market.trade_count <= hit)
+        assert np.all(np.diff(market.trade_t) > 0)

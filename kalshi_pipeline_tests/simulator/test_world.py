@@ -152,3 +152,21 @@ def test_cutoff_and_archive(world: World) -> None:
     assert cutoff % 86400 == 0 and 89 * 86400 < now_s - cutoff <= 91 * 86400
     archived = [g for g in world.games if world.is_archived(g, now_s)]
     assert archived and all(g.settled_s < cutoff for g in archived)
+
+
+def test_finished_market_state_matches_the_path() -> None:
+    """The cheap state of markets closed over a day ago equals the state of their full paths."""
+    world = World(SimulatorConfig(seed=11, now=NOW, live_games=1))
+    now_ms = int(NOW.timestamp() * 1000)
+    finished = [g for g in world.games if g.close_s * 1000 + 86_400_000 <= now_ms]
+    assert len(finished) > 200
+    for game in finished[::25]:
+        for ticker in game.market_tickers:
+            assert world.market_state(ticker, now_ms) == world.market_path(ticker).state_at(now_ms)
+    recent = next(
+        g for g in world.games if g.close_s * 1000 <= now_ms < g.close_s * 1000 + 3600_000 * 24
+    )
+    ticker = recent.home_ticker
+    assert world.market_state(ticker, now_ms) == world.market_path(ticker).state_at(now_ms)
+    future = world.games[0]
+    assert world.market_state(future.home_ticker, now_ms).volume == 0

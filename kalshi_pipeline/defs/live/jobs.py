@@ -34,9 +34,24 @@ LIVE_JOB_NAME = "kalshi_live_job"
 DISCOVERY_JOB_NAME = "kalshi_discovery_job"
 SWEEP_JOB_NAME = "kalshi_sweep_job"
 
+
+def _own_checks() -> list[dg.AssetCheckKey]:
+    """The checks the three assets evaluate inside their own step (their `check_specs`)."""
+    from kalshi_pipeline.defs.candlesticks.assets import candlesticks, candlesticks_raw
+    from kalshi_pipeline.defs.markets.assets import markets
+
+    return sorted(
+        {key for asset in (markets, candlesticks_raw, candlesticks) for key in asset.check_keys},
+        key=lambda k: (k.asset_key.to_user_string(), k.name),
+    )
+
+
+# Checks defined elsewhere as their own ops (e.g. the stream-vs-REST audit) would add a step to every live
+# refresh, every ~15 s; they run with the nightly sweep and on demand instead.
 live_job = dg.define_asset_job(
     LIVE_JOB_NAME,
-    selection=dg.AssetSelection.assets(*ALL_KEYS),
+    selection=dg.AssetSelection.assets(*ALL_KEYS).without_checks()
+    | dg.AssetSelection.checks(*_own_checks()),
     partitions_def=game_date_partitions,
     executor_def=dg.in_process_executor,
     description=(

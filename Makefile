@@ -42,7 +42,7 @@ dev: $(STAMP)
 	ln -sf $(CURDIR)/dagster.yaml $(DEV_HOME)/dagster.yaml
 	$(BIN)/kalshi-pipeline simulator --host 127.0.0.1 --port $(DEV_SIM_PORT) \
 		--live-games $(DEV_LIVE_GAMES) --game-minutes $(DEV_GAME_MINUTES) & SIM=$$!; \
-	trap 'kill $$SIM 2>/dev/null' EXIT INT TERM; \
+	trap 'kill $$SIM 2>/dev/null' EXIT; \
 	DAGSTER_HOME=$(DEV_HOME) KALSHI_API_BASE_URL=http://127.0.0.1:$(DEV_SIM_PORT)/trade-api/v2 \
 	KALSHI_WAREHOUSE_URL=$(DEV_WAREHOUSE_URL) \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_UI_PORT)

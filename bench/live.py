@@ -155,8 +155,7 @@ def main() -> int:
         "KALSHI_API_BASE_URL": f"http://127.0.0.1:{port}/trade-api/v2",
         "KALSHI_WAREHOUSE_URL": wh_url,
     }
-    logs = home / "logs"
-    logs.mkdir()
+    logs = Path(tempfile.mkdtemp(prefix="live_bench_logs_"))
     # Create the SQLite instance storage once, up front: the daemon and `dagster sensor start` creating it
     # at the same moment can leave two alembic heads in runs.db.
     import dagster as dg
@@ -270,6 +269,7 @@ def main() -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     shutil.rmtree(home, ignore_errors=True)
+    print(f"simulator and daemon logs: {logs}")
     print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
     print(f"wrote {RESULTS}")
     return 0

@@ -6,8 +6,9 @@ builder -> batched warehouse writer -> REST reconcile) for `--seconds`. Measures
 
 - receipt -> committed row latency (p50/p95/p99) of every ticker/trade message;
 - exchange time (`ts_ms`) -> committed row latency (includes the simulator's 50 ms send cadence);
-- candle freshness: every second, per live market, now minus the exchange time of the newest event
-  reflected in its stored candle (what "the newest stored candle trails the clock" means);
+- candle freshness, sampled every second: per market, now minus the exchange time of the newest event in
+  its stored candle; per game, now minus the newest write to `kalshi.candlesticks` and now minus the newest
+  candle's period end (0 while the open minute is stored);
 - resident memory (RSS) sampled every second, and the client's peak buffer depth.
 
 Writes bench/results/stream.json.
@@ -75,13 +76,14 @@ class MeasuringRunner(StreamRunner):
             self.exchange_pending.append(item.ts_ms)
         super()._handle(item)
 
-    def _flush(self) -> None:
+    async def _flush(self) -> bool:
         before = self.writer.flushes
-        super()._flush()
+        ok = await super()._flush()
         if self.writer.flushes > before:
             done = time.time() * 1000
             self.exchange_latency.extend(done - t for t in self.exchange_pending)
             self.exchange_pending.clear()
+        return ok
 
 
 async def sample(
@@ -101,6 +103,17 @@ async def sample(
         for newest in df["newest"]:
             if newest is not None:
                 out["candle_trail_s"].append((now - newest.to_pydatetime()).total_seconds())
+        games = await asyncio.to_thread(
+            wh.query_df,
+            "SELECT event_ticker, max(ingested_at) AS written, max(end_period_ts) AS newest_end "
+            "FROM kalshi.candlesticks GROUP BY event_ticker",
+        )
+        now = datetime.now(UTC)
+        for row in games.itertuples():
+            out["game_write_trail_s"].append((now - row.written.to_pydatetime()).total_seconds())
+            out["game_period_trail_s"].append(
+                max(0.0, (now - row.newest_end.to_pydatetime()).total_seconds())
+            )
 
 
 async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:
@@ -138,7 +151,13 @@ async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:
             settings=settings,
             run_id="bench",
         )
-        samples: dict[str, list[float]] = {"rss_mb": [], "queue_depth": [], "candle_trail_s": []}
+        samples: dict[str, list[float]] = {
+            "rss_mb": [],
+            "queue_depth": [],
+            "candle_trail_s": [],
+            "game_write_trail_s": [],
+            "game_period_trail_s": [],
+        }
         stop = asyncio.Event()
         sampler = asyncio.create_task(sample(runner, wh, stop, samples))
         rss_before = psutil.Process().memory_info().rss / 2**20
@@ -172,6 +191,8 @@ async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:
         "receipt_to_row_ms": q(summary.latency_ms),
         "exchange_to_row_ms": q(runner.exchange_latency),
         "candle_trail_s": q(samples["candle_trail_s"]),
+        "game_write_trail_s": q(samples["game_write_trail_s"]),
+        "game_period_trail_s": q(samples["game_period_trail_s"]),
         "rss_mb": {
             "before": round(rss_before, 1),
             "peak": round(max(rss), 1) if rss else None,
@@ -184,9 +205,11 @@ async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:
         "mismatched_minutes": summary.mismatched_minutes,
         "stream_events": summary.events,
         "notes": (
-            "candle_trail_s is now minus the exchange time of the newest event in each market's newest "
-            "stored candle, sampled every second; markets are quiet for seconds between events, so it "
-            "includes the time since the market last moved, not only pipeline lag."
+            "Sampled every second. candle_trail_s: per market, now minus the exchange time of the newest "
+            "event in its newest stored candle (includes the seconds a quiet market did not move). "
+            "game_write_trail_s: per game, now minus the newest write to kalshi.candlesticks. "
+            "game_period_trail_s: per game, now minus the newest candle's end_period_ts, 0 when the "
+            "current (open) minute is stored."
         ),
     }
 

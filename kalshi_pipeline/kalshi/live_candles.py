@@ -4,7 +4,8 @@ Semantics (matched field by field to `GET /series/{s}/markets/{t}/candlesticks`)
 
 - A candle with `end_period_ts = E` covers exchange times `(E - 60 s, E]`: `end_period_ts` is the inclusive
   period end, so a trade at 12:00:30 (or at exactly 12:01:00.000) belongs to the candle ending 12:01:00.
-- A candle exists only for periods with activity: a trade or a change of any ticker field.
+- A candle exists only for periods with activity: a trade or a ticker message (Kalshi sends one whenever
+  any ticker field changes).
 - `price_*`: open/high/low/close of the trades' YES prices in the period; `price_mean` is the volume-weighted
   mean rounded half-up to 0.0001 dollars; `price_previous` is the last trade price before the period;
   all price fields are None without trades (`price_previous` None when the market never traded).
@@ -72,7 +73,6 @@ class LiveCandle:
 class _Quote:
     yes_bid: Decimal | None = None
     yes_ask: Decimal | None = None
-    fields: tuple[object, ...] = ()
 
 
 @dataclass
@@ -190,21 +190,12 @@ class LiveCandleBuilder:
 
     def _ticker(self, msg: TickerMessage) -> set[CandleKey]:
         state = self._markets.setdefault(msg.market_ticker, _MarketState())
-        fields = (
-            msg.yes_bid,
-            msg.yes_ask,
-            msg.yes_bid_size,
-            msg.yes_ask_size,
-            msg.price,
-            msg.volume,
-            msg.open_interest,
-        )
         if msg.ts_ms is None:
             return set()
         touched = self._close_open_gap(msg.market_ticker, state, msg.ts_ms)
         if not state.seeded:
             state.seeded = True
-            state.quote = _Quote(msg.yes_bid, msg.yes_ask, fields)
+            state.quote = _Quote(msg.yes_bid, msg.yes_ask)
             # Kalshi reports price 0 for a market that never traded; REST then has no `previous`.
             if msg.price is not None and (msg.volume or 0) > 0:
                 state.last_price = msg.price
@@ -215,7 +206,7 @@ class LiveCandleBuilder:
             return touched
         end_ts = period_end(msg.ts_ms, self.period_s)
         minute = self._minute(state, end_ts)
-        state.quote = _Quote(msg.yes_bid, msg.yes_ask, fields)
+        state.quote = _Quote(msg.yes_bid, msg.yes_ask)
         if minute.bid_open is None and minute.ask_open is None:
             minute.bid_open, minute.ask_open = msg.yes_bid, msg.yes_ask
         minute.bid_high = _max(minute.bid_high, msg.yes_bid)

@@ -641,35 +641,35 @@ CANDLE_VALUE_FIELDS: tuple[str, ...] = (
 )
 
 
-def _candle_keys(historical: bool) -> tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]:
-    def names(base: str, suffix: str) -> tuple[str, ...]:
-        return (base, base + suffix) if historical else (base + suffix,)
-
-    return (
-        *((group, tuple(names(n, "_dollars") for n in ns)) for group, ns in _CANDLE_GROUPS),
-        ("", (names("volume", "_fp"), names("open_interest", "_fp"))),
-    )
-
-
-_CANDLE_KEYS = {flag: _candle_keys(flag) for flag in (False, True)}
+_LIVE_CANDLE_KEYS = tuple(
+    (group, tuple(f"{name}_dollars" for name in names)) for group, names in _CANDLE_GROUPS
+)
+_HISTORICAL_CANDLE_KEYS = tuple(
+    (group, tuple((name, f"{name}_dollars") for name in names)) for group, names in _CANDLE_GROUPS
+)
+_NONES = {len(names): [None] * len(names) for _, names in _CANDLE_GROUPS}
 # Fixed-point strings repeat heavily across candles (prices move in cents), so each distinct string is
 # turned into a Decimal once; Decimals are immutable, so candles may share them.
 _DECIMALS: dict[str, Decimal] = {}
 _DECIMALS_MAX = 1 << 16
 
 
-def _cached_fixed(value: Any) -> Decimal | None:
-    """The Decimal of a well-formed fixed-point string, or None for anything `_fixed` would refuse."""
-    if type(value) is not str:
-        return None
-    result = _DECIMALS.get(value)
+class _Unusual(Exception):
+    """A candle the one-pass parser leaves to the field-by-field parser (which names the problem)."""
+
+
+def _cached_fixed(value: Any) -> Decimal:
+    """The Decimal of a well-formed fixed-point string; `_Unusual` for anything `_fixed` would refuse."""
+    result = _DECIMALS.get(value) if type(value) is str else None
     if result is None:
+        if type(value) is not str:
+            raise _Unusual
         try:
             result = Decimal(value.strip())
         except InvalidOperation:
-            return None
+            raise _Unusual from None
         if not result.is_finite():
-            return None
+            raise _Unusual
         if len(_DECIMALS) >= _DECIMALS_MAX:
             _DECIMALS.clear()
         _DECIMALS[value] = result
@@ -678,35 +678,43 @@ def _cached_fixed(value: Any) -> Decimal | None:
 
 def _fast_candle_values(
     obj: dict[str, Any], historical: bool
-) -> tuple[int, tuple[Decimal | None, ...]] | None:
-    """Parse a well-formed candle in one pass; None when anything is unusual (the checked parser decides)."""
+) -> tuple[int, tuple[Decimal | None, ...]]:
+    """Parse a well-formed candle in one pass; `_Unusual` (or TypeError) for anything else."""
     end = obj.get("end_period_ts")
     if type(end) is not int:
-        return None
-    values: list[Decimal | None] = []
-    for group, keys in _CANDLE_KEYS[historical]:
-        container = obj.get(group) if group else obj
-        if container is None:
-            values += [None] * len(keys)
-            continue
-        if type(container) is not dict:
-            return None
-        for names in keys:
-            value = None
-            for key in names:
-                value = container.get(key)
-                if value is not None:
-                    break
-            if value is None:
-                if not group:
-                    return None  # a required count is missing
-                values.append(None)
+        raise _Unusual
+    raw: list[Any] = []
+    if historical:
+        for group, pairs in _HISTORICAL_CANDLE_KEYS:
+            container = obj.get(group)
+            if container is None:
+                raw += _NONES[len(pairs)]
                 continue
-            parsed = _cached_fixed(value)
-            if parsed is None:
-                return None
-            values.append(parsed)
-    return end, tuple(values)
+            if type(container) is not dict:
+                raise _Unusual
+            for plain, suffixed in pairs:
+                value = container.get(plain)
+                raw.append(container.get(suffixed) if value is None else value)
+        volume = obj.get("volume")
+        open_interest = obj.get("open_interest")
+        raw.append(obj.get("volume_fp") if volume is None else volume)
+        raw.append(obj.get("open_interest_fp") if open_interest is None else open_interest)
+    else:
+        for group, keys in _LIVE_CANDLE_KEYS:
+            container = obj.get(group)
+            if container is None:
+                raw += _NONES[len(keys)]
+                continue
+            if type(container) is not dict:
+                raise _Unusual
+            raw += map(container.get, keys)
+        raw.append(obj.get("volume_fp"))
+        raw.append(obj.get("open_interest_fp"))
+    if raw[-1] is None or raw[-2] is None:
+        raise _Unusual  # a required count is missing
+    get = _DECIMALS.get
+    # `get(v) or ...`: a cache miss (and a zero, which is falsy) takes the checked conversion.
+    return end, tuple([None if v is None else (get(v) or _cached_fixed(v)) for v in raw])
 
 
 def _checked_candle_values(
@@ -769,9 +777,10 @@ def parse_candle_values(
         KalshiProtocolError: As `Candlestick.from_payload`.
     """
     if type(payload) is dict:
-        fast = _fast_candle_values(payload, historical)
-        if fast is not None:
-            return fast
+        try:
+            return _fast_candle_values(payload, historical)
+        except (_Unusual, TypeError):  # TypeError: an unhashable value where a string belongs
+            pass
     return _checked_candle_values(payload, ticker, historical)
 
 

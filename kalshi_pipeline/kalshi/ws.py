@@ -640,6 +640,8 @@ class KalshiWebSocket:
         self._dropped_channels: dict[str, int | None] = {}
         self._last_exchange_ms: int | None = None
         self._fatal: BaseException | None = None
+        self._blocked = False
+        self._background: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_config(cls, config: Any, *, url: str | None = None, **kwargs: Any) -> KalshiWebSocket:
@@ -957,8 +959,6 @@ class KalshiWebSocket:
             self._queue.put_nowait(item)
         self.stats.max_queue_depth = max(self.stats.max_queue_depth, self._queue.qsize())
 
-    _blocked: bool = False
-
     def _flush_dropped(self) -> None:
         """After drops, emit gap events (and resync orderbooks) once the buffer has room for them."""
         if self._queue.qsize() > self.queue_size // 2:
@@ -980,7 +980,9 @@ class KalshiWebSocket:
             )
             self.stats.gaps += 1
             if channel == "orderbook_delta":
-                asyncio.get_running_loop().create_task(self._resync_orderbook("overflow"))
+                task = asyncio.get_running_loop().create_task(self._resync_orderbook("overflow"))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
         self._dropped_channels.clear()
 
     def _channel_of(self, item: WsMessage) -> str | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import random
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 
 from kalshi_pipeline.kalshi.errors import KalshiProtocolError
 from kalshi_pipeline.kalshi.models import (
+    CANDLE_VALUE_FIELDS,
     Candlestick,
     Event,
     ExchangeStatus,
@@ -20,6 +23,8 @@ from kalshi_pipeline.kalshi.models import (
     Orderbook,
     Series,
     Trade,
+    _checked_candle_values,
+    parse_candle_values,
 )
 
 MARKET: dict[str, Any] = {
@@ -442,3 +447,55 @@ def test_historical_cutoff_and_exchange_status() -> None:
         HistoricalCutoff.from_payload({"trades_created_ts": "2026-05-01T00:00:00Z"})
     status = ExchangeStatus.from_payload({"exchange_active": True, "trading_active": False})
     assert status.exchange_active and not status.trading_active
+
+
+def test_candle_value_fields_follow_the_dataclass() -> None:
+    names = [f.name for f in dataclasses.fields(Candlestick)]
+    assert tuple(names[3 : 3 + len(CANDLE_VALUE_FIELDS)]) == CANDLE_VALUE_FIELDS
+
+
+_ODD_VALUES: list[Any] = [None, "", " 0.5 ", "0.5x", "NaN", "Infinity", "-0", "1e2", 5, 0.5, True,
+                          [], {}, "0.123456789", "00.10", "1_0"]  # fmt: skip
+
+
+def _mutate(payload: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    out = copy.deepcopy(payload)
+    for _ in range(rng.randrange(0, 3)):
+        group = rng.choice(["price", "yes_bid", "yes_ask", None])
+        target = out if group is None else out.get(group)
+        if group is not None and rng.random() < 0.1:
+            out[group] = rng.choice([None, {}, [], "x"])
+            continue
+        if not isinstance(target, dict) or not target:
+            continue
+        key = rng.choice(sorted(target))
+        if rng.random() < 0.2:
+            del target[key]
+        else:
+            target[key] = rng.choice(_ODD_VALUES)
+    return out
+
+
+@pytest.mark.parametrize("historical", [False, True])
+def test_one_pass_parser_matches_the_field_by_field_parser(historical: bool) -> None:
+    rng = random.Random(11)
+    base = [LIVE_CANDLE, HISTORICAL_CANDLE]
+    for i in range(600):
+        payload = _mutate(base[i % 2], rng)
+        try:
+            expected: Any = _checked_candle_values(payload, "KX-T", historical)
+        except KalshiProtocolError as exc:
+            expected = str(exc)
+        try:
+            got: Any = parse_candle_values(payload, ticker="KX-T", historical=historical)
+        except KalshiProtocolError as exc:
+            got = str(exc)
+        assert got == expected, payload
+        if not isinstance(expected, str):
+            assert [str(v) for v in got[1]] == [str(v) for v in expected[1]]  # same exponent too
+            candle = Candlestick.from_payload(
+                payload, ticker="KX-T", period_interval=1, historical=historical
+            )
+            assert candle == Candlestick(
+                "KX-T", 1, expected[0], *expected[1], raw=payload, historical=historical
+            )

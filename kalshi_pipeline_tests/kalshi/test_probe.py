@@ -47,8 +47,10 @@ def test_probe_reports_types_rates_latency_pings_and_reconnects(
     assert report["url"] == sim.ws_url
     assert report["message_types"]["subscribed"] >= 8  # four channels, subscribed twice
     assert report["message_types"]["orderbook_snapshot"] >= 2 * len(tickers)
-    assert set(report["channel_rates_per_s"]) >= {"ticker", "orderbook_delta"}
-    assert report["latency_ms"]["orderbook_delta"]["p50"] >= 0
+    # At least the initial ticker snapshots, on both connections.
+    assert "ticker" in report["channel_rates_per_s"]
+    assert report["latency_ms"]["ticker"]["n"] >= 2 * len(tickers)
+    assert all(q["p50"] >= 0 and q["max"] >= q["p50"] for q in report["latency_ms"].values())
     assert report["reconnects"] == 1 and report["reconnect_seconds"] and report["forced_reconnect"]
     assert report["pings_received"] >= 2 and report["ping_payloads"] == {
         "heartbeat": report["pings_received"]

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -39,7 +40,7 @@ from kalshi_pipeline.defs.markets.assets import (
 from kalshi_pipeline.defs.partitions import game_date_partitions, partition_dates
 from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
 from kalshi_pipeline.kalshi.errors import KalshiError
-from kalshi_pipeline.kalshi.models import Candlestick
+from kalshi_pipeline.kalshi.models import CANDLE_VALUE_FIELDS, parse_candle_values
 
 # backfill_policy is marked beta in dagster 1.13 but is the documented way to run ranges in one run.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
@@ -49,6 +50,8 @@ REJECTED_COLUMNS = [*CANDLE_COLUMNS, "reasons", "payload"]
 SCHEMA_SAMPLE_ROWS = 2000
 DATES_PER_CHUNK = 3
 PREVIEW_ROWS = 10
+#: The `kalshi.candlesticks` columns the minute-grid check reads back.
+GRID_COLUMNS = ["ticker", "event_ticker", "period_interval", "end_period_ts", "price_close"]
 
 
 class CandlePullConfig(dg.Config):
@@ -211,44 +214,73 @@ def candlesticks_raw(
     )
 
 
+def _epoch_seconds(series: pd.Series) -> list[int]:
+    """Unix seconds of `end_period_ts` values as read back (tz-aware timestamps), one per row."""
+    if len(series) and isinstance(series.dtype, pd.DatetimeTZDtype) and not series.isna().any():
+        ns = series.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+        ns = ns.astype(np.int64)
+        if not (ns % 1_000_000_000).any():
+            return (ns // 1_000_000_000).tolist()  # whole seconds: exact, as Timestamp.timestamp()
+    return [int(pd.Timestamp(v).timestamp()) for v in series.tolist()]
+
+
 def parse_raw(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Parse raw payloads with `Candlestick.from_payload`; unparseable rows come back as rejects."""
-    parsed: list[dict[str, Any]] = []
-    broken: list[dict[str, Any]] = []
-    for row in raw.to_dict("records"):
-        base = {
-            "ticker": row["ticker"],
-            "event_ticker": row["event_ticker"],
-            "series_ticker": row["series_ticker"],
-            "game_date": row["game_date"],
-            "period_interval": int(row["period_interval"]),
-            "end_period_ts": int(pd.Timestamp(row["end_period_ts"]).timestamp()),
-            "source": row["source"],
-        }
+    """Parse raw payloads once each (`parse_candle_values`, the parser behind `Candlestick.from_payload`).
+
+    Returns (parsed, unparseable): parsed candles with their payload, and the rows whose payload could not
+    be parsed as rejects with the reason. Columns are built whole, never row by row.
+    """
+    cols = [c for c in CANDLE_COLUMNS if c != "ingested_at"] + ["payload"]
+    tickers = raw["ticker"].tolist()
+    payloads = raw["payload"].tolist()
+    sources = raw["source"].tolist()
+    intervals = [int(v) for v in raw["period_interval"].tolist()]
+    ends = _epoch_seconds(raw["end_period_ts"])
+    good: list[int] = []
+    values: list[tuple[Any, ...]] = []
+    bad: list[int] = []
+    bad_reasons: list[str] = []
+    for i, (ticker, payload, source) in enumerate(zip(tickers, payloads, sources, strict=True)):
         try:
-            candle = Candlestick.from_payload(
-                json.loads(row["payload"]),
-                ticker=row["ticker"],
-                period_interval=int(row["period_interval"]),
-                historical=row["source"] == "historical",
+            _, parsed = parse_candle_values(
+                json.loads(payload), ticker=ticker, historical=source == "historical"
             )
         except (ValueError, TypeError, KalshiError) as exc:
-            broken.append(
-                {
-                    **base,
-                    **dict.fromkeys(PRICE_COLUMNS),
-                    **dict.fromkeys(COUNT_COLUMNS),
-                    "reasons": f"unparseable payload: {exc}",
-                    "payload": row["payload"],
-                }
-            )
+            bad.append(i)
+            bad_reasons.append(f"unparseable payload: {exc}")
             continue
-        values = {c: getattr(candle, c) for c in (*PRICE_COLUMNS, *COUNT_COLUMNS)}
-        parsed.append({**base, **values, "payload": row["payload"]})
-    cols = [c for c in CANDLE_COLUMNS if c != "ingested_at"] + ["payload"]
+        good.append(i)
+        values.append(parsed)
+
+    def base(rows: list[int]) -> dict[str, list[Any]]:
+        if len(rows) == len(raw):
+            pick: Any = list
+        else:
+            pick = lambda column: [column[i] for i in rows]  # noqa: E731
+        return {
+            "ticker": pick(tickers),
+            "event_ticker": pick(raw["event_ticker"].tolist()),
+            "series_ticker": pick(raw["series_ticker"].tolist()),
+            "game_date": pick(raw["game_date"].tolist()),
+            "period_interval": pick(intervals),
+            "end_period_ts": pick(ends),
+            "source": pick(sources),
+            "payload": pick(payloads),
+        }
+
+    parsed_columns = base(good)
+    by_field = list(zip(*values, strict=True)) if values else [()] * len(CANDLE_VALUE_FIELDS)
+    for name, column in zip(CANDLE_VALUE_FIELDS, by_field, strict=True):
+        parsed_columns[name] = list(column)
+    broken_columns = base(bad)
+    for name in CANDLE_VALUE_FIELDS:
+        broken_columns[name] = [None] * len(bad)
+    broken_columns["reasons"] = bad_reasons
     return (
-        pd.DataFrame(parsed, columns=cols),
-        pd.DataFrame(broken, columns=[*cols, "reasons"]),
+        pd.DataFrame(parsed_columns, columns=cols) if good else pd.DataFrame([], columns=cols),
+        pd.DataFrame(broken_columns, columns=[*cols, "reasons"])
+        if bad
+        else pd.DataFrame([], columns=[*cols, "reasons"]),
     )
 
 
@@ -350,16 +382,24 @@ def candlesticks(
             if preview.empty and len(valid):
                 preview = valid.head(PREVIEW_ROWS)
             if len(day_markets):
+                # The grid needs five columns of the stored rows; the schema sample needs whole rows.
                 written = with_columns(
                     wh.query_df(
-                        "SELECT * FROM kalshi.candlesticks WHERE game_date = %(day)s "
-                        "ORDER BY ticker, end_period_ts",
+                        f"SELECT {', '.join(GRID_COLUMNS)} FROM kalshi.candlesticks "
+                        "WHERE game_date = %(day)s ORDER BY ticker, end_period_ts",
                         {"day": day},
                     ),
-                    CANDLE_COLUMNS,
+                    GRID_COLUMNS,
                 )
-                if sample.empty:
-                    sample = written.head(SCHEMA_SAMPLE_ROWS)
+                if sample.empty and len(written):
+                    sample = with_columns(
+                        wh.query_df(
+                            "SELECT * FROM kalshi.candlesticks WHERE game_date = %(day)s "
+                            f"ORDER BY ticker, end_period_ts LIMIT {SCHEMA_SAMPLE_ROWS}",
+                            {"day": day},
+                        ),
+                        CANDLE_COLUMNS,
+                    )
                 written = written[written["event_ticker"].isin(scoped_events)]
                 games += game_completeness(day_markets, written, window_start_ts=window_start)
         if sample.empty:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 #: Quiet time allowed between the final buzzer and the market's early close.
@@ -60,6 +61,14 @@ def _ts(value: Any) -> int | None:
 
 def _end_ts_seconds(series: pd.Series) -> list[int]:
     if pd.api.types.is_datetime64_any_dtype(series):
+        naive = (
+            series.dt.tz_convert("UTC").dt.tz_localize(None)
+            if isinstance(series.dtype, pd.DatetimeTZDtype)
+            else series
+        )
+        ns = naive.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        if len(ns) and not pd.isna(naive).any() and not (ns % 1_000_000_000).any():
+            return (ns // 1_000_000_000).tolist()  # whole seconds: exact, as Timestamp.timestamp()
         return [int(pd.Timestamp(v).timestamp()) for v in series]
     return [int(v) for v in series]
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from kalshi_pipeline.kalshi import KalshiClient
@@ -179,21 +180,26 @@ async def pull_games(
 
 def raw_frame(pulls: Sequence[GamePull], ingested_at: pd.Timestamp) -> pd.DataFrame:
     """Turn pulled candles into `kalshi.candlesticks_raw` rows, payloads as JSON text as received."""
-    rows = [
+    pairs = [pair for pull in pulls for pair in pull.candles]
+    if not pairs:
+        return pd.DataFrame([], columns=RAW_COLUMNS)
+    windows = [w for w, _ in pairs]
+    candles = [c for _, c in pairs]
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    ends = np.fromiter((c.end_period_ts for c in candles), dtype=np.int64, count=len(candles))
+    df = pd.DataFrame(
         {
-            "ticker": w.ticker,
-            "event_ticker": w.event_ticker,
-            "series_ticker": w.series_ticker,
-            "game_date": w.game_date,
-            "period_interval": int(c.period_interval),
-            "end_period_ts": pd.Timestamp(c.end_period_ts, unit="s", tz="UTC"),
-            "source": "historical" if c.historical else "live",
-            "payload": json.dumps(c.raw, separators=(",", ":")),
+            "ticker": [w.ticker for w in windows],
+            "event_ticker": [w.event_ticker for w in windows],
+            "series_ticker": [w.series_ticker for w in windows],
+            "game_date": [w.game_date for w in windows],
+            "period_interval": [int(c.period_interval) for c in candles],
+            "end_period_ts": pd.to_datetime(ends, unit="s", utc=True),
+            "source": ["historical" if c.historical else "live" for c in candles],
+            "payload": [dumps(c.raw) for c in candles],
             "ingested_at": ingested_at,
-        }
-        for pull in pulls
-        for w, c in pull.candles
-    ]
-    df = pd.DataFrame(rows, columns=RAW_COLUMNS)
+        },
+        columns=RAW_COLUMNS,
+    )
     # A candle can only be returned once per market, but guard the primary key anyway.
     return df.drop_duplicates(["ticker", "period_interval", "end_period_ts"], keep="last")

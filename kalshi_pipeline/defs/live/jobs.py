@@ -35,7 +35,7 @@ DISCOVERY_JOB_NAME = "kalshi_discovery_job"
 SWEEP_JOB_NAME = "kalshi_sweep_job"
 
 
-def _own_checks() -> list[dg.AssetCheckKey]:
+def own_checks() -> list[dg.AssetCheckKey]:
     """The checks the three assets evaluate inside their own step (their `check_specs`)."""
     from kalshi_pipeline.defs.candlesticks.assets import candlesticks, candlesticks_raw
     from kalshi_pipeline.defs.markets.assets import markets
@@ -51,7 +51,7 @@ def _own_checks() -> list[dg.AssetCheckKey]:
 live_job = dg.define_asset_job(
     LIVE_JOB_NAME,
     selection=dg.AssetSelection.assets(*ALL_KEYS).without_checks()
-    | dg.AssetSelection.checks(*_own_checks()),
+    | dg.AssetSelection.checks(*own_checks()),
     partitions_def=game_date_partitions,
     executor_def=dg.in_process_executor,
     description=(

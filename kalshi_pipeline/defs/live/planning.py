@@ -191,6 +191,7 @@ class StreamRequest:
 
     game_date: date
     event_tickers: tuple[str, ...]
+    bucket: int = 0
 
 
 @dataclass
@@ -363,7 +364,9 @@ def plan_tick(
         elif live_games and settings.mode == "websocket":
             tickers = tuple(g.event_ticker for g in live_games)
             if game_date not in streaming:
-                plan.streams.append(StreamRequest(game_date=game_date, event_tickers=tickers))
+                plan.streams.append(
+                    StreamRequest(game_date=game_date, event_tickers=tickers, bucket=refresh_bucket)
+                )
             plan.candles.append(
                 CandleRequest(
                     kind="reconcile",

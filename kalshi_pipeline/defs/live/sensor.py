@@ -33,6 +33,7 @@ from kalshi_pipeline.defs.live.jobs import (
     candle_run_config,
     discovery_job,
     live_job,
+    own_checks,
 )
 from kalshi_pipeline.defs.live.planning import (
     GAME_TZ,
@@ -111,12 +112,21 @@ def run_requests(plan: LivePlan, stream_requester: StreamRequester | None) -> li
             LIVE_KIND_TAG: "stream",
             STREAM_DATE_TAG: stream.game_date.isoformat(),
         }
-        requests.append(req.with_replaced_attrs(tags={**tags, **req.tags}))
+        # The in-flight check stops repeats while the stream runs; the bucketed key also dedupes ticks
+        # that race the run's creation, and lets a crashed stream restart in the next bucket.
+        run_key = req.run_key or f"stream:{stream.game_date.isoformat()}:{stream.bucket}"
+        requests.append(req.with_replaced_attrs(tags={**tags, **req.tags}, run_key=run_key))
     for candle in plan.candles:
         requests.append(_candle_request(candle))
     for markets in plan.markets:
         requests.append(_markets_request(markets))
     return requests
+
+
+def _checks_for(keys: list[dg.AssetKey]) -> list[dg.AssetCheckKey]:
+    # Without an explicit list Dagster adds every check of the selected assets in the code location,
+    # including separately defined check ops the live job leaves out (see jobs.live_job).
+    return [check for check in own_checks() if check.asset_key in keys]
 
 
 def _candle_request(req: CandleRequest) -> dg.RunRequest:
@@ -126,6 +136,7 @@ def _candle_request(req: CandleRequest) -> dg.RunRequest:
         job_name=live_job.name,
         partition_key=req.game_date.isoformat(),
         asset_selection=keys,
+        asset_check_keys=_checks_for(keys),
         run_config=candle_run_config(req.event_tickers, req.start_ts),
         tags=_tags(req.game_date, req.kind),
     )
@@ -137,6 +148,7 @@ def _markets_request(req: MarketsRequest) -> dg.RunRequest:
         job_name=live_job.name,
         partition_key=req.game_date.isoformat(),
         asset_selection=[MARKETS_KEY],
+        asset_check_keys=_checks_for([MARKETS_KEY]),
         tags=_tags(req.game_date, "markets"),
     )
 

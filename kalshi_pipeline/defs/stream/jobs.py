@@ -29,6 +29,7 @@ STREAM_OP_NAME = "stream_live_games"
 STREAM_DATE_TAG = "kalshi/stream_game_date"
 STREAM_EVENTS_TAG = "kalshi/stream_events"
 _CANCEL_POLL_S = 5.0
+MAX_RUNTIME_S = 12 * 3600
 
 
 class StreamConfig(dg.Config):
@@ -84,6 +85,11 @@ def stream_live_games(
     if unknown:
         raise dg.Failure(f"unknown channels {unknown}; expected some of {list(CHANNELS)}")
     client_config = kalshi.client_config()
+    if not client_config.has_credentials:
+        raise dg.Failure(
+            "the WebSocket needs credentials: Kalshi rejects unsigned handshakes with 401. Set "
+            "KALSHI_API_KEY_ID and KALSHI_PRIVATE_KEY_PATH (or KALSHI_PRIVATE_KEY), or use KALSHI_LIVE_MODE=rest"
+        )
     settings = StreamSettings(
         channels=tuple(config.channels),
         flush_delay_s=config.flush_delay_s,
@@ -199,5 +205,11 @@ def stream_run_request(game_date: str, event_tickers: list[str]) -> dg.RunReques
         run_config={
             "ops": {STREAM_OP_NAME: {"config": {"game_date": game_date, "event_tickers": tickers}}}
         },
-        tags={STREAM_DATE_TAG: game_date, STREAM_EVENTS_TAG: ",".join(tickers)[:4000]},
+        tags={
+            STREAM_DATE_TAG: game_date,
+            STREAM_EVENTS_TAG: ",".join(tickers)[:4000],
+            # A slate streams from the first tip-off until the last settlement, longer than the instance's
+            # default run-monitoring limit meant for short refreshes.
+            "dagster/max_runtime": str(MAX_RUNTIME_S),
+        },
     )

@@ -71,6 +71,7 @@ class StreamSettings:
     heartbeat_timeout_s: float = 30.0
     keep_minutes: int = 15
     write_ticks: bool = True
+    max_buffered_rows: int = 50_000
 
 
 @dataclass(frozen=True)
@@ -285,6 +286,7 @@ class StreamRunner:
         self._unreconciled: set[CandleKey] = set()
         self._pending_latency: list[int] = []
         self.ws: KalshiWebSocket | None = None
+        self._stopped_at_s: float | None = None
 
     async def _resolve_markets(self, client: KalshiClient) -> None:
         for event_ticker in self.event_tickers:
@@ -339,6 +341,12 @@ class StreamRunner:
                         ):
                             self.summary.stop_reason = f"max_seconds={s.max_seconds:g} reached"
                             break
+                        if self.writer.buffered >= s.max_buffered_rows:
+                            # The warehouse is slow or away: stop reading so the client's bounded
+                            # queue fills (and TCP pushes back) instead of this buffer growing.
+                            if not await self._flush():
+                                await asyncio.sleep(1.0)
+                            continue
                         try:
                             item = await ws.next_item(min(0.1, s.flush_delay_s))
                         except TimeoutError:
@@ -349,7 +357,7 @@ class StreamRunner:
                             while not self.writer.due() and (more := ws.next_nowait()) is not None:
                                 self._handle(more)
                         if self.writer.due():
-                            self._flush()
+                            await self._flush()
                         now = time.monotonic()
                         if now - last_reconcile >= s.reconcile_every_s:
                             last_reconcile = now
@@ -358,7 +366,8 @@ class StreamRunner:
                             last_poll = now
                             await self._poll_settled(client)
             finally:
-                self._flush()
+                await self._flush()
+                self._stopped_at_s = time.time()
             await self._reconcile(client, final=True)
         self.summary.seconds = round(time.monotonic() - started, 3)
         self.summary.flushes = self.writer.flushes
@@ -403,23 +412,25 @@ class StreamRunner:
                 self._touched.add(key)
         self._unreconciled |= {k for k in keys if k[0] in self.infos}
 
-    def _flush(self) -> None:
+    async def _flush(self) -> bool:
+        """Write the buffered rows (in a thread, so pings keep being answered); False when it failed."""
         try:
-            written = self.writer.flush()
+            written = await asyncio.to_thread(self.writer.flush)
         except WarehouseError as exc:
             # Rows stay buffered; the next flush retries. The buffer is bounded by reading less: the
             # client's queue fills and its overflow policy applies.
             self.summary.write_errors += 1
             self.log.error(f"stream write failed, will retry: {exc}")
-            return
+            return False
         if not written:
-            return
+            return True
         self.summary.candles_written += written.get("candlesticks_ws", 0)
         done_ms = time.time() * 1000
         self.summary.latency_ms.extend(done_ms - r for r in self._pending_latency)
         if len(self.summary.latency_ms) > 200_000:
             del self.summary.latency_ms[:100_000]
         self._pending_latency.clear()
+        return True
 
     async def _reconcile(self, client: KalshiClient, *, final: bool) -> None:
         """Replace closed minutes the stream touched (or a gap corrupted) with REST candles."""
@@ -437,16 +448,18 @@ class StreamRunner:
             self.log.warning(f"REST reconcile of {len(keys)} minutes failed, will retry: {exc}")
             return
         by_key = {(t, c.end_period_ts): c for t, cs in rest.items() for c in cs}
+        # Only minutes that closed while the stream was still reading can be compared with REST.
+        compare_until = horizon if self._stopped_at_s is None else int(self._stopped_at_s) - 2
         for key in keys - dirty:
             live = self.builder.candle(key)
             rest_candle = by_key.get(key)
-            if live is None or not live.complete:
+            if live is None or not live.complete or key[1] > compare_until:
                 continue
             self.summary.compared_minutes += 1
             if rest_candle is None or not same_values(live, rest_candle):
                 self.summary.mismatched_minutes += 1
                 self.log.warning(f"stream candle {key} differs from REST: {live} vs {rest_candle}")
-        self._flush()
+        await self._flush()
         try:
             _, rejected = await asyncio.to_thread(
                 write_rest_candles, self.warehouse, rest, self.infos, lo, hi

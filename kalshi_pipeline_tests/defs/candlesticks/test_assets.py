@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -9,8 +11,11 @@ import pandas as pd
 import psycopg
 import pytest
 
-from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY, RAW_KEY
+from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY, RAW_KEY, parse_raw
+from kalshi_pipeline.defs.candlesticks.validation import CANDLE_COLUMNS
 from kalshi_pipeline.defs.markets.assets import MARKETS_KEY
+from kalshi_pipeline.kalshi.errors import KalshiError
+from kalshi_pipeline.kalshi.models import CANDLE_VALUE_FIELDS, Candlestick
 from kalshi_pipeline_tests.defs.markets.helpers import (
     SimDates,
     checks_by_name,
@@ -211,3 +216,87 @@ def test_date_without_games_materializes_empty(simulator: Any, tmp_path: Any) ->
     assert materialization_metadata(result, "kalshi/markets")["games"] == 0
     assert materialization_metadata(result, "kalshi/candlesticks")["candles"] == 0
     assert table(url, "candlesticks").empty
+
+
+def _reference_parse_raw(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The row-by-row parse `parse_raw` replaced: `Candlestick.from_payload` per stored payload."""
+    parsed, broken = [], []
+    for row in raw.to_dict("records"):
+        base = {
+            **{
+                k: row[k]
+                for k in ("ticker", "event_ticker", "series_ticker", "game_date", "source")
+            },
+            "period_interval": int(row["period_interval"]),
+            "end_period_ts": int(pd.Timestamp(row["end_period_ts"]).timestamp()),
+        }
+        try:
+            candle = Candlestick.from_payload(
+                json.loads(row["payload"]),
+                ticker=row["ticker"],
+                period_interval=int(row["period_interval"]),
+                historical=row["source"] == "historical",
+            )
+        except (ValueError, TypeError, KalshiError) as exc:
+            reason = f"unparseable payload: {exc}"
+            broken.append({**base, **dict.fromkeys(CANDLE_VALUE_FIELDS), "reasons": reason})
+            broken[-1]["payload"] = row["payload"]
+            continue
+        values = {c: getattr(candle, c) for c in CANDLE_VALUE_FIELDS}
+        parsed.append({**base, **values, "payload": row["payload"]})
+    cols = [c for c in CANDLE_COLUMNS if c != "ingested_at"] + ["payload"]
+    return pd.DataFrame(parsed, columns=cols), pd.DataFrame(broken, columns=[*cols, "reasons"])
+
+
+def test_parse_raw_matches_row_by_row_parsing() -> None:
+    live = {
+        "end_period_ts": 1766188800,
+        "price": {"open_dollars": "0.55", "high_dollars": "0.60", "low_dollars": "0.50",
+                  "close_dollars": "0.58", "mean_dollars": "0.5612", "previous_dollars": "0.54"},
+        "yes_bid": {"open_dollars": "0.54", "high_dollars": "0.58", "low_dollars": "0.50",
+                    "close_dollars": "0.57"},
+        "yes_ask": {"open_dollars": "0.56", "high_dollars": "0.60", "low_dollars": "0.52",
+                    "close_dollars": "0.59"},
+        "volume_fp": "10.00",
+        "open_interest_fp": "100.00",
+    }  # fmt: skip
+    quiet = {**live, "price": {"previous_dollars": "0.58"}, "volume_fp": "0.00"}
+    historical = {"end_period_ts": 1766188800, "price": {"close": "0.41"}, "volume": "1",
+                  "open_interest": "2"}  # fmt: skip
+    payloads = [
+        (json.dumps(live), "live"),
+        (json.dumps(quiet), "live"),
+        (json.dumps(historical), "historical"),
+        (json.dumps(historical), "live"),  # un-suffixed names are not read from live payloads
+        (json.dumps({**live, "price": {"close_dollars": "abc"}}), "live"),
+        (json.dumps({**live, "volume_fp": 5}), "live"),
+        (json.dumps({**live, "yes_ask": [1]}), "live"),
+        (json.dumps({**live, "end_period_ts": "1766188800"}), "live"),
+        ("[1, 2]", "live"),
+        ('{"end_period_ts": 1', "live"),
+        ("", "historical"),
+    ]
+    n = len(payloads)
+    raw = pd.DataFrame(
+        {
+            "ticker": [f"KXNBAGAME-25DEC19SASATL-{'ATL' if i % 2 else 'SAS'}" for i in range(n)],
+            "event_ticker": ["KXNBAGAME-25DEC19SASATL"] * n,
+            "series_ticker": ["KXNBAGAME"] * n,
+            "game_date": [date(2025, 12, 19)] * n,
+            "period_interval": [1] * n,
+            "end_period_ts": pd.to_datetime(
+                [1766188800 + 60 * i for i in range(n)], unit="s", utc=True
+            ),
+            "source": [s for _, s in payloads],
+            "payload": [p for p, _ in payloads],
+            "ingested_at": pd.Timestamp("2025-12-20", tz="UTC"),
+        }
+    )
+    got_parsed, got_broken = parse_raw(raw)
+    ref_parsed, ref_broken = _reference_parse_raw(raw)
+    assert len(got_parsed) == 4 and len(got_broken) == 7
+    pd.testing.assert_frame_equal(got_parsed, ref_parsed)
+    pd.testing.assert_frame_equal(got_broken, ref_broken)
+    empty_parsed, empty_broken = parse_raw(raw.head(0))
+    pd.testing.assert_frame_equal(empty_parsed, _reference_parse_raw(raw.head(0))[0])
+    assert list(empty_broken.columns) == list(ref_broken.columns) and empty_broken.empty

@@ -19,7 +19,7 @@ from kalshi_pipeline.defs.live.jobs import (
     STREAM_DATE_TAG,
 )
 from kalshi_pipeline.defs.live.planning import LiveSettings
-from kalshi_pipeline.defs.live.sensor import evaluate, live_games_sensor, run_requests
+from kalshi_pipeline.defs.live.sensor import evaluate, live_games_sensor
 from kalshi_pipeline.defs.resources import WarehouseResource
 from kalshi_pipeline_tests.defs.live.conftest import candle_frame, event_ticker, market_frame
 
@@ -100,6 +100,13 @@ def test_first_tick_refreshes_the_live_game_and_reconciles_last_night(night, duc
     assert scope(live)["start_ts"] == int((NOW - timedelta(minutes=1)).timestamp())
     # The date is about to go live, so its markets ride along.
     assert set(live.asset_selection) == {MARKETS_KEY, RAW_KEY, CANDLES_KEY}
+    # Only the checks the assets evaluate in their own step; separately defined check ops stay out.
+    assert {c.name for c in live.asset_check_keys} == {
+        "schema",
+        "markets_per_game",
+        "rejects",
+        "minute_grid",
+    }
     assert live.job_name == "kalshi_live_job"
 
     (final,) = kinds["final"]
@@ -120,6 +127,9 @@ def test_final_reconcile_exactly_once_and_run_keys_dedupe(night, duck_url) -> No
     # Same refresh bucket -> same run key (the daemon launches it once); the next bucket is a new run.
     assert by_kind(first)["live"][0].run_key == by_kind(second)["live"][0].run_key
     assert by_kind(later)["live"][0].run_key != by_kind(second)["live"][0].run_key
+    # Markets ride along once per KALSHI_LIVE_MARKETS_REFRESH_SECONDS, not on every refresh.
+    assert MARKETS_KEY in by_kind(first)["live"][0].asset_selection
+    assert MARKETS_KEY not in by_kind(later)["live"][0].asset_selection
 
 
 def test_live_window_edges(night, duck_url, store) -> None:
@@ -216,32 +226,33 @@ def test_empty_warehouse_discovers_today_and_tomorrow(duck_url) -> None:
 
 def test_websocket_mode_requests_one_stream_per_date_and_rest_reconciles(night, duck_url) -> None:
     settings = LiveSettings(mode="websocket")
-    cursor = DONE
     with dg.instance_for_test() as instance:
-        result = tick(duck_url, instance, cursor=cursor, settings=settings)
-    kinds = by_kind(result)
-    assert "live" not in kinds
-    (reconcile,) = kinds["reconcile"]
-    assert reconcile.run_key.startswith("reconcile:2026-01-09:")
+        result = tick(duck_url, instance, cursor=DONE, settings=settings)
+        kinds = by_kind(result)
+        assert "live" not in kinds
+        (reconcile,) = kinds["reconcile"]
+        assert reconcile.run_key.startswith("reconcile:2026-01-09:")
+        assert scope(reconcile)["event_tickers"] == [LIVE]
+        # The stream run comes from kalshi_pipeline.defs.stream.stream_run_request.
+        (stream,) = kinds["stream"]
+        assert stream.job_name == "kalshi_stream_job"
+        assert stream.tags[STREAM_DATE_TAG] == TODAY.isoformat()
+        assert LIVE_DATE_TAG not in stream.tags  # it must not block the date's REST reconciles
+        assert stream.run_key.startswith("stream:2026-01-09:")
 
-    from kalshi_pipeline.defs.live.planning import plan_tick
-
-    seen: list[tuple[str, list[str]]] = []
-
-    def stream_run_request(game_date: str, event_tickers: list[str]) -> dg.RunRequest:
-        seen.append((game_date, event_tickers))
-        return dg.RunRequest(run_key=f"stream:{game_date}", job_name="kalshi_stream_job")
-
-    from kalshi_pipeline.defs.live.planning import Game
-
-    game = Game(LIVE, TODAY, NOW, (f"{LIVE}-BOS", f"{LIVE}-NYK"), statuses=frozenset({"active"}))
-    plan = plan_tick([game], {}, NOW, set(), {"final": {}}, settings)
-    requests = run_requests(plan, stream_run_request)
-    assert seen == [(TODAY.isoformat(), [LIVE])]
-    stream = next(r for r in requests if r.job_name == "kalshi_stream_job")
-    assert stream.tags[STREAM_DATE_TAG] == TODAY.isoformat() and LIVE_DATE_TAG not in stream.tags
-    again = plan_tick([game], {}, NOW, set(), {"final": {}}, settings, streaming_dates={TODAY})
-    assert not again.streams and again.candles
+        # While the stream run is in flight, no second one is requested; reconciles continue.
+        instance.add_run(
+            dg.DagsterRun(
+                job_name="kalshi_stream_job",
+                run_id=str(uuid.uuid4()),
+                status=dg.DagsterRunStatus.STARTED,
+                tags=stream.tags,
+            )
+        )
+        later = tick(
+            duck_url, instance, cursor=DONE, settings=settings, now=NOW + timedelta(minutes=6)
+        )
+    assert "stream" not in by_kind(later) and "reconcile" in by_kind(later)
 
 
 def test_bad_mode_is_a_clear_error() -> None:

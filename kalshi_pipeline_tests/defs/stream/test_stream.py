@@ -140,3 +140,57 @@ def test_stream_vs_rest_check_flags_differences(fresh_pg_url: str) -> None:
         assert bad.severity == dg.AssetCheckSeverity.ERROR
     finally:
         wh.close()
+
+
+def test_runner_keeps_rows_while_the_database_is_away(
+    start_simulator: Any, fresh_pg_url: str
+) -> None:
+    import asyncio
+    import threading
+
+    import psycopg
+
+    from kalshi_pipeline.defs.stream.runner import StreamRunner, StreamSettings
+    from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig
+    from kalshi_pipeline.kalshi.ws import KalshiWebSocket
+
+    sim = start_simulator(auth_keys={"key-1": PEM})
+    games = [g for g in sim.app.state.world.games if g.injected]
+    wh = open_warehouse(fresh_pg_url)
+    wh.ensure_schema()
+    config = KalshiConfig(
+        base_url=sim.base_url, api_key_id="key-1", private_key_pem=PEM, rate_limit_tier="off"
+    )
+    runner = StreamRunner(
+        client_factory=lambda: KalshiClient(config),
+        ws_factory=lambda **kw: KalshiWebSocket.from_config(config, url=sim.ws_url, **kw),
+        warehouse=wh,
+        game_date=games[0].game_date,
+        event_tickers=[g.event_ticker for g in games if g.game_date == games[0].game_date],
+        settings=StreamSettings(max_seconds=7.0, reconcile_every_s=60.0),
+    )
+
+    def outage() -> None:
+        # The ticks table disappears for 4 s mid-run (a database that goes away for these writes).
+        with psycopg.connect(fresh_pg_url, autocommit=True) as conn:
+            import time
+
+            time.sleep(1.0)
+            conn.execute("ALTER TABLE kalshi.ticks RENAME TO ticks_away")
+            time.sleep(4.0)
+            conn.execute("ALTER TABLE kalshi.ticks_away RENAME TO ticks")
+
+    thread = threading.Thread(target=outage)
+    thread.start()
+    summary = asyncio.run(runner.run())
+    thread.join()
+    try:
+        assert summary.write_errors > 0, "the outage must have been hit"
+        stored = wh.query_df("SELECT count(*) AS n FROM kalshi.trades")["n"].iloc[0]
+        ticks = wh.query_df("SELECT count(*) AS n FROM kalshi.ticks")["n"].iloc[0]
+        assert stored == summary.trades and ticks > 0, (
+            "every trade received was written after the outage"
+        )
+        assert runner.writer.buffered == 0
+    finally:
+        wh.close()

@@ -59,17 +59,21 @@ def translate_params(sql: str, params: Params) -> tuple[str, Any]:
     if params is None:
         return sql, None
 
+    used: list[str] = []
+
     def repl(match: re.Match[str]) -> str:
         token = match.group(0)
         if token == "%%":
             return "%"
         if token == "%s":
             return "?"
+        used.append(match.group(1))
         return f"${match.group(1)}"
 
     translated = _PLACEHOLDER.sub(repl, sql)
     if isinstance(params, Mapping):
-        return translated, dict(params)
+        # psycopg ignores unused names in a mapping; DuckDB rejects them, so pass only the used ones.
+        return translated, {name: params[name] for name in dict.fromkeys(used)}
     return translated, list(params)
 
 

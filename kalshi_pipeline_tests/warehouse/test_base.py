@@ -353,3 +353,13 @@ def test_query_df_types_match_across_dialects(wh: Warehouse) -> None:
     assert totals["v"].iloc[0] == Decimal("30.00")
     empty = wh.query_df("SELECT price_close, end_period_ts FROM kalshi.candlesticks WHERE 1 = 0")
     assert list(empty.columns) == ["price_close", "end_period_ts"] and empty.empty
+
+
+def test_named_parameters_may_include_unused_names(wh: Warehouse) -> None:
+    # One params mapping is shared by several queries (as psycopg allows); DuckDB must accept it too.
+    wh.upsert("candlesticks", candle_rows(n=2))
+    params = {"pi": 1, "unused": "x"}
+    counted = wh.query_df(
+        "SELECT count(*) AS n FROM kalshi.candlesticks WHERE period_interval = %(pi)s", params
+    )
+    assert int(counted["n"].iloc[0]) == 2

@@ -157,8 +157,19 @@ def candlesticks_raw(
             if len(df):
                 tx.upsert("candlesticks_raw", df)
 
-    async def run(wh: Any) -> Any:
+    def store(wh: Any, chunk: set[date], pulls: list[Any]) -> None:
+        """Build the chunk's raw rows and write them date by date (in a worker thread)."""
         nonlocal preview
+        df = raw_frame(pulls, ingested_at)
+        for day in sorted(chunk):
+            day_df = df.loc[df["game_date"].map(lambda d, day=day: d == day).astype(bool)]
+            write_date(wh, [w for w in windows if w.game_date == day], day_df)
+        totals["candles"] += len(df)
+        totals["historical"] += int((df["source"] == "historical").sum())
+        if preview.empty and len(df):
+            preview = df.head(PREVIEW_ROWS)
+
+    async def run(wh: Any) -> Any:
         async with kalshi.client() as client:
             cutoff = (await client.get_historical_cutoff()).market_settled_unix
             windows.extend(
@@ -166,24 +177,29 @@ def candlesticks_raw(
                 for m in scoped.to_dict("records")
             )
             # Dates are pulled a few at a time (games concurrently) and written as they arrive, which
-            # bounds memory on a season-long single-run backfill.
-            for i in range(0, len(dates), DATES_PER_CHUNK):
-                chunk = set(dates[i : i + DATES_PER_CHUNK])
-                by_game: dict[str, list[MarketWindow]] = {}
-                for w in windows:
-                    if w.game_date in chunk:
-                        by_game.setdefault(w.event_ticker, []).append(w)
-                pulls = await pull_games(client, by_game)
-                fallbacks.extend(t for p in pulls for t in p.fell_back_to_historical)
-                df = raw_frame(pulls, ingested_at)
-                del pulls
-                for day in sorted(chunk):
-                    day_df = df.loc[df["game_date"].map(lambda d, day=day: d == day).astype(bool)]
-                    write_date(wh, [w for w in windows if w.game_date == day], day_df)
-                totals["candles"] += len(df)
-                totals["historical"] += int((df["source"] == "historical").sum())
-                if preview.empty and len(df):
-                    preview = df.head(PREVIEW_ROWS)
+            # bounds memory on a season-long single-run backfill. A chunk is stored in a worker thread
+            # while the next one is pulled (the pull mostly waits on the rate limit); writes stay one
+            # at a time and in date order, and a failed write stops the run before the next write.
+            storing: asyncio.Future[None] | None = None
+            try:
+                for i in range(0, len(dates), DATES_PER_CHUNK):
+                    chunk = set(dates[i : i + DATES_PER_CHUNK])
+                    by_game: dict[str, list[MarketWindow]] = {}
+                    for w in windows:
+                        if w.game_date in chunk:
+                            by_game.setdefault(w.event_ticker, []).append(w)
+                    pulls = await pull_games(client, by_game)
+                    fallbacks.extend(t for p in pulls for t in p.fell_back_to_historical)
+                    if storing is not None:
+                        await storing
+                    storing = asyncio.ensure_future(asyncio.to_thread(store, wh, chunk, pulls))
+                    del pulls
+                if storing is not None:
+                    await storing
+            finally:
+                if storing is not None and not storing.done():
+                    # Never leave a write running behind an error: wait for it, keep the first error.
+                    await asyncio.wait([storing])
             return client.stats
 
     with warehouse.open() as wh:

@@ -84,16 +84,18 @@ def game_completeness(
     by_ticker: dict[str, pd.DataFrame] = (
         {str(t): g for t, g in candles.groupby("ticker")} if len(candles) else {}
     )
+    seconds: dict[str, list[int]] = {}
+
+    def stamps_of(ticker: str) -> list[int]:
+        if ticker not in seconds:
+            seconds[ticker] = _end_ts_seconds(by_ticker[ticker]["end_period_ts"])
+        return seconds[ticker]
+
     out: list[GameCompleteness] = []
     for event_ticker, group in markets.groupby("event_ticker", sort=True):
         active = stored = traded = no_trade = missing = 0
         first_missing: int | None = None
-        stored_ends = [
-            s
-            for t in group["ticker"]
-            if str(t) in by_ticker
-            for s in _end_ts_seconds(by_ticker[str(t)]["end_period_ts"])
-        ]
+        stored_ends = [s for t in group["ticker"] if str(t) in by_ticker for s in stamps_of(str(t))]
         pulled_until = max(stored_ends, default=0)
         for market in group.to_dict("records"):
             start = _ts(market.get("scheduled_start"))
@@ -106,13 +108,15 @@ def game_completeness(
             rows = by_ticker.get(str(market["ticker"]))
             present: set[int] = set()
             if rows is not None:
-                stamps = _end_ts_seconds(rows["end_period_ts"])
+                stamps = stamps_of(str(market["ticker"]))
                 present = {
-                    s for s, p in zip(stamps, rows["period_interval"], strict=True) if int(p) == 1
+                    s
+                    for s, p in zip(stamps, rows["period_interval"].tolist(), strict=True)
+                    if int(p) == 1
                 }
                 trade_flags = [
                     v is not None and not (isinstance(v, float) and pd.isna(v))
-                    for v in rows["price_close"]
+                    for v in rows["price_close"].tolist()
                 ]
                 stored += len(present)
                 traded += sum(trade_flags)

@@ -161,6 +161,7 @@ def candlesticks_raw(
         """Build the chunk's raw rows and write them date by date (in a worker thread)."""
         nonlocal preview
         df = raw_frame(pulls, ingested_at)
+        pulls.clear()  # the parsed candles are no longer needed while the rows are written
         for day in sorted(chunk):
             day_df = df.loc[df["game_date"].map(lambda d, day=day: d == day).astype(bool)]
             write_date(wh, [w for w in windows if w.game_date == day], day_df)

@@ -29,11 +29,37 @@ LIVE_MODES = ("rest", "websocket")
 GAME_TZ = ZoneInfo("America/New_York")
 
 
+def resolve_live_mode(env: Mapping[str, str]) -> tuple[str, str]:
+    """Return the live mode and, when it differs from the requested one, why.
+
+    Kalshi's WebSocket always requires a signed handshake, so streaming needs KALSHI_API_KEY_ID and a
+    private key. Unset KALSHI_LIVE_MODE means websocket when those credentials are configured, else rest;
+    an explicit `websocket` without credentials falls back to REST refreshes rather than launching stream
+    runs that cannot connect.
+    """
+    requested = env.get("KALSHI_LIVE_MODE", "").strip().lower()
+    if requested and requested not in LIVE_MODES:
+        raise ValueError(f"KALSHI_LIVE_MODE={requested!r} is not one of {', '.join(LIVE_MODES)}")
+    has_credentials = bool(env.get("KALSHI_API_KEY_ID", "").strip()) and bool(
+        env.get("KALSHI_PRIVATE_KEY_PATH", "").strip() or env.get("KALSHI_PRIVATE_KEY", "").strip()
+    )
+    if not requested:
+        return ("websocket" if has_credentials else "rest"), ""
+    if requested == "websocket" and not has_credentials:
+        return "rest", (
+            "KALSHI_LIVE_MODE=websocket needs KALSHI_API_KEY_ID and KALSHI_PRIVATE_KEY_PATH (or "
+            "KALSHI_PRIVATE_KEY): Kalshi's WebSocket rejects unsigned handshakes. Refreshing over REST."
+        )
+    return requested, ""
+
+
 @dataclass(frozen=True)
 class LiveSettings:
     """The sensor's tunables, read from the environment at every tick (see `from_env`)."""
 
     mode: str = "rest"
+    #: Why the mode differs from what was asked for (logged by the sensor), or "".
+    note: str = ""
     lead: timedelta = timedelta(minutes=15)
     max_live: timedelta = timedelta(hours=6)
     refresh_seconds: int = 15
@@ -47,9 +73,7 @@ class LiveSettings:
         KALSHI_LIVE_MARKETS_REFRESH_SECONDS and KALSHI_LIVE_RECONCILE_SECONDS, with a clear error for bad values.
         """
         env = os.environ if environ is None else environ
-        mode = env.get("KALSHI_LIVE_MODE", "rest").strip().lower() or "rest"
-        if mode not in LIVE_MODES:
-            raise ValueError(f"KALSHI_LIVE_MODE={mode!r} is not one of {', '.join(LIVE_MODES)}")
+        mode, note = resolve_live_mode(env)
 
         def number(name: str, default: float, low: float) -> float:
             raw = env.get(name, "").strip()
@@ -65,6 +89,7 @@ class LiveSettings:
 
         return cls(
             mode=mode,
+            note=note,
             lead=timedelta(minutes=number("KALSHI_LIVE_LEAD_MINUTES", 15, 0)),
             max_live=timedelta(hours=number("KALSHI_LIVE_MAX_HOURS", 6, 0.5)),
             refresh_seconds=int(number("KALSHI_LIVE_REFRESH_SECONDS", 15, 1)),

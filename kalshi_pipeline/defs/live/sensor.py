@@ -17,9 +17,7 @@ one long-running stream run per date (from `kalshi_pipeline.defs.stream`) plus p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import dagster as dg
 
@@ -47,6 +45,7 @@ from kalshi_pipeline.defs.live.planning import (
     plan_tick,
 )
 from kalshi_pipeline.defs.resources import WarehouseResource
+from kalshi_pipeline.defs.stream import stream_job, stream_run_request
 from kalshi_pipeline.warehouse.errors import WarehouseError
 
 SENSOR_NAME = "live_games_sensor"
@@ -58,19 +57,6 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
-
-StreamRequester = Callable[[str, list[str]], dg.RunRequest]
-
-
-def _stream_support() -> tuple[StreamRequester | None, list[Any]]:
-    """Return the WebSocket package's `stream_run_request` and jobs when it provides them."""
-    try:
-        from kalshi_pipeline.defs import stream
-    except ImportError:  # pragma: no cover - the package ships with the project
-        return None, []
-    requester = getattr(stream, "stream_run_request", None)
-    jobs = [j for j in (getattr(stream, "stream_job", None),) if j is not None]
-    return (requester if callable(requester) else None), jobs
 
 
 def watched_dates(now: datetime) -> list[date]:
@@ -100,13 +86,11 @@ def _tags(game_date: date, kind: str) -> dict[str, str]:
     return {LIVE_TAG: "true", LIVE_DATE_TAG: game_date.isoformat(), LIVE_KIND_TAG: kind}
 
 
-def run_requests(plan: LivePlan, stream_requester: StreamRequester | None) -> list[dg.RunRequest]:
-    """Turn a tick's plan into Dagster run requests (all on the in-process live job)."""
+def run_requests(plan: LivePlan) -> list[dg.RunRequest]:
+    """Turn a tick's plan into Dagster run requests (in-process live, discovery and stream jobs)."""
     requests: list[dg.RunRequest] = []
     for stream in plan.streams:
-        if stream_requester is None:
-            continue
-        req = stream_requester(stream.game_date.isoformat(), list(stream.event_tickers))
+        req = stream_run_request(stream.game_date.isoformat(), list(stream.event_tickers))
         tags = {
             LIVE_TAG: "true",
             LIVE_KIND_TAG: "stream",
@@ -162,12 +146,8 @@ def evaluate(
     """Run one tick of the live sensor (see the module docstring); `now`/`settings` are for tests."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     settings = settings or LiveSettings.from_env()
-    stream_requester, _ = _stream_support()
-    if settings.mode == "websocket" and stream_requester is None:
-        context.log.warning(
-            "KALSHI_LIVE_MODE=websocket but kalshi_pipeline.defs.stream has no stream_run_request; "
-            "refreshing over REST only"
-        )
+    if settings.note:
+        context.log.warning(settings.note)
     cursor = parse_cursor(context.cursor)
     try:
         with warehouse.open() as wh:
@@ -183,7 +163,7 @@ def evaluate(
     busy = in_flight_dates(context.instance)
     streaming = _streaming(context) if settings.mode == "websocket" else set()
     plan = plan_tick(games, newest, now, busy, cursor, settings, streaming_dates=streaming)
-    requests = run_requests(plan, stream_requester if settings.mode == "websocket" else None)
+    requests = run_requests(plan)
     new_cursor = dump_cursor(plan.cursor)
     if not requests:
         return dg.SensorResult(
@@ -207,20 +187,16 @@ def _streaming(context: dg.SensorEvaluationContext) -> set[date]:
     }
 
 
-def _sensor_jobs() -> Sequence[Any]:
-    _, stream_jobs = _stream_support()
-    return [live_job, discovery_job, *stream_jobs]
-
-
 @dg.sensor(
     name=SENSOR_NAME,
-    jobs=_sensor_jobs(),
+    jobs=[live_job, discovery_job, stream_job],
     minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Refreshes live games' candles (tip-off minus 15 min until the markets close) every ~15 s from "
         "the newest stored minute, refreshes their markets, and reconciles each game once after it "
-        "settles. Reads only the warehouse; set KALSHI_LIVE_MODE=websocket for streaming."
+        "settles. Reads only the warehouse. Streams over the WebSocket when Kalshi credentials are set "
+        "(KALSHI_LIVE_MODE=websocket|rest overrides)."
     ),
 )
 def live_games_sensor(

@@ -10,7 +10,10 @@ from collections.abc import Sequence
 # Each subcommand lives with the layer it belongs to; the module exposes
 # `configure_parser(parser)` and `run(args) -> int` and is imported only when chosen.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "simulator": ("kalshi_pipeline.simulator.cli", "Run the local Kalshi exchange (REST + WebSocket)."),
+    "simulator": (
+        "kalshi_pipeline.simulator.cli",
+        "Run the local Kalshi exchange (REST + WebSocket).",
+    ),
     "probe": ("kalshi_pipeline.kalshi.probe", "Measure a Kalshi WebSocket endpoint."),
     "demo": ("kalshi_pipeline.demo", "Materialize recent game dates offline and print a summary."),
 }
@@ -19,7 +22,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kalshi-pipeline", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
-    chosen = next((a for a in (argv if argv is not None else sys.argv[1:]) if a in SUBCOMMANDS), None)
+    chosen = next(
+        (a for a in (argv if argv is not None else sys.argv[1:]) if a in SUBCOMMANDS), None
+    )
     modules = {}
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)

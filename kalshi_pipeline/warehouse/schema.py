@@ -159,28 +159,20 @@ _CANDLE_KEY = (
     _c("period_interval", INT, nullable=False),
     _c("end_period_ts", TIMESTAMPTZ, nullable=False),
 )
+#: The value columns of a candle, in table order (prices in dollars, then counts in contracts).
+CANDLE_PRICE_COLUMNS = tuple(
+    f"{group}_{part}"
+    for group, parts in (
+        ("price", ("open", "high", "low", "close", "mean", "previous")),
+        ("yes_bid", ("open", "high", "low", "close")),
+        ("yes_ask", ("open", "high", "low", "close")),
+    )
+    for part in parts
+)
+CANDLE_COUNT_COLUMNS = ("volume", "open_interest")
 _CANDLE_VALUES = (
-    *(
-        _c(name, PRICE)
-        for name in (
-            "price_open",
-            "price_high",
-            "price_low",
-            "price_close",
-            "price_mean",
-            "price_previous",
-            "yes_bid_open",
-            "yes_bid_high",
-            "yes_bid_low",
-            "yes_bid_close",
-            "yes_ask_open",
-            "yes_ask_high",
-            "yes_ask_low",
-            "yes_ask_close",
-        )
-    ),
-    _c("volume", COUNT),
-    _c("open_interest", COUNT),
+    *(_c(name, PRICE) for name in CANDLE_PRICE_COLUMNS),
+    *(_c(name, COUNT) for name in CANDLE_COUNT_COLUMNS),
 )
 _CANDLE_PK = ("ticker", "period_interval", "end_period_ts")
 _CANDLE_INDEXES = (("game_date",), ("event_ticker", "end_period_ts"))

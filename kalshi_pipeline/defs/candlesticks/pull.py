@@ -30,19 +30,10 @@ import pandas as pd
 from kalshi_pipeline.kalshi import KalshiClient
 from kalshi_pipeline.kalshi.errors import KalshiNotFound
 from kalshi_pipeline.kalshi.models import Candlestick
+from kalshi_pipeline.warehouse.schema import CANDLESTICKS_RAW
 
 PERIOD_INTERVAL = 1
-RAW_COLUMNS = [
-    "ticker",
-    "event_ticker",
-    "series_ticker",
-    "game_date",
-    "period_interval",
-    "end_period_ts",
-    "source",
-    "payload",
-    "ingested_at",
-]
+RAW_COLUMNS = list(CANDLESTICKS_RAW.column_names)
 
 
 @dataclass(frozen=True)

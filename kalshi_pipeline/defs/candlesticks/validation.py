@@ -25,37 +25,17 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from kalshi_pipeline.warehouse.schema import (
+    CANDLE_COUNT_COLUMNS,
+    CANDLE_PRICE_COLUMNS,
+    CANDLESTICKS,
+)
+
 OHLC_GROUPS = ("price", "yes_bid", "yes_ask")
-PRICE_COLUMNS = [
-    "price_open",
-    "price_high",
-    "price_low",
-    "price_close",
-    "price_mean",
-    "price_previous",
-    "yes_bid_open",
-    "yes_bid_high",
-    "yes_bid_low",
-    "yes_bid_close",
-    "yes_ask_open",
-    "yes_ask_high",
-    "yes_ask_low",
-    "yes_ask_close",
-]
-COUNT_COLUMNS = ["volume", "open_interest"]
-KEY_COLUMNS = ["ticker", "period_interval", "end_period_ts"]
-CANDLE_COLUMNS = [
-    "ticker",
-    "event_ticker",
-    "series_ticker",
-    "game_date",
-    "period_interval",
-    "end_period_ts",
-    *PRICE_COLUMNS,
-    *COUNT_COLUMNS,
-    "source",
-    "ingested_at",
-]
+PRICE_COLUMNS = list(CANDLE_PRICE_COLUMNS)
+COUNT_COLUMNS = list(CANDLE_COUNT_COLUMNS)
+KEY_COLUMNS = list(CANDLESTICKS.primary_key)
+CANDLE_COLUMNS = list(CANDLESTICKS.column_names)
 VALID_PERIODS = (1, 60, 1440)
 ZERO, ONE = Decimal(0), Decimal(1)
 

@@ -10,7 +10,9 @@ from typing import Any
 import psycopg
 import pytest
 
-PG_ADMIN_URL = os.environ.get("KALSHI_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "KALSHI_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +20,9 @@ def simulator() -> Iterator[Any]:
     """The default simulated exchange (seed 7, two live games of 30 minutes, no rate limit) on a free port."""
     from kalshi_pipeline.simulator import SimulatorConfig, serve_in_thread
 
-    config = SimulatorConfig(host="127.0.0.1", port=0, seed=7, live_games=2, game_minutes=30, rate_limit="off")
+    config = SimulatorConfig(
+        host="127.0.0.1", port=0, seed=7, live_games=2, game_minutes=30, rate_limit="off"
+    )
     with serve_in_thread(config) as running:
         yield running
 

@@ -8,7 +8,12 @@ closed minutes, so the floor is 0-60 s depending on where in the minute the samp
 reads the live runs from the instance and reports launch overhead (created -> started, started -> finished)
 and how often each game date was refreshed. p50/p95 everywhere; results in bench/results/live.json.
 
-    .venv/bin/python bench/live.py [--minutes 4] [--sample-seconds 3] [--live-games 2]
+    .venv/bin/python bench/live.py [--minutes 4] [--sample-seconds 3] [--live-games 2] [--mode rest|websocket]
+
+`--mode websocket` runs the same setup with KALSHI_LIVE_MODE=websocket and a throwaway key pair registered
+with the simulator (Kalshi's WebSocket requires a signed handshake); results go to
+bench/results/live_websocket.json. There the stream also stores the still-open minute, whose end_period_ts
+lies ahead of the clock, so staleness can be negative.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-RESULTS = ROOT / "bench" / "results" / "live.json"
+RESULTS_DIR = ROOT / "bench" / "results"
 PG_ADMIN = os.environ.get(
     "KALSHI_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -76,6 +81,31 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+
+
+def _throwaway_key(home: Path, env: dict[str, str]) -> list[str]:
+    """Make a key pair only this run's simulator trusts; set the client's env; return simulator args."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = home / "bench-key.pem"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public = home / "bench-key.pub"
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    env["KALSHI_API_KEY_ID"] = "bench"
+    env["KALSHI_PRIVATE_KEY_PATH"] = str(private)
+    return ["--auth-key", f"bench={public}"]
 
 
 def sample_staleness(wh_url: str) -> list[dict[str, Any]]:
@@ -140,7 +170,9 @@ def main() -> int:
     parser.add_argument("--live-games", type=int, default=2)
     parser.add_argument("--game-minutes", type=float, default=60.0)
     parser.add_argument("--warmup-timeout", type=float, default=180.0)
+    parser.add_argument("--mode", choices=("rest", "websocket"), default="rest")
     args = parser.parse_args()
+    results_path = RESULTS_DIR / ("live.json" if args.mode == "rest" else "live_websocket.json")
 
     port = _free_port()
     db = f"live_bench_{uuid.uuid4().hex[:8]}"
@@ -154,8 +186,12 @@ def main() -> int:
         "DAGSTER_HOME": str(home),
         "KALSHI_API_BASE_URL": f"http://127.0.0.1:{port}/trade-api/v2",
         "KALSHI_WAREHOUSE_URL": wh_url,
+        "KALSHI_LIVE_MODE": args.mode,
     }
     logs = Path(tempfile.mkdtemp(prefix="live_bench_logs_"))
+    simulator_auth: list[str] = []
+    if args.mode == "websocket":
+        simulator_auth = _throwaway_key(home, env)
     # Create the SQLite instance storage once, up front: the daemon and `dagster sensor start` creating it
     # at the same moment can leave two alembic heads in runs.db.
     import dagster as dg
@@ -171,7 +207,7 @@ def main() -> int:
             subprocess.Popen(
                 [str(BIN / "kalshi-pipeline"), "simulator", "--host", "127.0.0.1", "--port",
                  str(port), "--live-games", str(args.live_games), "--game-minutes",
-                 str(args.game_minutes)],
+                 str(args.game_minutes), *simulator_auth],
                 cwd=ROOT, env=env, start_new_session=True,
                 stdout=stack.enter_context(open(logs / "simulator.log", "w")),  # noqa: SIM115
                 stderr=subprocess.STDOUT,
@@ -243,6 +279,7 @@ def main() -> int:
             "minutes": args.minutes,
             "sample_seconds": args.sample_seconds,
             "warehouse": "postgres",
+            "mode": args.mode,
             "dagster_yaml": "dagster.yaml (SQLite instance storage, QueuedRunCoordinator 1 s dequeue)",
             "sensor_start": start_cmd.returncode,
             "refresh_seconds": int(os.environ.get("KALSHI_LIVE_REFRESH_SECONDS", "15")),
@@ -266,12 +303,12 @@ def main() -> int:
         "live_refresh_interval_per_date_s": _summary(intervals),
         "samples": samples,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(result, indent=2) + "\n")
     shutil.rmtree(home, ignore_errors=True)
     print(f"simulator and daemon logs: {logs}")
     print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
-    print(f"wrote {RESULTS}")
+    print(f"wrote {results_path}")
     return 0
 
 

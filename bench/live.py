@@ -287,8 +287,12 @@ def main() -> int:
         "first_candles_after_s": first_candle_s,
         "staleness_s": _summary(staleness),
         "staleness_note": (
-            "now - newest stored 1-minute end_period_ts per live game; the simulator emits closed minutes "
-            "only, so a perfectly fresh pipeline still reads 0-60 s (mean 30 s)"
+            "now - newest stored 1-minute end_period_ts per live game; REST pulls closed minutes only, so "
+            "a perfectly fresh REST pipeline still reads 0-60 s (mean 30 s); the stream also stores the "
+            "still-open minute, whose end lies ahead of the clock (negative values)"
+        ),
+        "note_on_stream_runs": (
+            "in websocket mode the long-running stream run ends as FAILURE when the bench stops the daemon"
         ),
         "runs": {
             "total": len(runs),

@@ -10,6 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from kalshi_pipeline_tests.simulated import simulators
+
 PG_ADMIN_URL = os.environ.get(
     "KALSHI_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -18,39 +20,22 @@ PG_ADMIN_URL = os.environ.get(
 @pytest.fixture(scope="session")
 def simulator() -> Iterator[Any]:
     """The default simulated exchange (seed 7, two live games of 30 minutes, no rate limit) on a free port."""
-    from kalshi_pipeline.simulator import SimulatorConfig, serve_in_thread
-
-    config = SimulatorConfig(
-        host="127.0.0.1", port=0, seed=7, live_games=2, game_minutes=30, rate_limit="off"
-    )
-    with serve_in_thread(config) as running:
-        yield running
+    with simulators() as start:
+        yield start()
 
 
 @pytest.fixture
 def start_simulator() -> Iterator[Callable[..., Any]]:
     """A factory for simulators with custom settings; everything it started is stopped afterwards."""
-    from kalshi_pipeline.simulator import SimulatorConfig, serve_in_thread
+    with simulators() as start:
+        yield start
 
-    started: list[Any] = []
 
-    def start(**overrides: Any) -> Any:
-        settings: dict[str, Any] = {
-            "host": "127.0.0.1",
-            "port": 0,
-            "seed": 7,
-            "live_games": 2,
-            "game_minutes": 30,
-            "rate_limit": "off",
-        }
-        settings.update(overrides)
-        running = serve_in_thread(SimulatorConfig(**settings))
-        started.append(running)
-        return running
-
-    yield start
-    for running in reversed(started):
-        running.stop()
+@pytest.fixture(scope="module")
+def start_simulator_module() -> Iterator[Callable[..., Any]]:
+    """`start_simulator` shared by one test module; its simulators are stopped after the module."""
+    with simulators() as start:
+        yield start
 
 
 def _create_database(prefix: str) -> tuple[str, str]:

@@ -339,6 +339,26 @@ class RestApi:
             self._final_markets[ticker] = payload
         return payload
 
+    def _markets_page(
+        self,
+        games: Iterable[Game],
+        ticker_set: set[str] | None,
+        after: list[Any] | None,
+        limit: int,
+        now_ms: int,
+    ) -> Response:
+        """One page of `{"markets", "cursor"}` over these games' markets, newest game first."""
+        rows = [
+            (game, ticker)
+            for game in games
+            for ticker in game.market_tickers
+            if ticker_set is None or ticker in ticker_set
+        ]
+        chosen, cursor = page(rows, lambda r: (-r[0].tip_s, r[1]), after, limit)
+        return JSONResponse(
+            {"markets": [self._market_payload(g, t, now_ms) for g, t in chosen], "cursor": cursor}
+        )
+
     def _live_game(self, ticker: str, now_s: int) -> Game:
         game = self.world.by_market.get(ticker)
         if game is None or game.created_s > now_s or self.world.is_archived(game, now_s):
@@ -349,6 +369,12 @@ class RestApi:
         game = self.world.by_market.get(ticker)
         if game is None or not self.world.is_archived(game, now_s):
             raise not_found(f"historical market {ticker} not found")
+        return game
+
+    def _event_game(self, event_ticker: str, now_s: int) -> Game:
+        game = self.world.by_event.get(event_ticker)
+        if game is None or game.created_s > now_s:
+            raise not_found(f"event {event_ticker} not found")
         return game
 
     def _visible_games(self, now_s: int) -> list[Game]:
@@ -485,7 +511,7 @@ class RestApi:
 
         wanted_status = STATUS_FILTERS[status] if status else None
         ticker_set = set(tickers) if tickers is not None else None
-        rows: list[tuple[Game, str]] = []
+        games: list[Game] = []
         if mve != "only":
             for game in self._visible_games(now_s):
                 if event_ticker and game.event_ticker != event_ticker:
@@ -517,13 +543,8 @@ class RestApi:
                     )
                     if updated < min_updated:
                         continue
-                for ticker in game.market_tickers:
-                    if ticker_set is None or ticker in ticker_set:
-                        rows.append((game, ticker))
-        chosen, cursor = page(rows, lambda r: (-r[0].tip_s, r[1]), after, limit)
-        return JSONResponse(
-            {"markets": [self._market_payload(g, t, now_ms) for g, t in chosen], "cursor": cursor}
-        )
+                games.append(game)
+        return self._markets_page(games, ticker_set, after, limit, now_ms)
 
     async def market_one(self, request: Request) -> Response:
         """`GET /markets/{ticker}` (404 for unknown and archived markets)."""
@@ -587,9 +608,7 @@ class RestApi:
         """`GET /events/{event_ticker}`: the event plus the (deprecated) top-level `markets`."""
         ticker = request.path_params["event_ticker"]
         now_ms = self.world.now_ms()
-        game = self.world.by_event.get(ticker)
-        if game is None or game.created_s > now_ms // 1000:
-            raise not_found(f"event {ticker} not found")
+        game = self._event_game(ticker, now_ms // 1000)
         markets = self._nested_markets(game, now_ms)
         nested = q_bool(request, "with_nested_markets")
         return JSONResponse(
@@ -726,9 +745,7 @@ class RestApi:
         series_ticker = request.path_params["series_ticker"]
         event_ticker = request.path_params["event_ticker"]
         now_ms = self.world.now_ms()
-        game = self.world.by_event.get(event_ticker)
-        if game is None or game.created_s > now_ms // 1000:
-            raise not_found(f"event {event_ticker} not found")
+        game = self._event_game(event_ticker, now_ms // 1000)
         if game.series.series_ticker != series_ticker:
             raise bad_request(f"event {event_ticker} does not belong to series {series_ticker}")
         start, end, period = self._window(request, None)
@@ -795,7 +812,7 @@ class RestApi:
         now_ms = self.world.now_ms()
         now_s = now_ms // 1000
         ticker_set = set(tickers) if tickers else None
-        rows = []
+        games: list[Game] = []
         for game in self.world.games:
             if not self.world.is_archived(game, now_s):
                 continue
@@ -803,13 +820,8 @@ class RestApi:
                 continue
             if series_ticker and game.series.series_ticker != series_ticker:
                 continue
-            for ticker in game.market_tickers:
-                if ticker_set is None or ticker in ticker_set:
-                    rows.append((game, ticker))
-        chosen, cursor = page(rows, lambda r: (-r[0].tip_s, r[1]), after, limit)
-        return JSONResponse(
-            {"markets": [self._market_payload(g, t, now_ms) for g, t in chosen], "cursor": cursor}
-        )
+            games.append(game)
+        return self._markets_page(games, ticker_set, after, limit, now_ms)
 
     async def historical_market(self, request: Request) -> Response:
         """`GET /historical/markets/{ticker}`."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Callable
 from decimal import Decimal
@@ -28,23 +29,13 @@ from kalshi_pipeline.kalshi.ws import (
     parse_message,
     ws_url_from_env,
 )
+from kalshi_pipeline_tests.simulated import live_tickers
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 PEM = KEY.private_bytes(
     serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
 ).decode()
 SIGNER = KalshiSigner("key-1", KEY)
-
-
-def live_tickers(sim: Any) -> list[str]:
-    world = sim.app.state.world
-    now_s = world.now_ms() // 1000
-    return [
-        t
-        for g in world.games
-        if g.injected and g.open_s <= now_s < g.close_s
-        for t in g.market_tickers
-    ]
 
 
 def client(sim: Any, **kwargs: Any) -> KalshiWebSocket:
@@ -176,29 +167,8 @@ def test_bad_settings_fail_fast() -> None:
 
 
 @pytest.fixture(scope="module")
-def sims() -> Any:
-    from kalshi_pipeline.simulator import SimulatorConfig, serve_in_thread
-
-    started: list[Any] = []
-
-    def start(**overrides: Any) -> Any:
-        settings: dict[str, Any] = {
-            "host": "127.0.0.1",
-            "port": 0,
-            "seed": 7,
-            "live_games": 2,
-            "game_minutes": 30,
-            "rate_limit": "off",
-            "auth_keys": {"key-1": PEM},
-        }
-        settings.update(overrides)
-        running = serve_in_thread(SimulatorConfig(**settings))
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        running.stop()
+def sims(start_simulator_module: Callable[..., Any]) -> Callable[..., Any]:
+    return functools.partial(start_simulator_module, auth_keys={"key-1": PEM})
 
 
 def test_unsigned_or_wrongly_signed_handshake_raises_auth_error(sims: Any) -> None:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import time
 from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kalshi_pipeline.simulator.auth import KeyRing, load_public_key
+from kalshi_pipeline_tests.simulator import signing
+from kalshi_pipeline_tests.simulator.signing import public_pem
 
 KEY_ID = "a952bcbe-ec3b-4b5b-b8f9-11dae589608c"
 
@@ -21,28 +21,10 @@ def private_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def public_pem(key: rsa.RSAPrivateKey) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-
-
 def signed_headers(
     key: rsa.RSAPrivateKey, method: str, path: str, key_id: str = KEY_ID
 ) -> dict[str, str]:
-    timestamp = str(int(time.time() * 1000))
-    signature = key.sign(
-        f"{timestamp}{method}{path}".encode(),
-        padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH),
-        hashes.SHA256(),
-    )
-    return {
-        "KALSHI-ACCESS-KEY": key_id,
-        "KALSHI-ACCESS-TIMESTAMP": timestamp,
-        "KALSHI-ACCESS-SIGNATURE": base64.b64encode(signature).decode(),
-    }
+    return signing.signed_headers(key, method, path, key_id)
 
 
 def assert_401(response: httpx.Response) -> None:

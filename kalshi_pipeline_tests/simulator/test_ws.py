@@ -6,7 +6,6 @@ These tests deliberately avoid `kalshi_pipeline.kalshi`: they check the wire sha
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 from decimal import Decimal
@@ -15,38 +14,26 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 from websockets.frames import Frame, Opcode
 
 from kalshi_pipeline.simulator.ws import WS_PATH, WsFaults
+from kalshi_pipeline_tests.simulated import live_tickers
+from kalshi_pipeline_tests.simulator import signing
+from kalshi_pipeline_tests.simulator.signing import public_pem
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-PUBLIC_PEM = (
-    KEY.public_key()
-    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    .decode()
-)
+PUBLIC_PEM = public_pem(KEY)
 
 
 def signed_headers(
     key: rsa.RSAPrivateKey = KEY, key_id: str = "key-1", path: str = WS_PATH
 ) -> dict[str, str]:
     """Kalshi's three handshake headers, signed here independently of the client package."""
-    ts = str(int(time.time() * 1000))
-    signature = key.sign(
-        f"{ts}GET{path}".encode(),
-        padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH),
-        hashes.SHA256(),
-    )
-    return {
-        "KALSHI-ACCESS-KEY": key_id,
-        "KALSHI-ACCESS-TIMESTAMP": ts,
-        "KALSHI-ACCESS-SIGNATURE": base64.b64encode(signature).decode(),
-    }
+    return signing.signed_headers(key, "GET", path, key_id)
 
 
 class PingCounting(ClientConnection):
@@ -67,40 +54,9 @@ def sim(start_simulator_module: Any) -> Any:
     return start_simulator_module(auth_keys={"key-1": PUBLIC_PEM}, ws_faults="ping_interval=0.3")
 
 
-@pytest.fixture(scope="module")
-def start_simulator_module() -> Any:
-    from kalshi_pipeline.simulator import SimulatorConfig, serve_in_thread
-
-    started: list[Any] = []
-
-    def start(**overrides: Any) -> Any:
-        settings: dict[str, Any] = {
-            "host": "127.0.0.1",
-            "port": 0,
-            "seed": 7,
-            "live_games": 2,
-            "game_minutes": 30,
-            "rate_limit": "off",
-        }
-        settings.update(overrides)
-        running = serve_in_thread(SimulatorConfig(**settings))
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        running.stop()
-
-
-def live_tickers(sim: Any) -> list[str]:
-    world = sim.app.state.world
-    now_s = world.now_ms() // 1000
-    return [
-        t
-        for g in world.games
-        if g.injected and g.open_s <= now_s < g.close_s
-        for t in g.market_tickers
-    ]
+async def subscribe(ws: ClientConnection, command_id: int, params: dict[str, Any]) -> None:
+    """Send a `subscribe` command with these params."""
+    await ws.send(json.dumps({"id": command_id, "cmd": "subscribe", "params": params}))
 
 
 async def recv_json(ws: ClientConnection, timeout: float = 10.0) -> dict[str, Any]:
@@ -172,15 +128,7 @@ def test_subscribe_acks_sids_and_list_subscriptions(sim: Any) -> None:
 
     async def go() -> None:
         async with websockets.connect(sim.ws_url, additional_headers=signed_headers()) as ws:
-            await ws.send(
-                json.dumps(
-                    {
-                        "id": 1,
-                        "cmd": "subscribe",
-                        "params": {"channels": ["ticker", "trade"], "market_tickers": tickers},
-                    }
-                )
-            )
+            await subscribe(ws, 1, {"channels": ["ticker", "trade"], "market_tickers": tickers})
             acks = [await recv_until(ws, lambda f: f["type"] == "subscribed") for _ in range(2)]
             assert acks == [
                 {"type": "subscribed", "id": 1, "msg": {"channel": "ticker", "sid": 1}},
@@ -194,15 +142,7 @@ def test_subscribe_acks_sids_and_list_subscriptions(sim: Any) -> None:
                 "msg": [{"channel": "ticker", "sid": 1}, {"channel": "trade", "sid": 2}],
             }
             # A repeated subscribe adds markets and is answered with `ok` (consuming a seq).
-            await ws.send(
-                json.dumps(
-                    {
-                        "id": 3,
-                        "cmd": "subscribe",
-                        "params": {"channels": ["trade"], "market_ticker": tickers[0]},
-                    }
-                )
-            )
+            await subscribe(ws, 3, {"channels": ["trade"], "market_ticker": tickers[0]})
             ok = await recv_until(ws, lambda f: f.get("id") == 3)
             assert ok["type"] == "ok" and ok["sid"] == 2 and isinstance(ok["seq"], int)
             assert ok["msg"]["market_tickers"] == sorted(tickers)
@@ -261,15 +201,7 @@ def test_update_subscription_errors(sim: Any) -> None:
 
     async def go() -> None:
         async with websockets.connect(sim.ws_url, additional_headers=signed_headers()) as ws:
-            await ws.send(
-                json.dumps(
-                    {
-                        "id": 1,
-                        "cmd": "subscribe",
-                        "params": {"channels": ["ticker"], "market_tickers": tickers[:1]},
-                    }
-                )
-            )
+            await subscribe(ws, 1, {"channels": ["ticker"], "market_tickers": tickers[:1]})
             await recv_until(ws, lambda f: f["type"] == "subscribed")
             cases = [
                 ({"sids": [1], "market_tickers": tickers[:1]}, 15),
@@ -290,18 +222,14 @@ def test_ticker_has_no_seq_and_trade_fields_are_fixed_point(sim: Any) -> None:
 
     async def go() -> None:
         async with websockets.connect(sim.ws_url, additional_headers=signed_headers()) as ws:
-            await ws.send(
-                json.dumps(
-                    {
-                        "id": 1,
-                        "cmd": "subscribe",
-                        "params": {
-                            "channels": ["ticker"],
-                            "market_tickers": tickers,
-                            "send_initial_snapshot": True,
-                        },
-                    }
-                )
+            await subscribe(
+                ws,
+                1,
+                {
+                    "channels": ["ticker"],
+                    "market_tickers": tickers,
+                    "send_initial_snapshot": True,
+                },
             )
             await recv_until(ws, lambda f: f["type"] == "subscribed")
             frame = await recv_until(ws, lambda f: f["type"] == "ticker")
@@ -330,15 +258,7 @@ def test_orderbook_snapshot_then_deltas_reconstructs_the_rest_orderbook(sim: Any
 
     async def go() -> None:
         async with websockets.connect(sim.ws_url, additional_headers=signed_headers()) as ws:
-            await ws.send(
-                json.dumps(
-                    {
-                        "id": 1,
-                        "cmd": "subscribe",
-                        "params": {"channels": ["orderbook_delta"], "market_ticker": ticker},
-                    }
-                )
-            )
+            await subscribe(ws, 1, {"channels": ["orderbook_delta"], "market_ticker": ticker})
             assert (await recv_json(ws))["type"] == "subscribed"
             snapshot = await recv_json(ws)
             assert snapshot["type"] == "orderbook_snapshot" and snapshot["seq"] == 1
@@ -395,11 +315,7 @@ def test_server_pings_with_heartbeat_payload(sim: Any) -> None:
 def test_lifecycle_subscription_takes_no_markets(sim: Any) -> None:
     async def go() -> None:
         async with websockets.connect(sim.ws_url, additional_headers=signed_headers()) as ws:
-            await ws.send(
-                json.dumps(
-                    {"id": 1, "cmd": "subscribe", "params": {"channels": ["market_lifecycle_v2"]}}
-                )
-            )
+            await subscribe(ws, 1, {"channels": ["market_lifecycle_v2"]})
             assert await recv_json(ws) == {
                 "type": "subscribed",
                 "id": 1,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from kalshi_pipeline.warehouse.schema import CANDLESTICKS, MARKETS
+from kalshi_pipeline.warehouse.schema import CANDLESTICKS, CANDLESTICKS_RAW, MARKETS
 
 GAME_DATE = dt.date(2025, 12, 19)
 T0 = 1766188800  # 2025-12-20 00:00:00 UTC, the first minute of a game
@@ -48,6 +48,14 @@ def candle_rows(
         row.update(overrides)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def raw_candle_rows(ticker: str = f"{EVENT}-ATL", start_ts: int = T0, n: int = 3) -> pd.DataFrame:
+    """`n` raw candles of one ticker: the keys of `candle_rows` with an empty JSON payload."""
+    keys = [c for c in CANDLESTICKS_RAW.column_names if c not in ("payload", "ingested_at")]
+    rows = candle_rows(ticker, start_ts=start_ts, n=n)[keys]
+    rows["payload"] = "{}"
+    return rows
 
 
 def market_rows(event_ticker: str = EVENT, **overrides: Any) -> pd.DataFrame:

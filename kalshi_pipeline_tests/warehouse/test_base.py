@@ -16,7 +16,14 @@ from kalshi_pipeline.warehouse import (
     WarehouseQueryError,
     open_warehouse,
 )
-from kalshi_pipeline_tests.warehouse.builders import EVENT, GAME_DATE, T0, candle_rows, market_rows
+from kalshi_pipeline_tests.warehouse.builders import (
+    EVENT,
+    GAME_DATE,
+    T0,
+    candle_rows,
+    market_rows,
+    raw_candle_rows,
+)
 
 ATL = f"{EVENT}-ATL"
 SAS = f"{EVENT}-SAS"
@@ -275,27 +282,11 @@ def _rejected(ticker: str, start_ts: int, n: int) -> pd.DataFrame:
     return rows
 
 
-def _raw(ticker: str, start_ts: int, n: int) -> pd.DataFrame:
-    rows = candle_rows(ticker, start_ts=start_ts, n=n)[
-        [
-            "ticker",
-            "event_ticker",
-            "series_ticker",
-            "game_date",
-            "period_interval",
-            "end_period_ts",
-            "source",
-        ]
-    ]
-    rows["payload"] = "{}"
-    return rows
-
-
 def test_candle_counts_and_partition_summary(wh: Warehouse) -> None:
     assert wh.candle_counts(GAME_DATE).empty
     wh.upsert("markets", market_rows())
     with wh.transaction() as tx:
-        tx.upsert("candlesticks_raw", _raw(ATL, T0, 5))
+        tx.upsert("candlesticks_raw", raw_candle_rows(ATL, T0, 5))
         closes = [None, Decimal("0.4100"), Decimal("0.4500"), Decimal("0.4700")]
         atl = candle_rows(ATL, n=4)
         atl["price_close"] = closes

@@ -12,7 +12,7 @@ import pytest
 from kalshi_pipeline.warehouse import WarehouseDataError
 from kalshi_pipeline.warehouse.frames import prepare_frame
 from kalshi_pipeline.warehouse.schema import CANDLESTICKS, CANDLESTICKS_RAW, MARKETS
-from kalshi_pipeline_tests.warehouse.builders import T0, candle_rows, market_rows
+from kalshi_pipeline_tests.warehouse.builders import T0, candle_rows, market_rows, raw_candle_rows
 
 
 def test_decimals_become_canonical_fixed_point_text() -> None:
@@ -104,17 +104,7 @@ def test_dates_accept_dates_and_iso_strings_only() -> None:
 
 
 def test_text_and_json_columns() -> None:
-    rows = candle_rows(n=2)[
-        [
-            "ticker",
-            "event_ticker",
-            "series_ticker",
-            "game_date",
-            "period_interval",
-            "end_period_ts",
-            "source",
-        ]
-    ]
+    rows = raw_candle_rows(n=2)
     rows["payload"] = ['{"a": 1}', {"b": [1, 2]}]
     assert list(prepare_frame(CANDLESTICKS_RAW, rows).frame["payload"]) == [
         '{"a": 1}',

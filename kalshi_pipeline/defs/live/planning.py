@@ -386,31 +386,26 @@ def plan_tick(
                 )
             )
             final_done[game.event_ticker] = iso
-        elif live_games and settings.mode == "websocket":
-            tickers = tuple(g.event_ticker for g in live_games)
-            if game_date not in streaming:
-                plan.streams.append(
-                    StreamRequest(game_date=game_date, event_tickers=tickers, bucket=refresh_bucket)
-                )
-            plan.candles.append(
-                CandleRequest(
-                    kind="reconcile",
-                    game_date=game_date,
-                    event_tickers=tickers,
-                    start_ts=incremental_start(live_games, newest, settings),
-                    run_key=f"reconcile:{iso}:{reconcile_bucket}:{_tickers_digest(tickers)}",
-                    with_markets=markets_due,
-                )
-            )
         elif live_games:
             tickers = tuple(g.event_ticker for g in live_games)
+            if settings.mode == "websocket":
+                # The stream keeps the date fresh; REST candle runs reconcile it every reconcile_seconds.
+                kind, bucket = "reconcile", reconcile_bucket
+                if game_date not in streaming:
+                    plan.streams.append(
+                        StreamRequest(
+                            game_date=game_date, event_tickers=tickers, bucket=refresh_bucket
+                        )
+                    )
+            else:
+                kind, bucket = "live", refresh_bucket
             plan.candles.append(
                 CandleRequest(
-                    kind="live",
+                    kind=kind,
                     game_date=game_date,
                     event_tickers=tickers,
                     start_ts=incremental_start(live_games, newest, settings),
-                    run_key=f"live:{iso}:{refresh_bucket}:{_tickers_digest(tickers)}",
+                    run_key=f"{kind}:{iso}:{bucket}:{_tickers_digest(tickers)}",
                     with_markets=markets_due,
                 )
             )

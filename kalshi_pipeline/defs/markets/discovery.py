@@ -2,9 +2,10 @@
 
 How a date's games are found, per configured series:
 
-1. `GET /series/{series}` once, so an unknown series fails with a clear error naming it.
-2. `GET /historical/cutoff` once per run: markets settled before `market_settled_ts` exist only under
+1. `GET /historical/cutoff` once per run: markets settled before `market_settled_ts` exist only under
    `/historical/markets`.
+2. When a series lists no events at all, `GET /series/{series}` tells an unknown series (a clear error
+   naming it) from one without games yet.
 3. `GET /events?series_ticker=S&with_nested_markets=true&with_milestones=true` (200 events a page) and keep
    the events whose ticker date (`KXNBAGAME-25DEC19SASATL` -> 2025-12-19) is one of the run's dates. Events are
    never archived, so this finds archived games too. When every date of the run lies after the cutoff,
@@ -12,7 +13,8 @@ How a date's games are found, per configured series:
    game of the run can be filtered out while older events are skipped server-side.
 4. Nested markets are the live ones. An event with no live market, or whose date is within a day of the
    cutoff (the archive edge), is also looked up with `GET /historical/markets?event_ticker=E`; a ticker found
-   live wins over its archived copy.
+   live wins over its archived copy. An event that still has no market (an exchange that ignored
+   `with_nested_markets`) is looked up live with `GET /markets?event_ticker=E`.
 5. Scheduled start: the event's milestone `start_date` when Kalshi has one, else
    `expected_expiration_time` minus the sport's typical game length (`TYPICAL_GAME_LENGTH`).
 """
@@ -216,7 +218,6 @@ async def discover_markets(
     }
 
     for series in series_tickers:
-        await _check_series(client, series)
         filters: dict[str, Any] = {
             "series_ticker": series,
             "with_nested_markets": True,
@@ -225,7 +226,9 @@ async def discover_markets(
         if first_start > cutoff:
             filters["min_close_ts"] = int(first_start.timestamp())
         games: list[tuple[Any, date]] = []
+        listed = 0
         async for event in client.iter_events(**filters):
+            listed += 1
             game_date = _event_date(event.event_ticker)
             if game_date is None:
                 result.skipped_events.append(event.event_ticker)
@@ -234,6 +237,8 @@ async def discover_markets(
                 not wanted_events or event.event_ticker in wanted_events
             ):
                 games.append((event, game_date))
+        if not listed:
+            await _check_series(client, series)
 
         async def archived(event_ticker: str) -> list[Any]:
             result.historical_lookups += 1
@@ -248,12 +253,24 @@ async def discover_markets(
         archived_by_event = {
             e.event_ticker: ms for e, ms in zip(lookups, archived_lists, strict=True)
         }
+        unnested = [
+            e
+            for e, _ in games
+            if not (getattr(e, "markets", None) or ()) and not archived_by_event.get(e.event_ticker)
+        ]
+        live_lists = await asyncio.gather(
+            *(client.list_markets(event_ticker=e.event_ticker) for e in unnested)
+        )
+        live_by_event = {e.event_ticker: ms for e, ms in zip(unnested, live_lists, strict=True)}
         for event, _game_date in sorted(games, key=lambda g: g[0].event_ticker):
             start = _milestone_start(event)
             seen: set[str] = set()
             result.events.append(event.event_ticker)
             for source, markets in (
-                ("live", getattr(event, "markets", None) or ()),
+                (
+                    "live",
+                    getattr(event, "markets", None) or live_by_event.get(event.event_ticker, ()),
+                ),
                 ("historical", archived_by_event.get(event.event_ticker, ())),
             ):
                 for market in markets:

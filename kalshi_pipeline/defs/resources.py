@@ -17,12 +17,13 @@ import dagster as dg
 from pydantic import Field
 
 from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig
+from kalshi_pipeline.kalshi.config import PRODUCTION_BASE_URL
 from kalshi_pipeline.kalshi.ratelimit import RateLimiter, shared_limiter, tier_bucket
 from kalshi_pipeline.warehouse import Warehouse, open_warehouse
 from kalshi_pipeline.warehouse.rate_budget import shared_rate_budget
 from kalshi_pipeline.warehouse.urls import redact_url
 
-DEFAULT_BASE_URL = "https://api.elections.kalshi.com/trade-api/v2"
+DEFAULT_BASE_URL = PRODUCTION_BASE_URL
 DEFAULT_SERIES = "KXNBAGAME"
 DEFAULT_RATE_LIMIT_TIER = "basic"
 DEFAULT_WAREHOUSE_URL = "duckdb:///data/kalshi.duckdb"
@@ -35,7 +36,8 @@ class KalshiApiResource(dg.ConfigurableResource):
     """
 
     base_url: str = Field(
-        default=DEFAULT_BASE_URL, description="REST base URL incl. /trade-api/v2."
+        default=DEFAULT_BASE_URL,
+        description="REST base URL incl. /trade-api/v2, or a preset name: prod, demo.",
     )
     api_key_id: str | None = Field(default=None, description="Kalshi API key id (optional).")
     private_key_path: str | None = Field(
@@ -140,7 +142,8 @@ def _env_or(name: str, default: Any) -> Any:
 def kalshi_resource_from_env() -> KalshiApiResource:
     """Build the `kalshi` resource from KALSHI_* environment variables (defaults: public Kalshi API)."""
     return KalshiApiResource(
-        base_url=_env_or("KALSHI_API_BASE_URL", DEFAULT_BASE_URL),
+        # KALSHI_ENV (prod | demo) picks a preset when no URL is given; the client resolves the name.
+        base_url=_env_or("KALSHI_API_BASE_URL", _env_or("KALSHI_ENV", DEFAULT_BASE_URL)),
         api_key_id=_env_or("KALSHI_API_KEY_ID", None),
         private_key_path=_env_or("KALSHI_PRIVATE_KEY_PATH", None),
         private_key=_env_or("KALSHI_PRIVATE_KEY", None),

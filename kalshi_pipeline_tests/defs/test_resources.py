@@ -67,9 +67,11 @@ def test_defaults_without_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "KALSHI_SERIES",
         "KALSHI_WAREHOUSE_URL",
         "KALSHI_RATE_LIMIT_TIER",
+        "KALSHI_ENV",
     ):
         monkeypatch.delenv(name, raising=False)
     kalshi = kalshi_resource_from_env()
+    assert kalshi.client_config().base_url == "https://external-api.kalshi.com/trade-api/v2"
     assert kalshi.series_tickers() == ["KXNBAGAME"]
     assert kalshi.private_key is None and kalshi.api_key_id is None
     assert not kalshi.client_config().has_credentials
@@ -92,3 +94,15 @@ def test_warehouse_resource_creates_schema_and_hides_password(tmp_path: Path) ->
         assert wh.query_df("SELECT count(*) AS n FROM kalshi.markets")["n"].iloc[0] == 0
     assert (tmp_path / "nested/dir/wh.duckdb").exists()
     assert "hunter2" not in repr(WarehouseResource(url="postgresql://u:hunter2@h/db"))
+
+
+def test_kalshi_env_picks_the_demo_preset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KALSHI_API_BASE_URL", raising=False)
+    monkeypatch.setenv("KALSHI_ENV", "demo")
+
+    @dg.asset
+    def base(kalshi: KalshiApiResource) -> str:
+        return kalshi.client_config().base_url
+
+    result = dg.materialize([base], resources={"kalshi": kalshi_resource_from_env()})
+    assert result.output_for_node("base") == "https://external-api.demo.kalshi.co/trade-api/v2"

@@ -28,16 +28,16 @@ from kalshi_pipeline.defs.candlesticks.validation import (
     PRICE_COLUMNS,
     validate_candles,
 )
-from kalshi_pipeline.defs.markets.assets import (
-    MARKETS_KEY,
+from kalshi_pipeline.defs.markets.assets import MARKETS_KEY, select_markets
+from kalshi_pipeline.defs.partitions import game_date_partitions, partition_dates
+from kalshi_pipeline.defs.reporting import (
+    PREVIEW_ROWS,
     dates_label,
     preview_md,
     schema_check_result,
-    select_markets,
     stats_metadata,
     with_columns,
 )
-from kalshi_pipeline.defs.partitions import game_date_partitions, partition_dates
 from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
 from kalshi_pipeline.kalshi.errors import KalshiError
 from kalshi_pipeline.kalshi.models import CANDLE_VALUE_FIELDS, parse_candle_values
@@ -49,7 +49,6 @@ CANDLES_KEY = dg.AssetKey(["kalshi", "candlesticks"])
 REJECTED_COLUMNS = [*CANDLE_COLUMNS, "reasons", "payload"]
 SCHEMA_SAMPLE_ROWS = 2000
 DATES_PER_CHUNK = 3
-PREVIEW_ROWS = 10
 #: The `kalshi.candlesticks` columns the minute-grid check reads back.
 GRID_COLUMNS = ["ticker", "event_ticker", "period_interval", "end_period_ts", "price_close"]
 

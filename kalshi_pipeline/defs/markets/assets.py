@@ -11,84 +11,18 @@ import pandas as pd
 
 from kalshi_pipeline.defs.markets.discovery import MARKET_COLUMNS, discover_markets
 from kalshi_pipeline.defs.partitions import game_date_partitions, partition_dates
+from kalshi_pipeline.defs.reporting import (
+    dates_label,
+    preview_md,
+    schema_check_result,
+    stats_metadata,
+    with_columns,
+)
 from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
 
 # backfill_policy is marked beta in dagster 1.13 but is the documented way to run ranges in one run.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 MARKETS_KEY = dg.AssetKey(["kalshi", "markets"])
-PREVIEW_ROWS = 10
-
-
-def preview_md(
-    df: pd.DataFrame, columns: Sequence[str], rows: int = PREVIEW_ROWS
-) -> dg.MetadataValue:
-    """Render the first rows of some columns as a markdown table for the Dagster UI."""
-    cols = [c for c in columns if c in df.columns]
-    if df.empty or not cols:
-        return dg.MetadataValue.md("_no rows_")
-    head = df[cols].head(rows)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for record in head.itertuples(index=False):
-        cells = ["" if v is None or v is pd.NaT else str(v) for v in record]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    if len(df) > rows:
-        lines.append(f"\n_{len(df) - rows} more rows_")
-    return dg.MetadataValue.md("\n".join(lines))
-
-
-def stats_metadata(stats: Any) -> dict[str, Any]:
-    """Return the client's request counters as metadata (requests, retries, 429s, throttled seconds)."""
-    return {
-        "api_requests": int(stats.requests),
-        "api_retries": int(stats.retries),
-        "api_rate_limited": int(stats.rate_limited),
-        "api_throttled_seconds": dg.MetadataValue.float(round(float(stats.throttled_seconds), 3)),
-    }
-
-
-def dates_label(dates: Sequence[date]) -> str:
-    """Return `2025-12-19` for one date or `2025-12-01..2025-12-31` for a range."""
-    return str(dates[0]) if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
-
-
-def schema_check_result(
-    asset_key: dg.AssetKey, written: pd.DataFrame, expected: Sequence[str], money: Sequence[str]
-) -> dg.AssetCheckResult:
-    """Check that a frame read back from the warehouse has exactly the expected columns and types.
-
-    Money and count columns must hold `Decimal` (never float); timestamps must be tz-aware UTC.
-    """
-    problems: list[str] = []
-    if list(written.columns) != list(expected):
-        problems.append(f"columns {list(written.columns)} != {list(expected)}")
-    from decimal import Decimal
-
-    for col in money:
-        if col in written.columns:
-            bad = [
-                v
-                for v in written[col].tolist()
-                if v is not None and not isinstance(v, Decimal) and not pd.isna(v)
-            ]
-            if bad:
-                problems.append(f"{col} holds {type(bad[0]).__name__}, not Decimal")
-    for col in written.columns:
-        dtype = written[col].dtype
-        if isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) not in ("UTC", "utc"):
-            problems.append(f"{col} is in {dtype.tz}, not UTC")
-    return dg.AssetCheckResult(
-        asset_key=asset_key,
-        check_name="schema",
-        passed=not problems,
-        metadata={"rows_checked": len(written), "problems": "; ".join(problems) or "none"},
-    )
-
-
-def with_columns(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """Give an empty query result the table's columns (drivers may return none for zero rows)."""
-    if df.empty and not set(columns) <= set(df.columns):
-        return pd.DataFrame(columns=list(columns))
-    return df
 
 
 def select_markets(

@@ -7,7 +7,9 @@ If a module `kalshi_pipeline.simulator.ws` exists and defines `websocket_routes(
 `build_app` mounts those routes automatically.
 
 Every request under `/trade-api/` passes, in order: fault injection, the trailing-slash 301, signature
-verification and the token bucket. `GET /_sim/health` (outside `/trade-api`) bypasses all of them.
+verification and the token bucket. `GET /_sim/health` (outside `/trade-api`) bypasses all of them, as does
+`GET /_sim/stats[?since=UNIX_S]`: read-only counts of the gateway's requests, admissions and 429s, in total
+and per wall-clock second (see `GatewayStats`), plus the rate-limit tier, for measuring clients' rates.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from kalshi_pipeline.simulator.auth import AuthError, KeyRing
 from kalshi_pipeline.simulator.config import SimulatorConfig
 from kalshi_pipeline.simulator.faults import FaultPlan, parse_faults
 from kalshi_pipeline.simulator.market_model import CandleArrays
-from kalshi_pipeline.simulator.ratelimit import TokenBuckets
+from kalshi_pipeline.simulator.ratelimit import REQUEST_COST, GatewayStats, TokenBuckets
 from kalshi_pipeline.simulator.world import Game, World
 
 PREFIX = "/trade-api/v2"
@@ -187,12 +189,14 @@ class SimulatorApp(Starlette):
     keys: KeyRing
     faults: FaultPlan
     buckets: TokenBuckets
+    stats: GatewayStats
     sim_config: SimulatorConfig
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/trade-api/"):
             await super().__call__(scope, receive, send)
             return
+        self.stats.record("requests")
         if self.faults.active:
             decision = self.faults.decide()
             if decision.delay_ms:
@@ -201,6 +205,8 @@ class SimulatorApp(Starlette):
                 await _abort_connection(send)
                 return
             if decision.outcome != "ok":
+                if decision.outcome == "429":
+                    self.stats.record("fault_429")
                 await _fault_response(decision.outcome)(scope, receive, send)
                 return
         path: str = scope["path"]
@@ -225,10 +231,12 @@ class SimulatorApp(Starlette):
         client = scope.get("client") or ("unknown", 0)
         caller = f"key:{key_id}" if key_id else f"ip:{client[0]}"
         if not self.buckets.allow(caller):
+            self.stats.record("rate_limited")
             await JSONResponse({"error": "too many requests"}, status_code=429)(
                 scope, receive, send
             )
             return
+        self.stats.record("admitted")
         await super().__call__(scope, receive, send)
 
 
@@ -261,6 +269,7 @@ def build_app(config: SimulatorConfig, *, extra_routes: Iterable[BaseRoute] = ()
     api = RestApi(world)
     routes: list[BaseRoute] = [
         Route("/_sim/health", api.health),
+        Route("/_sim/stats", api.stats),
         Route(f"{PREFIX}/exchange/status", api.exchange_status),
         Route(f"{PREFIX}/historical/cutoff", api.historical_cutoff),
         Route(f"{PREFIX}/historical/markets", api.historical_markets),
@@ -310,10 +319,12 @@ def build_app(config: SimulatorConfig, *, extra_routes: Iterable[BaseRoute] = ()
     app.keys = KeyRing(config.auth_keys)
     app.faults = parse_faults(config.faults, config.seed)
     app.buckets = TokenBuckets(config.rate_limit)
+    app.stats = GatewayStats()
     app.sim_config = config
     app.state.world = world
     app.state.keys = app.keys
     app.state.config = config
+    app.state.stats = app.stats
     if importlib.util.find_spec("kalshi_pipeline.simulator.ws") is not None:
         ws = importlib.import_module("kalshi_pipeline.simulator.ws")
         if hasattr(ws, "websocket_routes"):
@@ -385,6 +396,26 @@ class RestApi:
         """Readiness probe of the simulator itself (never faulted, never rate limited)."""
         return JSONResponse(
             {"status": "ok", "now_ms": self.world.now_ms(), "games": len(self.world.games)}
+        )
+
+    async def stats(self, request: Request) -> Response:
+        """`GET /_sim/stats[?since=UNIX_S]`: the gateway's request counters (never faulted or limited)."""
+        raw = request.query_params.get("since")
+        try:
+            since = int(raw) if raw else None
+        except ValueError:
+            raise bad_request(f"since must be Unix seconds, got {raw!r}") from None
+        app = request.app
+        buckets: TokenBuckets = app.buckets
+        return JSONResponse(
+            {
+                "rate_limit": {
+                    "tier": app.sim_config.rate_limit,
+                    "requests_per_s": buckets.rate / REQUEST_COST if buckets.enabled else None,
+                    "burst_requests": buckets.capacity / REQUEST_COST if buckets.enabled else None,
+                },
+                **app.stats.snapshot(since),
+            }
         )
 
     async def exchange_status(self, request: Request) -> Response:

@@ -45,14 +45,28 @@ dev: $(STAMP)
 	# A throwaway key pair that only the local simulator trusts: Kalshi's WebSocket requires signed handshakes.
 	test -f $(DEV_KEY) || openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out $(DEV_KEY) 2>/dev/null
 	openssl pkey -in $(DEV_KEY) -pubout -out $(DEV_HOME)/dev-key.pub
+	# On exit, Ctrl-C or a SIGTERM to make, the whole `dagster dev` session is terminated, not just its
+	# leader: Dagster's code server waits for in-flight runs before it exits, and a stream run only ends
+	# when its games settle (hours), so it would otherwise outlive `dagster dev`. dagster dev runs in its
+	# own session with SIGINT restored (a background job of sh inherits SIGINT ignored, and dagster maps
+	# SIGTERM to the SIGINT handler, so it would ignore both); the run worker turns SIGTERM into a
+	# failed run. Whatever is still alive after 30 s is killed.
 	$(BIN)/kalshi-pipeline simulator --host 127.0.0.1 --port $(DEV_SIM_PORT) \
 		--live-games $(DEV_LIVE_GAMES) --game-minutes $(DEV_GAME_MINUTES) \
 		--auth-key dev=$(DEV_HOME)/dev-key.pub & SIM=$$!; \
-	trap 'kill $$SIM 2>/dev/null' EXIT; \
 	DAGSTER_HOME=$(DEV_HOME) KALSHI_API_BASE_URL=http://127.0.0.1:$(DEV_SIM_PORT)/trade-api/v2 \
 	KALSHI_API_KEY_ID=dev KALSHI_PRIVATE_KEY_PATH=$(DEV_KEY) KALSHI_LIVE_MODE=$(DEV_LIVE_MODE) \
 	KALSHI_WAREHOUSE_URL=$(DEV_WAREHOUSE_URL) \
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_UI_PORT)
+	$(BIN)/python -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); \
+		os.setsid(); os.execv(sys.argv[1], sys.argv[1:])' \
+		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_UI_PORT) & DEV=$$!; \
+	stop() { \
+		trap - EXIT INT TERM HUP; kill -TERM -$$DEV $$SIM 2>/dev/null; i=0; \
+		while [ $$i -lt 60 ] && ps -o stat= -s $$DEV | grep -qv Z; do sleep 0.5; i=$$((i + 1)); done; \
+		kill -KILL -$$DEV $$SIM 2>/dev/null; wait; \
+	}; \
+	trap 'stop; exit 130' INT TERM HUP; trap stop EXIT; \
+	wait $$DEV
 
 simulator: $(STAMP)
 	$(BIN)/kalshi-pipeline simulator --host 127.0.0.1 --port 8765 --live-games 2

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
 from decimal import Decimal
 from typing import Any
 
 import dagster as dg
 import pandas as pd
+import psutil
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -194,3 +200,87 @@ def test_runner_keeps_rows_while_the_database_is_away(
         assert runner.writer.buffered == 0
     finally:
         wh.close()
+
+
+_STREAM_CHILD = """
+import os
+import dagster as dg
+from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
+from kalshi_pipeline.defs.stream import stream_job
+
+resources = {
+    "kalshi": KalshiApiResource(
+        base_url=os.environ["TEST_SIM_URL"], api_key_id="key-1",
+        private_key=os.environ["TEST_KALSHI_PEM"], rate_limit_tier="off", shared_budget=False,
+    ),
+    "warehouse": WarehouseResource(url=os.environ["TEST_WAREHOUSE_URL"]),
+}
+config = {"ops": {"stream_live_games": {"config": {
+    "game_date": os.environ["TEST_GAME_DATE"],
+    "event_tickers": os.environ["TEST_EVENTS"].split(","),
+}}}}
+with dg.DagsterInstance.get() as instance:
+    stream_job.execute_in_process(
+        run_config=config, resources=resources, instance=instance, raise_on_error=False
+    )
+"""
+
+
+def test_stream_run_ends_on_sigterm_and_leaves_no_process(
+    start_simulator: Any, fresh_pg_url: str, tmp_path: Any
+) -> None:
+    """A stream run (no end of its own) stops on SIGTERM, is marked failed and leaves no child behind."""
+    sim = start_simulator(auth_keys={"key-1": PEM})
+    games = [g for g in sim.app.state.world.games if g.injected]
+    game_date = games[0].game_date.isoformat()
+    events = [g.event_ticker for g in games if g.game_date.isoformat() == game_date]
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path),
+        "TEST_SIM_URL": sim.base_url,
+        "TEST_KALSHI_PEM": PEM,
+        "TEST_WAREHOUSE_URL": fresh_pg_url,
+        "TEST_GAME_DATE": game_date,
+        "TEST_EVENTS": ",".join(events),
+    }
+    proc = subprocess.Popen([sys.executable, "-c", _STREAM_CHILD], env=env, start_new_session=True)
+    try:
+        wh = open_warehouse(fresh_pg_url)
+        try:
+            deadline = time.monotonic() + 120
+            connected = False
+            while not connected and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.5)
+                try:
+                    connected = bool(
+                        wh.query_df(
+                            "SELECT count(*) AS n FROM kalshi.stream_events WHERE kind = 'connect'"
+                        )["n"].iloc[0]
+                    )
+                except Exception:  # the schema is created by the child; not there yet
+                    connected = False
+        finally:
+            wh.close()
+        assert connected and proc.poll() is None, "the stream run did not start streaming"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=90)
+        left = [
+            p.pid
+            for p in psutil.process_iter(["status"])
+            if p.info["status"] != psutil.STATUS_ZOMBIE and _sid(p.pid) == proc.pid
+        ]
+        assert left == [], f"processes of the stream run still alive after SIGTERM: {left}"
+        with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+            runs = instance.get_runs()
+            assert [r.status for r in runs] == [dg.DagsterRunStatus.FAILURE]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _sid(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None

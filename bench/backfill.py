@@ -28,10 +28,11 @@ import resource
 import sys
 import tempfile
 import time
-import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from common import PG_ADMIN, temporary_database
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "backfill.json"
@@ -198,9 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="Simulator seed (42).")
     parser.add_argument(
         "--pg-admin-url",
-        default=os.environ.get(
-            "KALSHI_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
+        default=PG_ADMIN,
         help="Postgres server to create the benchmark database on.",
     )
     parser.add_argument("--skip-postgres", action="store_true", help="Only DuckDB and naive.")
@@ -210,8 +209,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--days must be >= 1")
     start = args.start or _default_start(args.days)
     end = start + timedelta(days=args.days - 1)
-
-    import psycopg
 
     from kalshi_pipeline.simulator import SimulatorConfig, serve_in_thread
 
@@ -244,18 +241,11 @@ def main(argv: list[str] | None = None) -> int:
             budget,
         )
         if not args.skip_postgres:
-            name = f"kalshi_bench_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(args.pg_admin_url, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            try:
-                url = f"{args.pg_admin_url.rsplit('/', 1)[0]}/{name}"
+            with temporary_database("kalshi_bench", args.pg_admin_url) as url:
                 print("pipeline -> postgres ...", file=sys.stderr)
                 scenarios["pipeline_postgres"] = _in_process(
                     "_pipeline", sim.base_url, url, start.isoformat(), end.isoformat(), budget
                 )
-            finally:
-                with psycopg.connect(args.pg_admin_url, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         print("naive sequential pull ...", file=sys.stderr)
         scenarios["naive_sequential"] = _in_process(
             "_naive", sim.base_url, start.isoformat(), end.isoformat(), budget

@@ -25,32 +25,21 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
+from common import create_database, drop_database, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RESULTS_DIR = ROOT / "bench" / "results"
-PG_ADMIN = os.environ.get(
-    "KALSHI_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -174,11 +163,8 @@ def main() -> int:
     args = parser.parse_args()
     results_path = RESULTS_DIR / ("live.json" if args.mode == "rest" else "live_websocket.json")
 
-    port = _free_port()
-    db = f"live_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}"')
-    wh_url = f"{PG_ADMIN.rsplit('/', 1)[0]}/{db}"
+    port = free_port()
+    wh_url = create_database("live_bench")
     home = Path(tempfile.mkdtemp(prefix="live_bench_home_"))
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {
@@ -258,8 +244,7 @@ def main() -> int:
         stack.close()
 
     runs = run_records(home)
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    drop_database(wh_url)
 
     staleness = [s["staleness_s"] for s in samples if s["staleness_s"] is not None]
     done = [r for r in runs if r["started"] and r["ended"]]

@@ -21,31 +21,19 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
-import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
+from common import create_database, drop_database, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "rate_budget.json"
 RATE, CAPACITY, COST = 200.0, 400.0, 10
-PG_ADMIN = os.environ.get(
-    "KALSHI_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _worker(
@@ -158,14 +146,14 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
 
-    port = _free_port()
+    port = free_port()
     sim = subprocess.Popen(
         [sys.executable, "-m", "kalshi_pipeline.cli", "simulator", "--host", "127.0.0.1",
          "--port", str(port), "--rate-limit", "basic"],
         cwd=ROOT,
     )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}/trade-api/v2"
-    db = f"rate_budget_bench_{uuid.uuid4().hex[:8]}"
+    pg_url: str | None = None
     try:
         for _ in range(100):
             try:
@@ -173,9 +161,7 @@ def main() -> int:
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{db}"')
-        pg_url = f"{PG_ADMIN.rsplit('/', 1)[0]}/{db}"
+        pg_url = create_database("rate_budget_bench")
         results = []
         with tempfile.TemporaryDirectory() as tmp:
             for mode, store in (
@@ -191,8 +177,8 @@ def main() -> int:
     finally:
         sim.terminate()
         sim.wait(timeout=10)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        if pg_url:
+            drop_database(pg_url)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(

@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,8 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from live import BIN, PG_ADMIN, ROOT, _free_port, _stop
+from common import create_database, drop_database, free_port
+from live import BIN, ROOT, _stop
 
 RESULTS = ROOT / "bench" / "results" / "season_backfill.json"
 ASSETS = ("kalshi/markets", "kalshi/candlesticks_raw", "kalshi/candlesticks")
@@ -237,11 +237,8 @@ def main() -> int:
         f"{args.season}-{(args.season + 1) % 100:02d} season {first}...{last}, {season_games} games)"
     )
 
-    port = _free_port()
-    db = f"season_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}"')
-    wh_url = f"{PG_ADMIN.rsplit('/', 1)[0]}/{db}"
+    port = free_port()
+    wh_url = create_database("season_bench")
     home = Path(tempfile.mkdtemp(prefix="season_bench_home_"))
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     root_url = f"http://127.0.0.1:{port}"
@@ -378,8 +375,7 @@ def main() -> int:
             "SELECT count(*) FROM (SELECT 1 FROM kalshi.candlesticks GROUP BY ticker, period_interval,"
             " end_period_ts HAVING count(*) > 1) d"
         ).fetchone()
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    drop_database(wh_url)
 
     bins = stats.get("per_second", [])
     first_s, launch_s, done_s = (

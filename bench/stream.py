@@ -27,13 +27,12 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
-import psycopg
+from common import temporary_database
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -43,9 +42,6 @@ from kalshi_pipeline.kalshi.ws import KalshiWebSocket, TickerMessage, TradeMessa
 from kalshi_pipeline.simulator import SimulatorConfig, serve_in_thread
 from kalshi_pipeline.warehouse import open_warehouse
 
-PG_ADMIN_URL = os.environ.get(
-    "KALSHI_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 RESULTS = Path(__file__).parent / "results" / "stream.json"
 
 
@@ -224,20 +220,11 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    name = None
     if args.duckdb:
-        url = f"duckdb:///{tempfile.mkdtemp()}/stream_bench.duckdb"
+        result = asyncio.run(bench(args, f"duckdb:///{tempfile.mkdtemp()}/stream_bench.duckdb"))
     else:
-        name = f"kalshi_bench_stream_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    try:
-        result = asyncio.run(bench(args, url))
-    finally:
-        if name:
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with temporary_database("kalshi_bench_stream") as url:
+            result = asyncio.run(bench(args, url))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

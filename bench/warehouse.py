@@ -13,14 +13,13 @@ import json
 import platform
 import tempfile
 import time
-import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import psycopg
+from common import PG_ADMIN, temporary_database
 
 from kalshi_pipeline.warehouse import open_warehouse
 from kalshi_pipeline.warehouse.frames import prepare_frame
@@ -88,7 +87,7 @@ def bench_dialect(url: str, df: pd.DataFrame) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--pg-admin-url", default=PG_ADMIN)
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "warehouse.json"
     )
@@ -112,15 +111,9 @@ def main() -> None:
         results["duckdb"] = bench_dialect(f"duckdb:///{tmp}/bench.duckdb", df)
         print("duckdb", results["duckdb"], flush=True)
 
-    name = f"kalshi_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        results["postgres"] = bench_dialect(f"{args.pg_admin_url.rsplit('/', 1)[0]}/{name}", df)
+    with temporary_database("kalshi_bench", args.pg_admin_url) as url:
+        results["postgres"] = bench_dialect(url, df)
         print("postgres", results["postgres"], flush=True)
-    finally:
-        with psycopg.connect(args.pg_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

@@ -1,0 +1,47 @@
+"""What the benchmark scripts share: a throwaway Postgres database, a free port, percentile summaries."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+
+PG_ADMIN = os.environ.get(
+    "KALSHI_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def create_database(prefix: str, admin_url: str = PG_ADMIN) -> str:
+    """Create a uniquely named Postgres database and return its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{admin_url.rsplit('/', 1)[0]}/{name}"
+
+
+def drop_database(url: str, admin_url: str = PG_ADMIN) -> None:
+    """Drop the database at `url` (made by `create_database`), closing its connections."""
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def temporary_database(prefix: str, admin_url: str = PG_ADMIN) -> Iterator[str]:
+    """Create a Postgres database for one benchmark, yield its URL, and drop it afterwards."""
+    url = create_database(prefix, admin_url)
+    try:
+        yield url
+    finally:
+        drop_database(url, admin_url)
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,10 +1,9 @@
 """The REST API of the simulated exchange (Starlette), served under `/trade-api/v2`.
 
-`build_app(config)` returns a `SimulatorApp` (a Starlette app). Its state carries the `World`
-(`app.state.world`), the `KeyRing` (`app.state.keys`) and the config (`app.state.config`), so more routes
-can be added on the same app, e.g. `app.router.routes.append(WebSocketRoute("/trade-api/ws/v2", ...))`.
-If a module `kalshi_pipeline.simulator.ws` exists and defines `websocket_routes(app) -> list[BaseRoute]`,
-`build_app` mounts those routes automatically.
+`build_app(config)` returns a `SimulatorApp` (a Starlette app) serving these routes and the WebSocket
+route of `kalshi_pipeline.simulator.ws` on the same port. Its state carries the `World` (`app.state.world`),
+the `KeyRing` (`app.state.keys`), the config (`app.state.config`) and the WebSocket hub
+(`app.state.ws_hub`).
 
 Every request under `/trade-api/` passes, in order: fault injection, the trailing-slash 301, signature
 verification and the token bucket. `GET /_sim/health` (outside `/trade-api`) bypasses all of them, as does
@@ -17,14 +16,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import importlib
-import importlib.util
 import json
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -36,9 +34,10 @@ from kalshi_pipeline.simulator import payloads
 from kalshi_pipeline.simulator.auth import AuthError, KeyRing
 from kalshi_pipeline.simulator.config import SimulatorConfig
 from kalshi_pipeline.simulator.faults import FaultPlan, parse_faults
-from kalshi_pipeline.simulator.market_model import CandleArrays
+from kalshi_pipeline.simulator.market_model import EMPTY_CANDLES, CandleArrays
 from kalshi_pipeline.simulator.ratelimit import REQUEST_COST, GatewayStats, TokenBuckets
 from kalshi_pipeline.simulator.world import Game, World
+from kalshi_pipeline.simulator.ws import websocket_routes
 
 PREFIX = "/trade-api/v2"
 PERIODS = (1, 60, 1440)
@@ -263,8 +262,8 @@ async def _abort_connection(send: Send) -> None:
     transport.abort()
 
 
-def build_app(config: SimulatorConfig, *, extra_routes: Iterable[BaseRoute] = ()) -> SimulatorApp:
-    """Build the exchange app for `config`; `extra_routes` (e.g. a WebSocket route) are mounted too."""
+def build_app(config: SimulatorConfig) -> SimulatorApp:
+    """Build the exchange app for `config`: the REST routes and the WebSocket route."""
     world = World(config)
     api = RestApi(world)
     routes: list[BaseRoute] = [
@@ -296,7 +295,6 @@ def build_app(config: SimulatorConfig, *, extra_routes: Iterable[BaseRoute] = ()
         Route(f"{PREFIX}/markets/{{ticker}}", api.market_one),
         Route(f"{PREFIX}/markets/{{ticker}}/orderbook", api.orderbook),
     ]
-    routes.extend(extra_routes)
 
     async def on_api_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -325,10 +323,7 @@ def build_app(config: SimulatorConfig, *, extra_routes: Iterable[BaseRoute] = ()
     app.state.keys = app.keys
     app.state.config = config
     app.state.stats = app.stats
-    if importlib.util.find_spec("kalshi_pipeline.simulator.ws") is not None:
-        ws = importlib.import_module("kalshi_pipeline.simulator.ws")
-        if hasattr(ws, "websocket_routes"):
-            app.router.routes.extend(ws.websocket_routes(app))
+    app.router.routes.extend(websocket_routes(app))
     return app
 
 
@@ -566,23 +561,21 @@ class RestApi:
                         value = game.settled_s
                     if (lo is not None and value < lo) or (hi is not None and value > hi):
                         continue
-                if min_updated is not None:
-                    updated = max(
-                        t
-                        for t in (game.created_s, game.close_s, game.determined_s, game.settled_s)
-                        if t <= now_s
-                    )
-                    if updated < min_updated:
-                        continue
+                if min_updated is not None and payloads.market_updated_s(game, now_s) < min_updated:
+                    continue
                 games.append(game)
         return self._markets_page(games, ticker_set, after, limit, now_ms)
 
-    async def market_one(self, request: Request) -> Response:
-        """`GET /markets/{ticker}` (404 for unknown and archived markets)."""
+    def _one_market(self, request: Request, lookup: Callable[[str, int], Game]) -> Response:
+        """`{"market": ...}` for the path's ticker, found by `_live_game` or `_archived_game`."""
         ticker = request.path_params["ticker"]
         now_ms = self.world.now_ms()
-        game = self._live_game(ticker, now_ms // 1000)
+        game = lookup(ticker, now_ms // 1000)
         return JSONResponse({"market": self._market_payload(game, ticker, now_ms)})
+
+    async def market_one(self, request: Request) -> Response:
+        """`GET /markets/{ticker}` (404 for unknown and archived markets)."""
+        return self._one_market(request, self._live_game)
 
     # -- events -------------------------------------------------------------------------------------
     def _nested_markets(self, game: Game, now_ms: int) -> list[dict[str, Any]]:
@@ -618,12 +611,8 @@ class RestApi:
                 continue
             if min_close is not None and game.close_at(now_s) < min_close:
                 continue
-            if min_updated is not None:
-                updated = max(
-                    t for t in (game.created_s, game.close_s, game.settled_s) if t <= now_s
-                )
-                if updated < min_updated:
-                    continue
+            if min_updated is not None and payloads.event_updated_s(game, now_s) < min_updated:
+                continue
             rows.append(game)
         chosen, cursor = page(rows, lambda g: (-g.tip_s, g.event_ticker), after, limit)
         events = [
@@ -712,10 +701,10 @@ class RestApi:
 
     def _candles(
         self, ticker: str, start: int, end: int, period: int, now_ms: int, latest_before: bool
-    ) -> CandleArrays | None:
+    ) -> CandleArrays:
         game = self.world.by_market[ticker]
         if now_ms < game.open_s * 1000:
-            return None
+            return EMPTY_CANDLES  # nothing happened yet; do not generate the path
         path = self.world.market_path(ticker)
         arrays = path.candles(period, start, end, now_ms)
         if latest_before:
@@ -727,6 +716,16 @@ class RestApi:
                 arrays = _concat(carry, arrays)
         return arrays
 
+    def _market_candles(
+        self, request: Request, ticker: str, now_ms: int, *, historical: bool
+    ) -> Response:
+        """`{"ticker", "candlesticks"}` of one market (the live and historical endpoints' shared body)."""
+        start, end, period = self._window(request, MAX_CANDLES)
+        latest_before = not historical and q_bool(request, "include_latest_before_start")
+        arrays = self._candles(ticker, start, end, period, now_ms, latest_before)
+        candles = payloads.candles(arrays, historical=historical)
+        return JSONResponse({"ticker": ticker, "candlesticks": candles})
+
     async def market_candles(self, request: Request) -> Response:
         """`GET /series/{series}/markets/{ticker}/candlesticks` (live markets only)."""
         series_ticker = request.path_params["series_ticker"]
@@ -735,12 +734,7 @@ class RestApi:
         game = self._live_game(ticker, now_ms // 1000)
         if game.series.series_ticker != series_ticker:
             raise bad_request(f"market {ticker} does not belong to series {series_ticker}")
-        start, end, period = self._window(request, MAX_CANDLES)
-        arrays = self._candles(
-            ticker, start, end, period, now_ms, q_bool(request, "include_latest_before_start")
-        )
-        candles = payloads.candles(arrays) if arrays is not None else []
-        return JSONResponse({"ticker": ticker, "candlesticks": candles})
+        return self._market_candles(request, ticker, now_ms, historical=False)
 
     async def batch_candles(self, request: Request) -> Response:
         """`GET /markets/candlesticks` (<= 100 tickers, <= 10,000 candles in the window overall)."""
@@ -763,12 +757,7 @@ class RestApi:
             except ApiError:
                 continue
             arrays = self._candles(ticker, start, end, period, now_ms, latest_before)
-            out.append(
-                {
-                    "market_ticker": ticker,
-                    "candlesticks": payloads.candles(arrays) if arrays is not None else [],
-                }
-            )
+            out.append({"market_ticker": ticker, "candlesticks": payloads.candles(arrays)})
         return JSONResponse({"markets": out})
 
     async def event_candles(self, request: Request) -> Response:
@@ -781,24 +770,20 @@ class RestApi:
             raise bad_request(f"event {event_ticker} does not belong to series {series_ticker}")
         start, end, period = self._window(request, None)
         tickers: list[str] = []
-        per_market: list[CandleArrays | None] = []
+        per_market: list[CandleArrays] = []
         if not self.world.is_archived(game, now_ms // 1000):
             for ticker in game.market_tickers:
                 tickers.append(ticker)
                 per_market.append(self._candles(ticker, start, end, period, now_ms, False))
-        total = sum(len(a) for a in per_market if a is not None)
+        total = sum(len(a) for a in per_market)
         adjusted_end = end
         if total > MAX_CANDLES:
-            ends = sorted(int(e) for a in per_market if a is not None for e in a.end_ts.tolist())
+            ends = sorted(int(e) for a in per_market for e in a.end_ts.tolist())
             adjusted_end = ends[MAX_CANDLES] - period * 60
-        lists = []
-        for arrays in per_market:
-            if arrays is None:
-                lists.append([])
-                continue
-            lists.append(
-                [c for c in payloads.candles(arrays) if c["end_period_ts"] <= adjusted_end]
-            )
+        lists = [
+            [c for c in payloads.candles(arrays) if c["end_period_ts"] <= adjusted_end]
+            for arrays in per_market
+        ]
         return JSONResponse(
             {
                 "market_tickers": tickers,
@@ -812,10 +797,7 @@ class RestApi:
         ticker = request.path_params["ticker"]
         now_ms = self.world.now_ms()
         self._archived_game(ticker, now_ms // 1000)
-        start, end, period = self._window(request, MAX_CANDLES)
-        arrays = self._candles(ticker, start, end, period, now_ms, False)
-        candles = payloads.candles(arrays, historical=True) if arrays is not None else []
-        return JSONResponse({"ticker": ticker, "candlesticks": candles})
+        return self._market_candles(request, ticker, now_ms, historical=True)
 
     # -- historical markets -------------------------------------------------------------------------
     async def historical_markets(self, request: Request) -> Response:
@@ -856,10 +838,7 @@ class RestApi:
 
     async def historical_market(self, request: Request) -> Response:
         """`GET /historical/markets/{ticker}`."""
-        ticker = request.path_params["ticker"]
-        now_ms = self.world.now_ms()
-        game = self._archived_game(ticker, now_ms // 1000)
-        return JSONResponse({"market": self._market_payload(game, ticker, now_ms)})
+        return self._one_market(request, self._archived_game)
 
     # -- trades -------------------------------------------------------------------------------------
     def _trades(self, request: Request, historical: bool) -> Response:
@@ -868,11 +847,7 @@ class RestApi:
         ticker = q_str(request, "ticker")
         min_ts = q_int(request, "min_ts", lo=0)
         max_ts = q_int(request, "max_ts", lo=0)
-        block = (
-            q_bool(request, "is_block_trade")
-            if request.query_params.get("is_block_trade")
-            else None
-        )
+        block = q_bool(request, "is_block_trade")
         now_ms = self.world.now_ms()
         now_s = now_ms // 1000
         cutoff_ms = self.world.cutoff_s(now_s) * 1000
@@ -925,11 +900,7 @@ class RestApi:
                         break
         found.sort(key=key)
         chosen = found[:limit]
-        cursor = (
-            encode_cursor(*[chosen[-1][0], chosen[-1][1], chosen[-1][2]])
-            if len(found) > limit
-            else ""
-        )
+        cursor = encode_cursor(*chosen[-1][:3]) if len(found) > limit else ""
         trades = [payloads.trade(m, m.trade(i)) for _, _, i, m in chosen]
         return JSONResponse({"trades": trades, "cursor": cursor})
 
@@ -943,10 +914,8 @@ class RestApi:
 
     # -- order books --------------------------------------------------------------------------------
     def _book(self, ticker: str, now_ms: int, depth: int) -> dict[str, Any]:
-        game = self._live_game(ticker, now_ms // 1000)
-        if now_ms < game.open_s * 1000:
-            return {"yes_dollars": [], "no_dollars": []}
-        return payloads.orderbook(self.world.market_path(ticker).book_at(now_ms, max(depth, 0)))
+        self._live_game(ticker, now_ms // 1000)
+        return payloads.orderbook(self.world.book_at(ticker, now_ms, max(depth, 0)))
 
     async def orderbook(self, request: Request) -> Response:
         """`GET /markets/{ticker}/orderbook` (`depth` 0-100, 0 = all levels)."""
@@ -978,8 +947,6 @@ def _periods_in(start: int, end: int, period_minutes: int) -> int:
 
 
 def _concat(a: CandleArrays, b: CandleArrays) -> CandleArrays:
-    import numpy as np
-
     return CandleArrays(
         **{
             name: np.concatenate([getattr(a, name), getattr(b, name)])

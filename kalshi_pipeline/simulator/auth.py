@@ -34,7 +34,7 @@ def load_public_key(pem_or_path: str) -> rsa.RSAPublicKey:
     if "-----BEGIN" not in text:
         path = Path(text).expanduser()
         if not path.is_file():
-            raise ValueError(f"auth key {text!r} is neither PEM text nor a readable PEM file")
+            raise ValueError(f"{text!r} is neither PEM text nor a readable PEM file")
         text = path.read_text()
     data = text.encode()
     try:
@@ -54,7 +54,13 @@ class KeyRing:
     """The API keys the exchange knows, by key id."""
 
     def __init__(self, keys: dict[str, str]) -> None:
-        self._keys = {key_id: load_public_key(pem) for key_id, pem in keys.items()}
+        """Load every key (ValueError naming the key id whose PEM text or file is unusable)."""
+        self._keys: dict[str, rsa.RSAPublicKey] = {}
+        for key_id, pem in keys.items():
+            try:
+                self._keys[key_id] = load_public_key(pem)
+            except ValueError as exc:
+                raise ValueError(f"auth key {key_id!r}: {exc}") from None
 
     def __len__(self) -> int:
         return len(self._keys)

@@ -1,4 +1,4 @@
-"""`kalshi-pipeline simulator`: run the local Kalshi exchange (REST under /trade-api/v2)."""
+"""`kalshi-pipeline simulator`: run the local Kalshi exchange (REST and WebSocket on one port)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 
 from kalshi_pipeline.simulator.config import RATE_LIMIT_TIERS, SimulatorConfig
 from kalshi_pipeline.simulator.faults import parse_faults
+from kalshi_pipeline.simulator.ws import WsFaults
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -60,13 +61,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _checked_ws_faults(spec: str | None) -> str | None:
-    from kalshi_pipeline.simulator.ws import WsFaults
-
-    WsFaults.parse(spec)
-    return spec
-
-
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     """Build a `SimulatorConfig` from parsed arguments (ValueError with a clear message when invalid)."""
     keys: dict[str, str] = {}
@@ -76,6 +70,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
             raise ValueError(f"--auth-key {entry[:40]!r} must look like KEY_ID=PEM_OR_PATH")
         keys[key_id.strip()] = pem
     parse_faults(args.faults)
+    WsFaults.parse(args.ws_faults)
     return SimulatorConfig(
         host=args.host,
         port=args.port,
@@ -86,7 +81,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         auth_keys=keys,
         require_auth=args.require_auth,
         faults=args.faults,
-        ws_faults=_checked_ws_faults(getattr(args, "ws_faults", None)),
+        ws_faults=args.ws_faults,
         log_level=args.log_level,
     )
 

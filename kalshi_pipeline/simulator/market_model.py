@@ -187,6 +187,15 @@ class CandleArrays:
         return len(self.end_ts)
 
 
+EMPTY_CANDLES = CandleArrays(
+    **{
+        name: np.empty(0, dtype=bool if name == "has_trade" else np.int64)
+        for name in CandleArrays.__dataclass_fields__
+    }
+)
+"""No candles (a market that has not opened yet)."""
+
+
 def _seed_words(*parts: object) -> list[int]:
     digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
     return [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
@@ -312,6 +321,10 @@ class MarketPath:
         """Index of the quote change in effect at `t_ms`, or -1 before the first one."""
         return int(np.searchsorted(self.quote_t, t_ms, side="right")) - 1
 
+    def trade_index_at(self, t_ms: int) -> int:
+        """Index of the last trade at or before `t_ms`, or -1 before the first one."""
+        return int(np.searchsorted(self.trade_t, t_ms, side="right")) - 1
+
     def quote_at(self, t_ms: int) -> QuoteChange | None:
         """The best quote in effect at `t_ms` (None before the market's first quote)."""
         i = self.quote_index_at(t_ms)
@@ -320,10 +333,10 @@ class MarketPath:
     def state_at(self, t_ms: int) -> MarketState:
         """Best quote, last price, volumes and open interest at `t_ms`, plus the same 24 hours earlier."""
         qi = self.quote_index_at(t_ms)
-        ti = int(np.searchsorted(self.trade_t, t_ms, side="right")) - 1
+        ti = self.trade_index_at(t_ms)
         day_ago = t_ms - 86_400_000
         pqi = self.quote_index_at(day_ago)
-        pti = int(np.searchsorted(self.trade_t, day_ago, side="right")) - 1
+        pti = self.trade_index_at(day_ago)
         volume = int(self.cum_volume[ti]) if ti >= 0 else 0
         volume_day_ago = int(self.cum_volume[pti]) if pti >= 0 else 0
         return MarketState(
@@ -469,7 +482,7 @@ class MarketPath:
         """
         start_ms = (end_s - period_minutes * 60) * 1000
         qi = self.quote_index_at(start_ms)
-        ti = int(np.searchsorted(self.trade_t, start_ms, side="right")) - 1
+        ti = self.trade_index_at(start_ms)
         bid = np.array([self.bid[qi] if qi >= 0 else EMPTY_BID], dtype=np.int64)
         ask = np.array([self.ask[qi] if qi >= 0 else EMPTY_ASK], dtype=np.int64)
         none = np.array([-1], dtype=np.int64)
@@ -499,7 +512,7 @@ class MarketPath:
     def last_activity_before(self, t_ms: int) -> int | None:
         """Time (ms) of the last quote or trade at or before `t_ms`, or None."""
         qi = self.quote_index_at(t_ms)
-        ti = int(np.searchsorted(self.trade_t, t_ms, side="right")) - 1
+        ti = self.trade_index_at(t_ms)
         times = [int(self.quote_t[qi])] if qi >= 0 else []
         if ti >= 0:
             times.append(int(self.trade_t[ti]))
@@ -768,8 +781,7 @@ class MarketSummary:
 def market_summary(game: Game, ticker: str, seed: int) -> MarketSummary:
     """The final numbers of a market, equal to its full path's but without generating the path."""
     flow = TradeFlow.draw(game, ticker, seed, _segments(game, first_quote_ms(game, seed)), False)
-    yes_wins = (ticker == game.home_ticker) == game.home_wins
-    bid, ask = _closing_quote(yes_wins, flow.closing_half)
+    bid, ask = _closing_quote(game.yes_wins(ticker), flow.closing_half)
     last = ask if bool(flow.taker_yes[-1]) else bid
     walk = np.cumsum(flow.direction * flow.count)
     final_oi = int(walk[-1] - min(0, int(walk.min())))

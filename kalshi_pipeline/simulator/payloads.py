@@ -15,7 +15,6 @@ from kalshi_pipeline.simulator.market_model import (
     PRICE_RANGES,
     CandleArrays,
     MarketPath,
-    MarketState,
     OrderBook,
     TradePrint,
 )
@@ -54,9 +53,16 @@ def _price_ranges() -> list[dict[str, str]]:
     ]
 
 
-def market_state(world: World, game: Game, ticker: str, now_ms: int) -> MarketState:
-    """The trading state of a market at `now_ms` (cheap before the open and a day after the close)."""
-    return world.market_state(ticker, now_ms)
+def market_updated_s(game: Game, now_s: int) -> int:
+    """When a game's markets last changed as seen at `now_s`: created, closed, determined or settled."""
+    return max(
+        t for t in (game.created_s, game.close_s, game.determined_s, game.settled_s) if t <= now_s
+    )
+
+
+def event_updated_s(game: Game, now_s: int) -> int:
+    """When a game's event last changed as seen at `now_s`: created, closed or settled."""
+    return max(t for t in (game.created_s, game.close_s, game.settled_s) if t <= now_s)
 
 
 def market(world: World, game: Game, ticker: str, now_ms: int) -> dict[str, Any]:
@@ -64,13 +70,10 @@ def market(world: World, game: Game, ticker: str, now_ms: int) -> dict[str, Any]
     now_s = now_ms // 1000
     team = game.team_for(ticker)
     status = game.status_at(now_s)
-    state = market_state(world, game, ticker, now_ms)
-    yes_wins = (team is game.home) == game.home_wins
+    state = world.market_state(ticker, now_ms)
+    yes_wins = game.yes_wins(ticker)
     determined = status in ("determined", "finalized")
     close_s = game.close_at(now_s)
-    updated = max(
-        t for t in (game.created_s, game.close_s, game.determined_s, game.settled_s) if t <= now_s
-    )
     date_text = f"{game.game_date:%b} {game.game_date.day}, {game.game_date.year}"
     matchup = f"{game.away.label} at {game.home.label}"
     payload: dict[str, Any] = {
@@ -82,7 +85,7 @@ def market(world: World, game: Game, ticker: str, now_ms: int) -> dict[str, Any]
         "yes_sub_title": team.label,
         "no_sub_title": team.label,
         "created_time": rfc3339(game.created_s),
-        "updated_time": rfc3339(updated),
+        "updated_time": rfc3339(market_updated_s(game, now_s)),
         "open_time": rfc3339(game.open_s),
         "close_time": rfc3339(close_s),
         "expected_expiration_time": rfc3339(game.expected_expiration_s),
@@ -154,9 +157,7 @@ def event(game: Game, now_s: int, markets: list[dict[str, Any]] | None = None) -
         "settlement_sources": [
             {"name": spec.settlement_source_name, "url": spec.settlement_source_url}
         ],
-        "last_updated_ts": rfc3339(
-            max(t for t in (game.created_s, game.close_s, game.settled_s) if t <= now_s)
-        ),
+        "last_updated_ts": rfc3339(event_updated_s(game, now_s)),
         "exchange_index": 0,
     }
     # `strike_date`, `strike_period`, the fee overrides and `markets` are x-omitempty: a game event
@@ -314,26 +315,31 @@ def candles(arrays: CandleArrays, historical: bool = False) -> list[dict[str, An
     return out
 
 
-def trade(path: MarketPath, t: TradePrint) -> dict[str, Any]:
-    """The Trade object of a trade print."""
+def trade_fields(t: TradePrint) -> dict[str, Any]:
+    """The fields a trade print has in both the REST Trade object and the WebSocket `trade` message."""
     side = "yes" if t.taker_yes else "no"
     return {
         "trade_id": t.trade_id,
-        "ticker": path.ticker,
         "count_fp": count_fp(t.count),
         "yes_price_dollars": dollars(t.yes_price),
         "no_price_dollars": dollars(PIPS - t.yes_price),
         "taker_side": side,
         "taker_outcome_side": side,
         "taker_book_side": "bid" if t.taker_yes else "ask",
-        "created_time": rfc3339_ms(t.ts_ms),
         "is_block_trade": False,
     }
 
 
+def trade(path: MarketPath, t: TradePrint) -> dict[str, Any]:
+    """The Trade object of a trade print."""
+    return {"ticker": path.ticker, **trade_fields(t), "created_time": rfc3339_ms(t.ts_ms)}
+
+
+def ladder(levels: tuple[tuple[int, int], ...]) -> list[list[str]]:
+    """One side of a book as `[price_dollars, count_fp]` pairs (REST and WebSocket share the shape)."""
+    return [[dollars(p), count_fp(c)] for p, c in levels]
+
+
 def orderbook(book: OrderBook) -> dict[str, Any]:
     """The `orderbook_fp` object: YES and NO bid ladders, ascending, `[price_dollars, count_fp]` pairs."""
-    return {
-        "yes_dollars": [[dollars(p), count_fp(c)] for p, c in book.yes],
-        "no_dollars": [[dollars(p), count_fp(c)] for p, c in book.no],
-    }
+    return {"yes_dollars": ladder(book.yes), "no_dollars": ladder(book.no)}

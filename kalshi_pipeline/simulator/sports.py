@@ -49,13 +49,6 @@ class SeriesSpec:
     # Days of the season without games (All-Star break) as (month, day) ranges.
     breaks: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = ()
 
-    def team(self, code: str) -> Team:
-        """Return the team with this ticker code, or raise KeyError."""
-        for team in self.teams:
-            if team.code == code:
-                return team
-        raise KeyError(code)
-
 
 NBA_TEAMS: tuple[Team, ...] = (
     Team("ATL", "Atlanta", "Atlanta Hawks", "ET"),

@@ -30,6 +30,7 @@ from kalshi_pipeline.simulator.market_model import (
     MarketPath,
     MarketState,
     MarketSummary,
+    OrderBook,
     market_summary,
 )
 from kalshi_pipeline.simulator.sports import SERIES, SeriesSpec, Team
@@ -123,6 +124,10 @@ class Game:
     def team_for(self, market_ticker: str) -> Team:
         """The team whose win a market's YES side pays on."""
         return self.home if market_ticker == self.home_ticker else self.away
+
+    def yes_wins(self, market_ticker: str) -> bool:
+        """Whether a market of this game resolves to Yes (its team wins)."""
+        return (market_ticker == self.home_ticker) == self.home_wins
 
     def status_at(self, now_s: int) -> str:
         """The market object status at `now_s` (both markets of a game share it)."""
@@ -252,6 +257,12 @@ class World:
             previous_yes_ask=EMPTY_ASK,
             previous_price=summary.last_price,
         )
+
+    def book_at(self, ticker: str, now_ms: int, depth: int = 0) -> OrderBook:
+        """A market's order book at `now_ms` (empty before it opens, without generating its path)."""
+        if now_ms < self.by_market[ticker].open_s * 1000:
+            return OrderBook((), ())
+        return self.market_path(ticker).book_at(now_ms, depth)
 
     # -- schedule -------------------------------------------------------------------------------------
     def _game_length_s(self, spec: SeriesSpec, rng: np.random.Generator) -> int:

@@ -39,6 +39,7 @@ import base64
 import binascii
 import bisect
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -66,7 +67,7 @@ from kalshi_pipeline.simulator.market_model import (
     QuoteChange,
     TradePrint,
 )
-from kalshi_pipeline.simulator.payloads import count_fp, dollars, rfc3339_ms
+from kalshi_pipeline.simulator.payloads import count_fp, dollars, ladder, rfc3339_ms, trade_fields
 from kalshi_pipeline.simulator.world import Game, World
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,12 @@ ERROR_TEXT = {
     E_MARKET_NOT_FOUND: "Market not found",
     E_BUFFER_OVERFLOW: "Subscription buffer overflow",
 }
+
+
+@functools.lru_cache(maxsize=4096)
+def _market_id(ticker: str) -> str:
+    """The stable `market_id` UUID of a market (computed once per ticker, not per message)."""
+    return str(uuid.uuid5(_MARKET_NS, ticker))
 
 
 class CommandError(Exception):
@@ -201,9 +208,9 @@ class _FaultBudget:
 class HandshakeVerifier:
     """Checks Kalshi's three signed headers on the WebSocket upgrade request (with the REST key ring)."""
 
-    def __init__(self, auth_keys: dict[str, str]) -> None:
-        """Load the configured public keys (PEM text of a public or private key, or a PEM file path)."""
-        self.keyring = KeyRing(dict(auth_keys))
+    def __init__(self, keyring: KeyRing) -> None:
+        """Verify against the REST gateway's key ring (its keys are loaded once per app)."""
+        self.keyring = keyring
 
     def verify(self, headers: Any, path: str) -> str | None:
         """Return None when the handshake is acceptable, else the reason it is not.
@@ -389,7 +396,7 @@ class _Session:
         state = path.state_at(ts_ms)
         price = state.last_price or 0
         return {
-            "market_id": str(uuid.uuid5(_MARKET_NS, path.ticker)),
+            "market_id": _market_id(path.ticker),
             "market_ticker": path.ticker,
             "price_dollars": dollars(price),
             "yes_bid_dollars": dollars(state.yes_bid),
@@ -408,44 +415,33 @@ class _Session:
 
     @staticmethod
     def _last_trade_size(path: MarketPath, ts_ms: int) -> int:
-        rng = path.trade_range(-1, ts_ms)
-        return int(path.trade_count[rng.stop - 1]) if rng.stop > 0 else 0
+        ti = path.trade_index_at(ts_ms)
+        return int(path.trade_count[ti]) if ti >= 0 else 0
 
     @staticmethod
     def trade_msg(path: MarketPath, t: TradePrint) -> dict[str, Any]:
-        side = "yes" if t.taker_yes else "no"
         return {
-            "trade_id": t.trade_id,
             "market_ticker": path.ticker,
-            "yes_price_dollars": dollars(t.yes_price),
-            "no_price_dollars": dollars(PIPS - t.yes_price),
-            "count_fp": count_fp(t.count),
-            "taker_side": side,
-            "taker_outcome_side": side,
-            "taker_book_side": "bid" if t.taker_yes else "ask",
-            "is_block_trade": False,
+            **trade_fields(t),
             "ts": t.ts_ms // 1000,
             "ts_ms": t.ts_ms,
         }
 
     @staticmethod
     def snapshot_msg(ticker: str, book: OrderBook) -> dict[str, Any]:
-        msg: dict[str, Any] = {
-            "market_ticker": ticker,
-            "market_id": str(uuid.uuid5(_MARKET_NS, ticker)),
-        }
+        msg: dict[str, Any] = {"market_ticker": ticker, "market_id": _market_id(ticker)}
         # Kalshi omits an empty side entirely.
         if book.yes:
-            msg["yes_dollars_fp"] = [[dollars(p), count_fp(c)] for p, c in book.yes]
+            msg["yes_dollars_fp"] = ladder(book.yes)
         if book.no:
-            msg["no_dollars_fp"] = [[dollars(p), count_fp(c)] for p, c in book.no]
+            msg["no_dollars_fp"] = ladder(book.no)
         return msg
 
-    def book(self, ticker: str, ts_ms: int) -> OrderBook:
-        game = self.world.by_market[ticker]
-        if ts_ms < game.open_s * 1000:
-            return OrderBook((), ())
-        return self.world.market_path(ticker).book_at(ts_ms)
+    async def send_snapshot(self, sub: _Subscription, ticker: str) -> None:
+        """Send a market's order book snapshot and make it the base of later deltas."""
+        book = self.world.book_at(ticker, self.cursor_ms)
+        self.books[ticker] = book
+        await self.send_market(sub, "orderbook_snapshot", self.snapshot_msg(ticker, book))
 
     # -- commands ---------------------------------------------------------------------------------
     def _tickers(self, params: dict[str, Any]) -> list[str] | None:
@@ -554,9 +550,7 @@ class _Session:
         now = self.cursor_ms
         if sub.channel == "orderbook_delta":
             for ticker in tickers:
-                book = self.book(ticker, now)
-                self.books[ticker] = book
-                await self.send_market(sub, "orderbook_snapshot", self.snapshot_msg(ticker, book))
+                await self.send_snapshot(sub, ticker)
         elif sub.channel == "ticker" and params.get("send_initial_snapshot"):
             for ticker in tickers:
                 game = self.world.by_market[ticker]
@@ -606,9 +600,7 @@ class _Session:
                 if sub.tickers is not None and ticker not in sub.tickers:
                     raise CommandError(E_MARKET_NOT_FOUND, market_ticker=ticker)
             for ticker in tickers:
-                book = self.book(ticker, self.cursor_ms)
-                self.books[ticker] = book
-                await self.send_market(sub, "orderbook_snapshot", self.snapshot_msg(ticker, book))
+                await self.send_snapshot(sub, ticker)
             return
         if action == "add_markets":
             added = [t for t in tickers if sub.tickers is not None and t not in sub.tickers]
@@ -677,7 +669,7 @@ class _Session:
 
     async def send_deltas(self, sub: _Subscription, ticker: str, ts_ms: int) -> None:
         old = self.books.get(ticker, OrderBook((), ()))
-        new = self.book(ticker, ts_ms)
+        new = self.world.book_at(ticker, ts_ms)
         self.books[ticker] = new
         for side, before, after in (("yes", old.yes, new.yes), ("no", old.no, new.no)):
             b, a = dict(before), dict(after)
@@ -688,7 +680,7 @@ class _Session:
                 sign = "-" if change < 0 else ""
                 msg = {
                     "market_ticker": ticker,
-                    "market_id": str(uuid.uuid5(_MARKET_NS, ticker)),
+                    "market_id": _market_id(ticker),
                     "price_dollars": dollars(price),
                     "delta_fp": sign + count_fp(abs(change)),
                     "side": side,
@@ -713,11 +705,11 @@ class _Session:
         elif ev.event_type == "close_date_updated":
             msg["close_ts"] = game.close_s
         elif ev.event_type == "determined":
-            yes = (game.team_for(ev.ticker) is game.home) == game.home_wins
+            yes = game.yes_wins(ev.ticker)
             msg.update(
                 determination_ts=game.determined_s,
                 result="yes" if yes else "no",
-                settlement_value="1.0000" if yes else "0.0000",
+                settlement_value=dollars(PIPS if yes else 0),
             )
         elif ev.event_type == "settled":
             msg["settled_ts"] = game.settled_s
@@ -843,12 +835,12 @@ def _ping_sender(websocket: WebSocket) -> Callable[[bytes], None] | None:
 class WsHub:
     """The WebSocket side of one simulator: world, verifier, faults and counters shared by sessions."""
 
-    def __init__(self, config: SimulatorConfig, world: World) -> None:
-        """Prepare the endpoint for `world` with the config's auth keys and `ws_faults`."""
+    def __init__(self, config: SimulatorConfig, world: World, keys: KeyRing) -> None:
+        """Prepare the endpoint for `world` with the gateway's key ring and the config's `ws_faults`."""
         self.config = config
         self.world = world
-        self.verifier = HandshakeVerifier(dict(config.auth_keys))
-        self.faults = WsFaults.parse(getattr(config, "ws_faults", None))
+        self.verifier = HandshakeVerifier(keys)
+        self.faults = WsFaults.parse(config.ws_faults)
         self.budget = _FaultBudget(self.faults)
         self.stats = WsServerStats()
         self._lifecycle: _LifecycleIndex | None = None
@@ -888,6 +880,6 @@ def websocket_routes(app: Any) -> list[WebSocketRoute]:
 
     The hub is kept on `app.state.ws_hub` so tests and tools can read its counters.
     """
-    hub = WsHub(app.state.config, app.state.world)
+    hub = WsHub(app.state.config, app.state.world, app.state.keys)
     app.state.ws_hub = hub
     return [hub.route()]

@@ -292,8 +292,9 @@ class KalshiClient:
         http = self._ensure_http()
         assert self._semaphore is not None
         query = _clean(params or {})
-        request_template = http.build_request(method.upper(), path.lstrip("/"), params=query)
-        wire_path = request_template.url.raw_path.split(b"?", 1)[0].decode("ascii")
+        # One request object serves every attempt (a bodiless GET can be resent); each attempt re-signs it.
+        request = http.build_request(method.upper(), path.lstrip("/"), params=query)
+        wire_path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
         label = f"{method.upper()} {wire_path}"
         attempts = self.config.max_retries + 1
         outcomes: list[str] = []
@@ -302,7 +303,6 @@ class KalshiClient:
             waited = time.monotonic()
             await self.limiter.acquire(self.config.request_cost)
             self.stats.throttled_seconds += time.monotonic() - waited
-            request = http.build_request(method.upper(), path.lstrip("/"), params=query)
             if self._signer is not None:
                 request.headers.update(self._signer.sign(method, wire_path))
             response: httpx.Response | None = None
@@ -563,28 +563,6 @@ class KalshiClient:
         body = await self._get_obj(path, {"include_volume": include_volume or None})
         return Series.from_payload(self._field(body, "series", path))
 
-    async def list_series(
-        self,
-        *,
-        category: str | None = None,
-        tags: Sequence[str] | str | None = None,
-        include_product_metadata: bool = False,
-        include_volume: bool = False,
-        min_updated_ts: int | None = None,
-    ) -> list[Series]:
-        """`GET /series` (following a cursor if Kalshi sends one)."""
-        params = {
-            "category": category,
-            "tags": tags,
-            "include_product_metadata": include_product_metadata or None,
-            "include_volume": include_volume or None,
-            "min_updated_ts": min_updated_ts,
-        }
-        return [
-            s
-            async for s in self._iter_items("/series", "series", Series.from_payload, params, None)
-        ]
-
     def iter_milestones(
         self,
         *,
@@ -806,28 +784,6 @@ class KalshiClient:
         }
         return self._iter_items(
             "/markets/trades",
-            "trades",
-            Trade.from_payload,
-            params,
-            self._page_size(page_size, PAGE_MAX),
-        )
-
-    async def list_trades(self, **filters: Any) -> list[Trade]:
-        """All trades matching `filters` (see `iter_trades`)."""
-        return [t async for t in self.iter_trades(**filters)]
-
-    def iter_historical_trades(
-        self,
-        ticker: str | None = None,
-        min_ts: int | None = None,
-        max_ts: int | None = None,
-        *,
-        page_size: int | None = None,
-    ) -> AsyncIterator[Trade]:
-        """Iterate archived trades (`GET /historical/trades`, trades before `trades_created_ts`)."""
-        params = {"ticker": ticker, "min_ts": min_ts, "max_ts": max_ts}
-        return self._iter_items(
-            "/historical/trades",
             "trades",
             Trade.from_payload,
             params,

@@ -39,6 +39,24 @@ def resolve_base_url(value: str) -> str:
     return text.rstrip("/")
 
 
+def base_url_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """The REST base URL named by `KALSHI_API_BASE_URL` (URL or preset), else `KALSHI_ENV`, else production.
+
+    Raises:
+        KalshiConfigError: The URL is malformed or `KALSHI_ENV` names no known environment.
+    """
+    env = os.environ if environ is None else environ
+    base = (env.get("KALSHI_API_BASE_URL") or "").strip()
+    if base:
+        return resolve_base_url(base)
+    env_name = (env.get("KALSHI_ENV") or "").strip().lower() or "prod"
+    if env_name not in ENVIRONMENTS:
+        raise KalshiConfigError(
+            f"KALSHI_ENV={env_name!r} is unknown; expected one of {', '.join(ENVIRONMENTS)}"
+        )
+    return ENVIRONMENTS[env_name]
+
+
 @dataclass(frozen=True)
 class KalshiConfig:
     """Everything the client needs to talk to Kalshi (or the local simulator).
@@ -158,21 +176,13 @@ class KalshiConfig:
                     f"{name}={value!r} is not a valid {kind.__name__}"
                 ) from None
 
-        base = get("KALSHI_API_BASE_URL")
-        if base is None:
-            env_name = (get("KALSHI_ENV") or "prod").lower()
-            if env_name not in ENVIRONMENTS:
-                raise KalshiConfigError(
-                    f"KALSHI_ENV={env_name!r} is unknown; expected one of {', '.join(ENVIRONMENTS)}"
-                )
-            base = ENVIRONMENTS[env_name]
         pem = env.get("KALSHI_PRIVATE_KEY")
         pem = pem if pem and pem.strip() else None
         if pem is not None and "\\n" in pem and "\n" not in pem.strip():
             pem = pem.replace("\\n", "\n")  # single-line secrets stores often escape newlines
         path = get("KALSHI_PRIVATE_KEY_PATH")
         config = cls(
-            base_url=base,
+            base_url=base_url_from_env(env),
             api_key_id=get("KALSHI_API_KEY_ID"),
             private_key_pem=pem,
             private_key_path=str(Path(path).expanduser()) if path and not pem else None,

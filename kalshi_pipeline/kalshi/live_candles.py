@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from kalshi_pipeline.kalshi.models import CandleFields
 from kalshi_pipeline.kalshi.ws import StreamEvent, TickerMessage, TradeMessage
 
 PERIOD_S = 60
@@ -42,29 +43,15 @@ def period_end(ts_ms: int, period_s: int = PERIOD_S) -> int:
     return -(-ts_ms // period_ms) * period_s
 
 
-@dataclass(frozen=True, slots=True)
-class LiveCandle:
-    """One stream-built candle; field names and meaning are those of `models.Candlestick`."""
+@dataclass(frozen=True)
+class LiveCandle(CandleFields):
+    """One stream-built candle: the fields of a REST `Candlestick`, plus stream coverage and recency.
 
-    ticker: str
-    period_interval: int
-    end_period_ts: int
-    price_open: Decimal | None
-    price_high: Decimal | None
-    price_low: Decimal | None
-    price_close: Decimal | None
-    price_mean: Decimal | None
-    price_previous: Decimal | None
-    yes_bid_open: Decimal | None
-    yes_bid_high: Decimal | None
-    yes_bid_low: Decimal | None
-    yes_bid_close: Decimal | None
-    yes_ask_open: Decimal | None
-    yes_ask_high: Decimal | None
-    yes_ask_low: Decimal | None
-    yes_ask_close: Decimal | None
-    volume: Decimal
-    open_interest: Decimal
+    Attributes:
+        complete: Whether the stream covered the whole period without a gap (else REST must replace it).
+        last_ts_ms: Exchange time (Unix ms) of the latest message folded into the candle.
+    """
+
     complete: bool
     last_ts_ms: int
 
@@ -132,20 +119,6 @@ class LiveCandleBuilder:
         """Create an empty builder for periods of `period_s` seconds (Kalshi: 60, 3600, 86400)."""
         self.period_s = period_s
         self._markets: dict[str, _MarketState] = {}
-
-    def markets(self) -> list[str]:
-        """Markets seen so far."""
-        return sorted(self._markets)
-
-    def set_coverage(self, tickers: Iterable[str], covered_from_ms: int) -> None:
-        """Declare that the stream delivers all trades and quotes of `tickers` from `covered_from_ms` on.
-
-        Call it when both the ticker and trade subscriptions are acknowledged; minutes starting before it are
-        incomplete.
-        """
-        for ticker in tickers:
-            state = self._markets.setdefault(ticker, _MarketState())
-            state.covered_from_ms = covered_from_ms
 
     def reseed(self, tickers: Iterable[str]) -> None:
         """Forget the carried quote of `tickers` so the next ticker message (a fresh snapshot) seeds again."""
@@ -342,15 +315,6 @@ class LiveCandleBuilder:
             complete=self.is_complete(key),
             last_ts_ms=minute.last_ts_ms,
         )
-
-    def candles(self, keys: Iterable[CandleKey]) -> list[LiveCandle]:
-        """The current candles of `keys` (periods without activity are skipped), ordered by key."""
-        out = [self.candle(key) for key in sorted(set(keys))]
-        return [c for c in out if c is not None]
-
-    def all_keys(self) -> set[CandleKey]:
-        """Every candle key held."""
-        return {(t, e) for t, s in self._markets.items() for e in s.minutes}
 
     def evict(self, before_end_ts: int) -> int:
         """Drop minutes ending before `before_end_ts` (and their gap marks); return how many were dropped."""

@@ -17,6 +17,7 @@ from kalshi_pipeline.kalshi.errors import KalshiProtocolError
 
 __all__ = [
     "CANDLE_VALUE_FIELDS",
+    "CandleFields",
     "Candlestick",
     "Event",
     "ExchangeStatus",
@@ -665,11 +666,9 @@ def _cached_fixed(value: Any) -> Decimal:
         if type(value) is not str:
             raise _Unusual
         try:
-            result = Decimal(value.strip())
-        except InvalidOperation:
+            result = _fixed(value, "", "")
+        except KalshiProtocolError:
             raise _Unusual from None
-        if not result.is_finite():
-            raise _Unusual
         if len(_DECIMALS) >= _DECIMALS_MAX:
             _DECIMALS.clear()
         _DECIMALS[value] = result
@@ -785,11 +784,11 @@ def parse_candle_values(
 
 
 @dataclass(frozen=True)
-class Candlestick:
-    """One candle of one market, identical for the live and the historical wire shapes.
+class CandleFields:
+    """The fields every candle shares, REST (`Candlestick`) or stream-built (`live_candles.LiveCandle`).
 
-    Price fields are `None` when Kalshi sent null or omitted them (no trade in the period, or an empty
-    `price`/`yes_bid`/`yes_ask` object). `raw` is the payload exactly as received.
+    Price fields are `None` when the period had no trade (or Kalshi sent null or omitted them); the value
+    fields are named in `CANDLE_VALUE_FIELDS`.
     """
 
     ticker: str
@@ -811,6 +810,16 @@ class Candlestick:
     yes_ask_close: Decimal | None
     volume: Decimal
     open_interest: Decimal
+
+
+@dataclass(frozen=True)
+class Candlestick(CandleFields):
+    """One candle of one market, identical for the live and the historical wire shapes.
+
+    Price fields are `None` when Kalshi sent null or omitted them (no trade in the period, or an empty
+    `price`/`yes_bid`/`yes_ask` object). `raw` is the payload exactly as received.
+    """
+
     raw: dict[str, Any] = field(repr=False, compare=False)
     historical: bool = False
 

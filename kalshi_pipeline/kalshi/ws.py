@@ -32,7 +32,6 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -42,7 +41,15 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.frames import Frame, Opcode
 
-from kalshi_pipeline.kalshi.errors import AUTH_HINT, KalshiAuthError, KalshiConfigError, KalshiError
+from kalshi_pipeline.kalshi.config import base_url_from_env
+from kalshi_pipeline.kalshi.errors import (
+    AUTH_HINT,
+    KalshiAuthError,
+    KalshiConfigError,
+    KalshiError,
+    KalshiProtocolError,
+)
+from kalshi_pipeline.kalshi.models import parse_timestamp
 
 DEFAULT_WS_URL = "wss://external-api-ws.kalshi.com/trade-api/ws/v2"
 WS_PATH = "/trade-api/ws/v2"
@@ -110,12 +117,7 @@ def ws_url_from_env(environ: Mapping[str, str] | None = None) -> str:
     explicit = (env.get("KALSHI_WS_URL") or "").strip()
     if explicit:
         return validate_ws_url(explicit)
-    base = (env.get("KALSHI_API_BASE_URL") or "").strip()
-    if base and base.lower() not in ("prod", "production", "demo"):
-        return derive_ws_url(base)
-    if base.lower() == "demo" or (env.get("KALSHI_ENV") or "").strip().lower() == "demo":
-        return _KNOWN_WS_HOSTS["external-api.demo.kalshi.co"] + WS_PATH
-    return DEFAULT_WS_URL
+    return derive_ws_url(base_url_from_env(env))
 
 
 def validate_ws_url(url: str) -> str:
@@ -154,11 +156,9 @@ def _int(value: Any) -> int | None:
 
 
 def _rfc3339_ms(value: Any) -> int | None:
-    if not isinstance(value, str) or not value:
-        return None
     try:
-        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
+        return int(parse_timestamp(value).timestamp() * 1000)
+    except KalshiProtocolError:
         return None
 
 
@@ -273,8 +273,6 @@ class ControlMessage(WsMessage):
 class UnknownMessage(WsMessage):
     """A frame of a type this client does not model (kept raw, never dropped silently)."""
 
-
-MarketMessage = TickerMessage | TradeMessage | OrderbookSnapshot | OrderbookDelta | LifecycleMessage
 
 EventKind = Literal[
     "connect", "disconnect", "gap", "resync", "error", "overflow", "heartbeat_timeout"
@@ -498,14 +496,6 @@ class LocalOrderbook:
         """Levels of one side ascending by price, the REST `orderbook_fp` order (best bid last)."""
         book = self.yes if side == "yes" else self.no
         return sorted(book.items())
-
-    def best_yes_bid(self) -> Decimal | None:
-        """The best YES bid, or None when the YES side is empty."""
-        return max(self.yes) if self.yes else None
-
-    def best_yes_ask(self) -> Decimal | None:
-        """The best YES ask (1 - best NO bid), or None when the NO side is empty."""
-        return Decimal(1) - max(self.no) if self.no else None
 
 
 # ------------------------------------------------------------------------------------------- client

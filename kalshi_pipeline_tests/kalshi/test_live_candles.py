@@ -9,18 +9,29 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig
 from kalshi_pipeline.kalshi.auth import KalshiSigner
 from kalshi_pipeline.kalshi.live_candles import LiveCandle, LiveCandleBuilder, period_end
 from kalshi_pipeline.kalshi.models import Candlestick
 from kalshi_pipeline.kalshi.ws import KalshiWebSocket, StreamEvent, TickerMessage, TradeMessage
+from kalshi_pipeline_tests.kalshi.conftest import KeyPair
 
 D = Decimal
 T = "KXNBAGAME-25DEC19SASATL-ATL"
 NOON = int(datetime(2025, 12, 19, 12, 0, tzinfo=UTC).timestamp()) * 1000
+
+
+def _frame(kind: str, sid: int, ts_ms: int) -> dict[str, Any]:
+    """The `WsMessage` fields of an unsequenced frame of market `T` received the instant it was sent."""
+    return {
+        "type": kind,
+        "sid": sid,
+        "seq": None,
+        "ts_ms": ts_ms,
+        "received_ms": ts_ms,
+        "raw": {},
+        "market_ticker": T,
+    }
 
 
 def ticker(
@@ -33,13 +44,7 @@ def ticker(
     oi: str = "5.00",
 ) -> TickerMessage:
     return TickerMessage(
-        type="ticker",
-        sid=1,
-        seq=None,
-        ts_ms=ts_ms,
-        received_ms=ts_ms,
-        raw={},
-        market_ticker=T,
+        **_frame("ticker", 1, ts_ms),
         price=D(price),
         yes_bid=D(bid),
         yes_ask=D(ask),
@@ -50,13 +55,7 @@ def ticker(
 
 def trade(ts_ms: int, price: str, count: str) -> TradeMessage:
     return TradeMessage(
-        type="trade",
-        sid=2,
-        seq=None,
-        ts_ms=ts_ms,
-        received_ms=ts_ms,
-        raw={},
-        market_ticker=T,
+        **_frame("trade", 2, ts_ms),
         yes_price=D(price),
         count=D(count),
     )
@@ -163,10 +162,6 @@ def test_gaps_mark_minutes_incomplete_until_the_next_message() -> None:
 
 # --------------------------------------------------------------------------- stream vs REST, over sockets
 
-KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-PEM = KEY.private_bytes(
-    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-).decode()
 VALUE_FIELDS = [f.name for f in fields(LiveCandle) if f.name not in ("complete", "last_ts_ms")]
 
 
@@ -175,13 +170,11 @@ def same(live: LiveCandle, rest: Candlestick) -> bool:
 
 
 async def stream_into_builder(
-    sim: Any, tickers: list[str], until_sim_ms: int
+    sim: Any, signer: KalshiSigner, tickers: list[str], until_sim_ms: int
 ) -> tuple[LiveCandleBuilder, list[StreamEvent]]:
     builder = LiveCandleBuilder()
     seen: list[StreamEvent] = []
-    ws = KalshiWebSocket(
-        sim.ws_url, signer=KalshiSigner("key-1", KEY).sign, backoff_initial=0.05, backoff_max=0.2
-    )
+    ws = KalshiWebSocket(sim.ws_url, signer=signer.sign, backoff_initial=0.05, backoff_max=0.2)
     await ws.subscribe(["ticker", "trade"], tickers)
     world = sim.app.state.world
     async with ws:
@@ -196,12 +189,15 @@ async def stream_into_builder(
     return builder, seen
 
 
-def test_stream_candles_equal_rest_candles_and_faults_lose_nothing(start_simulator: Any) -> None:
+def test_stream_candles_equal_rest_candles_and_faults_lose_nothing(
+    start_simulator: Any, key_pair: KeyPair
+) -> None:
     # Pin both exchanges' clocks 2 s before a minute boundary so one full minute closes after ~62 s.
     wall = int(time.time())
     boundary = (wall // 60 + 1) * 60
     now = datetime.fromtimestamp(boundary - 2, UTC)
-    common = {"now": now, "auth_keys": {"key-1": PEM}, "live_games": 2}
+    common = {"now": now, "auth_keys": {"key-1": key_pair.pkcs8_pem}, "live_games": 2}
+    signer = KalshiSigner("key-1", key_pair.private_key)
     clean = start_simulator(**common)
     faulty = start_simulator(
         **common,
@@ -215,7 +211,8 @@ def test_stream_candles_equal_rest_candles_and_faults_lose_nothing(start_simulat
 
     async def both() -> list[tuple[LiveCandleBuilder, list[StreamEvent]]]:
         return await asyncio.gather(
-            stream_into_builder(clean, tickers, until), stream_into_builder(faulty, tickers, until)
+            stream_into_builder(clean, signer, tickers, until),
+            stream_into_builder(faulty, signer, tickers, until),
         )
 
     (clean_b, clean_events), (faulty_b, faulty_events) = asyncio.run(both())

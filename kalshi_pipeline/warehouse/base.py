@@ -181,7 +181,7 @@ class Warehouse(ABC):
         with self._reader() as reader:
             exists = reader.query_df(
                 "SELECT count(*) AS n FROM information_schema.tables "
-                "WHERE table_schema = %s AND table_name = %s",
+                "WHERE table_catalog = current_database() AND table_schema = %s AND table_name = %s",
                 [SCHEMA, "schema_migrations"],
             )
             if int(exists["n"].iloc[0]) == 0:

@@ -1,14 +1,14 @@
-"""Embedded DuckDB warehouse: short-lived connections, lock-conflict retry, exact DECIMAL upserts.
+"""Embedded DuckDB warehouse: per-operation attachment, lock-conflict retry, exact DECIMAL upserts.
 
 A DuckDB file admits one read-write process at a time (or several read-only ones). Dagster runs, the daemon's
-sensors and `dagster dev` are separate processes, so every operation opens its own connection, keeps it only
-for that operation, and retries opening with bounded exponential backoff while another process holds the
-file (`lock_timeout`, default 30 s, env `KALSHI_DUCKDB_LOCK_TIMEOUT`); reads open read-only. Each operation
-attaches the file under the alias `kalshi_wh` to a fresh in-memory instance (opening it directly would name
-the catalog after the file stem, and `data/kalshi.duckdb` would make `kalshi.x` ambiguous). DuckDB refuses
-to attach one file twice in a process, so operations on a file are serialized per process by a re-entrant
-lock, and a read made while this thread has a transaction open uses that transaction's instance (seeing
-committed data only).
+sensors and `dagster dev` are separate processes, so every operation attaches the file only for that
+operation and detaches it afterwards, retrying the attach with bounded exponential backoff while another
+process holds the file (`lock_timeout`, default 30 s, env `KALSHI_DUCKDB_LOCK_TIMEOUT`); reads attach
+read-only. Files are attached (each under its own `kalshi_wh<n>` alias, made the cursor's default catalog)
+to one in-memory DuckDB instance kept per process: creating an instance costs ~20 ms, the attach ~2 ms.
+Opening the file directly would name its catalog after the file stem, and `data/kalshi.duckdb` would make
+`kalshi.x` ambiguous. Operations on a file are serialized per process by a re-entrant lock; a read made
+while this thread has a transaction open shares its attachment (seeing committed data only).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from kalshi_pipeline.warehouse.errors import (
     WarehouseLocked,
     WarehouseQueryError,
     WarehouseUnavailable,
+    first_line,
 )
 from kalshi_pipeline.warehouse.frames import PreparedFrame, map_distinct
 from kalshi_pipeline.warehouse.schema import sql_type
@@ -48,10 +49,10 @@ from kalshi_pipeline.warehouse.urls import WarehouseUrl
 
 LOCK_TIMEOUT_ENV = "KALSHI_DUCKDB_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 30.0
-ALIAS = "kalshi_wh"
 
 _PLACEHOLDER = re.compile(r"%%|%s|%\((\w+)\)s")
 _stage_ids = itertools.count(1)
+_alias_ids = itertools.count(1)
 
 
 def translate_params(sql: str, params: Params) -> tuple[str, Any]:
@@ -79,17 +80,57 @@ def translate_params(sql: str, params: Params) -> tuple[str, Any]:
 
 @dataclass
 class _FileState:
+    alias: str
     lock: threading.RLock = field(default_factory=threading.RLock)
-    active: duckdb.DuckDBPyConnection | None = None
+    # The instance the file is attached to while `users` operations of this process use it.
+    host: duckdb.DuckDBPyConnection | None = None
+    users: int = 0
 
 
 _FILE_STATES: dict[str, _FileState] = {}
 _FILE_STATES_LOCK = threading.Lock()
+_host: duckdb.DuckDBPyConnection | None = None
 
 
 def _file_state(path: str) -> _FileState:
     with _FILE_STATES_LOCK:
-        return _FILE_STATES.setdefault(path, _FileState())
+        state = _FILE_STATES.get(path)
+        if state is None:
+            state = _FILE_STATES[path] = _FileState(f"kalshi_wh{next(_alias_ids)}")
+        return state
+
+
+def _shared_host() -> duckdb.DuckDBPyConnection:
+    """This process's in-memory instance that files are attached to (created on first use)."""
+    global _host
+    with _FILE_STATES_LOCK:
+        if _host is None:
+            _host = duckdb.connect(":memory:")
+        return _host
+
+
+def _discard_host(host: duckdb.DuckDBPyConnection) -> None:
+    """Stop handing out `host` after it failed; it closes once its last attachment is released."""
+    global _host
+    with _FILE_STATES_LOCK:
+        if _host is host:
+            _host = None
+
+
+def _forget_host_after_fork() -> None:
+    # A forked child must not use (nor destroy) the parent's instance, whose threads it lacks.
+    global _host, _FILE_STATES_LOCK
+    _FILE_STATES_LOCK = threading.Lock()
+    _orphaned_hosts.extend(s.host for s in _FILE_STATES.values() if s.host is not None)
+    if _host is not None:
+        _orphaned_hosts.append(_host)
+    _host = None
+    for state in _FILE_STATES.values():
+        state.lock, state.host, state.users = threading.RLock(), None, 0
+
+
+_orphaned_hosts: list[duckdb.DuckDBPyConnection] = []
+os.register_at_fork(after_in_child=_forget_host_after_fork)
 
 
 def _is_lock_conflict(exc: duckdb.Error) -> bool:
@@ -98,10 +139,6 @@ def _is_lock_conflict(exc: duckdb.Error) -> bool:
     return (
         "Could not set lock" in text or "Conflicting lock" in text or "Unique file handle" in text
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 class DuckDBTransaction(Transaction):
@@ -241,7 +278,7 @@ class DuckDBWarehouse(Warehouse):
         path = url.duckdb_path or ""
         if url.in_memory:
             self._path = ":memory:"
-            self._state = _FileState()
+            self._state = _FileState("memory")
             self._memory = duckdb.connect(":memory:")
         else:
             resolved = Path(path).resolve()
@@ -266,7 +303,7 @@ class DuckDBWarehouse(Warehouse):
             self._memory = None
 
     def _raise(self, exc: BaseException, doing: str) -> NoReturn:
-        message = _first_line(exc)
+        message = first_line(exc)
         if isinstance(exc, duckdb.IOException):
             raise WarehouseUnavailable(
                 f"DuckDB warehouse {self.redacted_url} failed during {doing}: {message} "
@@ -279,84 +316,101 @@ class DuckDBWarehouse(Warehouse):
         ) from exc
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """A cursor whose default catalog is the warehouse; the caller holds the file lock."""
         if self._memory is not None:
             conn = self._memory.cursor()
-        elif self._state.active is not None:
-            # A transaction of this process holds the file; a second attachment would be refused.
-            conn = self._state.active.cursor()
-            conn.execute(f"USE {ALIAS}")
         else:
-            conn = self._attach(read_only and Path(self._path).exists())
+            state = self._state
+            if state.users == 0:
+                state.host = self._attach(read_only and Path(self._path).exists())
+            state.users += 1
+            conn = state.host.cursor()  # type: ignore[union-attr]
         try:
+            if self._memory is None:
+                conn.execute(f"USE {self._state.alias}")
             conn.execute("SET TimeZone = 'UTC'")
         except duckdb.Error as exc:
-            conn.close()
+            self._close(conn)
             self._raise(exc, "open")
         return conn
 
+    def _close(self, conn: duckdb.DuckDBPyConnection) -> None:
+        """Close a cursor from `_open`, detaching the file (releasing its lock) after the last one."""
+        conn.close()
+        state = self._state
+        if self._memory is not None or state.users == 0:
+            return
+        state.users -= 1
+        if state.users == 0 and state.host is not None:
+            host, state.host = state.host, None
+            cursor = host.cursor()
+            try:
+                cursor.execute(f"DETACH {state.alias}")
+            except duckdb.Error:
+                # The instance is broken (e.g. invalidated by an I/O error): the next operation starts a
+                # new one, and this one's file lock goes when it is garbage-collected.
+                _discard_host(host)
+            finally:
+                cursor.close()
+
     def _attach(self, read_only: bool) -> duckdb.DuckDBPyConnection:
-        # The file is attached under a fixed alias to a fresh in-memory instance: connecting to the file
-        # directly would name its catalog after the file stem, and `data/kalshi.duckdb` would then make
-        # `kalshi.candlesticks` ambiguous between catalog `kalshi` and schema `kalshi`.
         path = self._path.replace("'", "''")
         options = " (READ_ONLY)" if read_only else ""
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.05
         while True:
-            conn = duckdb.connect(":memory:")
+            host = _shared_host()
+            cursor = host.cursor()
             try:
-                conn.execute(f"ATTACH '{path}' AS {ALIAS}{options}")
-                conn.execute(f"USE {ALIAS}")
-                return conn
+                cursor.execute(f"ATTACH '{path}' AS {self._state.alias}{options}")
+                return host
             except duckdb.Error as exc:
-                conn.close()
                 remaining = deadline - time.monotonic()
                 if not _is_lock_conflict(exc):
+                    _discard_host(host)
                     self._raise(exc, "open")
                 if remaining <= 0:
                     raise WarehouseLocked(
                         f"DuckDB warehouse {self.redacted_url} stayed locked by another process for "
-                        f"{self.lock_timeout:g}s ({_first_line(exc)}) -- stop the other writer, raise "
+                        f"{self.lock_timeout:g}s ({first_line(exc)}) -- stop the other writer, raise "
                         f"{LOCK_TIMEOUT_ENV}, or use PostgreSQL for concurrent runs"
                     ) from exc
                 time.sleep(min(delay, remaining))
                 delay = min(delay * 2, 1.0)
+            finally:
+                cursor.close()
+
+    @contextmanager
+    def _connection(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._state.lock:
+            conn = self._open(read_only)
+            try:
+                yield conn
+            finally:
+                self._close(conn)
 
     @contextmanager
     def _transaction(self, *, lock_schema: bool = False) -> Iterator[DuckDBTransaction]:
-        with self._state.lock:
-            nested = self._state.active is not None
-            conn = self._open(read_only=False)
-            if not nested and self._memory is None:
-                self._state.active = conn
+        with self._connection(read_only=False) as conn:
             try:
-                try:
-                    conn.execute("BEGIN TRANSACTION")
-                except duckdb.Error as exc:
-                    self._raise(exc, "begin")
-                try:
-                    yield DuckDBTransaction(self, conn)
-                except BaseException:
-                    _quiet_rollback(conn)
-                    raise
-                try:
-                    conn.execute("COMMIT")
-                except duckdb.Error as exc:
-                    _quiet_rollback(conn)
-                    self._raise(exc, "commit")
-            finally:
-                if not nested and self._memory is None:
-                    self._state.active = None
-                conn.close()
+                conn.execute("BEGIN TRANSACTION")
+            except duckdb.Error as exc:
+                self._raise(exc, "begin")
+            try:
+                yield DuckDBTransaction(self, conn)
+            except BaseException:
+                _quiet_rollback(conn)
+                raise
+            try:
+                conn.execute("COMMIT")
+            except duckdb.Error as exc:
+                _quiet_rollback(conn)
+                self._raise(exc, "commit")
 
     @contextmanager
     def _reader(self) -> Iterator[DuckDBTransaction]:
-        with self._state.lock:
-            conn = self._open(read_only=True)
-            try:
-                yield DuckDBTransaction(self, conn)
-            finally:
-                conn.close()
+        with self._connection(read_only=True) as conn:
+            yield DuckDBTransaction(self, conn)
 
 
 def _quiet_rollback(conn: duckdb.DuckDBPyConnection) -> None:

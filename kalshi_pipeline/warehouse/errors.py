@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of a driver error's message (its class name when the message is empty)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class WarehouseError(Exception):
     """Base class of every error the warehouse raises (bad URL, bad frame, failed SQL, unavailable database)."""
 

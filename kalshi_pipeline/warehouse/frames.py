@@ -97,7 +97,7 @@ def _nulls(series: pd.Series) -> np.ndarray:
     return np.asarray(pd.isna(series), dtype=bool)
 
 
-def _to_object(series: pd.Series, values: dict[Any, Any] | None = None) -> pd.Series:
+def _to_object(series: pd.Series) -> pd.Series:
     return pd.Series(series.to_numpy(dtype=object, na_value=None), dtype=object)
 
 

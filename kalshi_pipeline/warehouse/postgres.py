@@ -16,6 +16,7 @@ from kalshi_pipeline.warehouse.errors import (
     WarehouseError,
     WarehouseQueryError,
     WarehouseUnavailable,
+    first_line,
 )
 from kalshi_pipeline.warehouse.frames import PreparedFrame
 from kalshi_pipeline.warehouse.urls import WarehouseUrl
@@ -126,7 +127,7 @@ class PostgresWarehouse(Warehouse):
         return conn
 
     def _raise(self, exc: psycopg.Error, doing: str) -> NoReturn:
-        message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        message = first_line(exc)
         if self._password:
             message = message.replace(self._password, "***")
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):

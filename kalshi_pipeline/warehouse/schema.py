@@ -7,7 +7,9 @@ Migrations are the ordered list `MIGRATIONS`. Each `Migration` has a unique, inc
 statements for both dialects (`postgres` and `duckdb`). `Warehouse.ensure_schema()` applies, in one
 transaction, every migration whose version is not yet in `kalshi.schema_migrations (version, applied_at)`;
 on PostgreSQL it first takes a transaction-scoped advisory lock so concurrent callers serialize, on DuckDB the
-file lock already allows a single writer. Applied migrations are never edited.
+file lock already allows a single writer. Applied migrations are never edited. The one table outside them,
+`kalshi.rate_budget`, is created by `rate_budget.py` itself: the shared budget may live in a database other
+than the warehouse (`KALSHI_RATE_BUDGET_URL`), where no migrations run.
 
 To add a table later (for example `kalshi.ticks`, `kalshi.trades`, `kalshi.stream_events`):
 

@@ -78,6 +78,22 @@ def test_lock_held_past_timeout_gives_clear_error(tmp_path: Path) -> None:
     assert int(wh.query_df("SELECT 1 AS one")["one"].iloc[0]) == 1
 
 
+def test_two_files_in_one_process_and_reads_inside_a_transaction(tmp_path: Path) -> None:
+    a = open_warehouse(f"duckdb:///{tmp_path / 'a.duckdb'}")
+    b = open_warehouse(f"duckdb:///{tmp_path / 'b.duckdb'}")
+    with a.transaction() as tx:
+        tx.upsert("candlesticks", candle_rows(n=3))
+        # Another file is usable meanwhile, and a read of this file sees committed data only.
+        assert b.upsert("candlesticks", candle_rows(n=2)) == 2
+        assert a.table_counts()["candlesticks"] == 0
+    assert (a.table_counts()["candlesticks"], b.table_counts()["candlesticks"]) == (3, 2)
+    # Both files are detached between operations, so another process can take them.
+    holders = [_hold_lock(tmp_path / name) for name in ("a.duckdb", "b.duckdb")]
+    for holder in holders:
+        _release(holder)
+    assert [h.returncode for h in holders] == [0, 0]
+
+
 def test_relative_path_and_folder_creation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("KALSHI_WAREHOUSE_URL", raising=False)

@@ -21,8 +21,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-SETTLED = {"finalized", "settled", "determined", "amended"}
-
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the demo's options to its subcommand parser."""
@@ -54,6 +52,7 @@ def _pick_dates(
     """Return (recent fully settled dates, archived dates), newest first, from the exchange."""
     from kalshi_pipeline.defs.partitions import GAME_TZ
     from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig, parse_game_event
+    from kalshi_pipeline.warehouse.base import SETTLED_STATUSES
 
     async def run() -> tuple[list[date], list[date]]:
         async with KalshiClient(KalshiConfig(base_url=base_url, rate_limit_tier=tier)) as client:
@@ -67,7 +66,9 @@ def _pick_dates(
                 day = parse_game_event(event.event_ticker).game_date
                 if day < today:
                     statuses[day] |= {m.status for m in event.markets} or {"missing"}
-            settled = sorted((d for d, s in statuses.items() if s <= SETTLED), reverse=True)
+            settled = sorted(
+                (d for d, s in statuses.items() if s <= set(SETTLED_STATUSES)), reverse=True
+            )
             cutoff_day = cutoff.astimezone(GAME_TZ).date()
             old: list[date] = []
             if archived:
@@ -147,14 +148,16 @@ def run(args: argparse.Namespace) -> int:
 
     from kalshi_pipeline.defs.candlesticks.assets import candlesticks, candlesticks_raw
     from kalshi_pipeline.defs.markets.assets import markets
-    from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
+    from kalshi_pipeline.defs.resources import (
+        DEFAULT_WAREHOUSE_URL,
+        KalshiApiResource,
+        WarehouseResource,
+    )
     from kalshi_pipeline.simulator import SimulatorConfig, serve_in_thread
     from kalshi_pipeline.warehouse import open_warehouse
 
     warehouse_url = (
-        args.warehouse_url
-        or os.environ.get("KALSHI_WAREHOUSE_URL")
-        or "duckdb:///data/kalshi.duckdb"
+        args.warehouse_url or os.environ.get("KALSHI_WAREHOUSE_URL") or DEFAULT_WAREHOUSE_URL
     )
     home = Path(args.dagster_home).resolve()
     home.mkdir(parents=True, exist_ok=True)

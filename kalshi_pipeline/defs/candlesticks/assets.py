@@ -26,6 +26,8 @@ from kalshi_pipeline.defs.candlesticks.validation import (
     CANDLE_COLUMNS,
     COUNT_COLUMNS,
     PRICE_COLUMNS,
+    REJECTED_COLUMNS,
+    to_table,
     validate_candles,
 )
 from kalshi_pipeline.defs.markets.assets import MARKETS_KEY, select_markets
@@ -46,7 +48,6 @@ from kalshi_pipeline.kalshi.models import CANDLE_VALUE_FIELDS, parse_candle_valu
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 RAW_KEY = dg.AssetKey(["kalshi", "candlesticks_raw"])
 CANDLES_KEY = dg.AssetKey(["kalshi", "candlesticks"])
-REJECTED_COLUMNS = [*CANDLE_COLUMNS, "reasons", "payload"]
 SCHEMA_SAMPLE_ROWS = 2000
 DATES_PER_CHUNK = 3
 #: The `kalshi.candlesticks` columns the minute-grid check reads back.
@@ -300,13 +301,6 @@ def parse_raw(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
 
 
-def _to_table(df: pd.DataFrame, columns: Sequence[str], ingested_at: pd.Timestamp) -> pd.DataFrame:
-    out = df.copy()
-    out["end_period_ts"] = pd.to_datetime(out["end_period_ts"].astype("int64"), unit="s", utc=True)
-    out["ingested_at"] = ingested_at
-    return out[list(columns)]
-
-
 @dg.asset(
     key=CANDLES_KEY,
     deps=[RAW_KEY],
@@ -383,10 +377,10 @@ def candlesticks(
                         tx.delete_candles(name, tickers, window_start, day_end, PERIOD_INTERVAL)
                 if len(rejected):
                     tx.upsert(
-                        "candlesticks_rejected", _to_table(rejected, REJECTED_COLUMNS, ingested_at)
+                        "candlesticks_rejected", to_table(rejected, REJECTED_COLUMNS, ingested_at)
                     )
                 if len(valid):
-                    tx.upsert("candlesticks", _to_table(valid, CANDLE_COLUMNS, ingested_at))
+                    tx.upsert("candlesticks", to_table(valid, CANDLE_COLUMNS, ingested_at))
             counts["valid"] += len(valid)
             counts["rejected"] += len(rejected)
             counts["raw"] += len(raw)

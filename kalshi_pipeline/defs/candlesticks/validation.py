@@ -36,6 +36,7 @@ PRICE_COLUMNS = list(CANDLE_PRICE_COLUMNS)
 COUNT_COLUMNS = list(CANDLE_COUNT_COLUMNS)
 KEY_COLUMNS = list(CANDLESTICKS.primary_key)
 CANDLE_COLUMNS = list(CANDLESTICKS.column_names)
+REJECTED_COLUMNS = [*CANDLE_COLUMNS, "reasons", "payload"]
 VALID_PERIODS = (1, 60, 1440)
 ZERO, ONE = Decimal(0), Decimal(1)
 
@@ -355,3 +356,11 @@ def validate_candles(
         "; ".join(sorted(reasons[i], key=lambda r: rank.get(r, len(RULES)))) for i in bad
     ]
     return valid, rejected
+
+
+def to_table(df: pd.DataFrame, columns: Sequence[str], ingested_at: pd.Timestamp) -> pd.DataFrame:
+    """Return candle rows (`end_period_ts` in Unix s) as a table's columns, stamped with `ingested_at`."""
+    out = df.copy()
+    out["end_period_ts"] = pd.to_datetime(out["end_period_ts"].astype("int64"), unit="s", utc=True)
+    out["ingested_at"] = ingested_at
+    return out[list(columns)]

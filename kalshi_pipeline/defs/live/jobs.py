@@ -11,19 +11,23 @@ from typing import Any
 
 import dagster as dg
 
+from kalshi_pipeline.defs.candlesticks.assets import (
+    CANDLES_KEY,
+    RAW_KEY,
+    candlesticks,
+    candlesticks_raw,
+)
+from kalshi_pipeline.defs.markets.assets import MARKETS_KEY, markets
 from kalshi_pipeline.defs.partitions import game_date_partitions
+from kalshi_pipeline.defs.stream.jobs import STREAM_DATE_TAG as STREAM_DATE_TAG
 
-MARKETS_KEY = dg.AssetKey(["kalshi", "markets"])
-RAW_KEY = dg.AssetKey(["kalshi", "candlesticks_raw"])
-CANDLES_KEY = dg.AssetKey(["kalshi", "candlesticks"])
 CANDLE_KEYS = (RAW_KEY, CANDLES_KEY)
 ALL_KEYS = (MARKETS_KEY, RAW_KEY, CANDLES_KEY)
 
 #: One live run per game date at a time: dagster.yaml limits this tag to 1 per unique value.
 LIVE_DATE_TAG = "kalshi/live_game_date"
-#: The game date of a long-running WebSocket stream run (websocket mode); deliberately not the date tag
-#: above, which would block the date's REST reconciles for as long as the stream runs.
-STREAM_DATE_TAG = "kalshi/stream_game_date"
+# STREAM_DATE_TAG (from the stream job) marks a stream run's game date; deliberately not the date tag
+# above, which would block the date's REST reconciles for as long as the stream runs.
 #: Marks every run the live sensor launched (the purge job deletes old ones).
 LIVE_TAG = "kalshi/live"
 #: What a sensor run does: live, final, reconcile or markets.
@@ -37,9 +41,6 @@ SWEEP_JOB_NAME = "kalshi_sweep_job"
 
 def own_checks() -> list[dg.AssetCheckKey]:
     """The checks the three assets evaluate inside their own step (their `check_specs`)."""
-    from kalshi_pipeline.defs.candlesticks.assets import candlesticks, candlesticks_raw
-    from kalshi_pipeline.defs.markets.assets import markets
-
     return sorted(
         {key for asset in (markets, candlesticks_raw, candlesticks) for key in asset.check_keys},
         key=lambda k: (k.asset_key.to_user_string(), k.name),

@@ -20,10 +20,12 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from kalshi_pipeline.warehouse.base import SETTLED_STATUSES as _SETTLED
+
 #: Market statuses after which a market takes no more trades (Kalshi: active -> closed -> determined
 #: -> settled/finalized; `inactive` is a paused market and still counts as open).
 CLOSED_STATUSES = frozenset({"closed", "determined", "disputed", "amended", "settled", "finalized"})
-SETTLED_STATUSES = frozenset({"settled", "finalized", "determined", "amended"})
+SETTLED_STATUSES = frozenset(_SETTLED)
 
 LIVE_MODES = ("rest", "websocket")
 GAME_TZ = ZoneInfo("America/New_York")

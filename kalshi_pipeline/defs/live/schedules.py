@@ -29,8 +29,8 @@ SWEEP_CRON = "0 6 * * *"
 )
 def discovery_schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
     """Request `kalshi/markets` for today's and tomorrow's game dates (America/New_York)."""
-    today = context.scheduled_execution_time.astimezone(GAME_TZ).date()
-    stamp = context.scheduled_execution_time.astimezone(GAME_TZ).strftime("%Y-%m-%dT%H:%M")
+    local = context.scheduled_execution_time.astimezone(GAME_TZ)
+    today, stamp = local.date(), local.strftime("%Y-%m-%dT%H:%M")
     for game_date in (today, today + timedelta(days=1)):
         yield dg.RunRequest(
             run_key=f"discovery:{game_date.isoformat()}:{stamp}",

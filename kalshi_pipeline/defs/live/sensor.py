@@ -68,18 +68,21 @@ def watched_dates(now: datetime) -> list[date]:
     return [today - timedelta(days=1), today, today + timedelta(days=1)]
 
 
-def in_flight_dates(instance: dg.DagsterInstance) -> set[date]:
-    """Return the game dates with a live-sensor run queued or in progress (one cheap run-storage query)."""
+def in_flight_dates(instance: dg.DagsterInstance) -> tuple[set[date], set[date]]:
+    """Return (dates with a live run, dates with a stream run) queued or in progress, from one query."""
     records = instance.get_run_records(
         filters=dg.RunsFilter(tags={LIVE_TAG: "true"}, statuses=IN_FLIGHT), limit=100
     )
     busy: set[date] = set()
+    streaming: set[date] = set()
     for record in records:
-        # A stream run lives as long as its games and carries its own date tag, never this one.
-        value = record.dagster_run.tags.get(LIVE_DATE_TAG)
-        if value:
+        tags = record.dagster_run.tags
+        # A stream run lives as long as its games and carries its own date tag, never the live one.
+        if value := tags.get(LIVE_DATE_TAG):
             busy.add(date.fromisoformat(value))
-    return busy
+        if tags.get(LIVE_KIND_TAG) == "stream" and (value := tags.get(STREAM_DATE_TAG)):
+            streaming.add(date.fromisoformat(value))
+    return busy, streaming
 
 
 def _tags(game_date: date, kind: str) -> dict[str, str]:
@@ -91,15 +94,14 @@ def run_requests(plan: LivePlan) -> list[dg.RunRequest]:
     requests: list[dg.RunRequest] = []
     for stream in plan.streams:
         req = stream_run_request(stream.game_date.isoformat(), list(stream.event_tickers))
-        tags = {
-            LIVE_TAG: "true",
-            LIVE_KIND_TAG: "stream",
-            STREAM_DATE_TAG: stream.game_date.isoformat(),
-        }
         # The in-flight check stops repeats while the stream runs; the bucketed key also dedupes ticks
         # that race the run's creation, and lets a crashed stream restart in the next bucket.
-        run_key = req.run_key or f"stream:{stream.game_date.isoformat()}:{stream.bucket}"
-        requests.append(req.with_replaced_attrs(tags={**tags, **req.tags}, run_key=run_key))
+        requests.append(
+            req.with_replaced_attrs(
+                tags={LIVE_TAG: "true", LIVE_KIND_TAG: "stream", **req.tags},
+                run_key=f"stream:{stream.game_date.isoformat()}:{stream.bucket}",
+            )
+        )
     for candle in plan.candles:
         requests.append(_candle_request(candle))
     for markets in plan.markets:
@@ -160,8 +162,9 @@ def evaluate(
     except WarehouseError as exc:
         return dg.SensorResult(skip_reason=f"Warehouse unavailable, retrying next tick: {exc}")
 
-    busy = in_flight_dates(context.instance)
-    streaming = _streaming(context) if settings.mode == "websocket" else set()
+    busy, streaming = in_flight_dates(context.instance)
+    if settings.mode != "websocket":
+        streaming = set()
     plan = plan_tick(games, newest, now, busy, cursor, settings, streaming_dates=streaming)
     requests = run_requests(plan)
     new_cursor = dump_cursor(plan.cursor)
@@ -172,19 +175,6 @@ def evaluate(
     for game in plan.live_games:
         context.log.debug(f"live: {game.event_ticker} (tip-off {game.scheduled_start})")
     return dg.SensorResult(run_requests=requests, cursor=new_cursor)
-
-
-def _streaming(context: dg.SensorEvaluationContext) -> set[date]:
-    """Return the dates whose WebSocket stream run is queued or running."""
-    records = context.instance.get_run_records(
-        filters=dg.RunsFilter(tags={LIVE_TAG: "true", LIVE_KIND_TAG: "stream"}, statuses=IN_FLIGHT),
-        limit=100,
-    )
-    return {
-        date.fromisoformat(r.dagster_run.tags[STREAM_DATE_TAG])
-        for r in records
-        if r.dagster_run.tags.get(STREAM_DATE_TAG)
-    }
 
 
 @dg.sensor(

@@ -9,10 +9,10 @@ reported as unreconciled (the REST replacement did not happen).
 import dagster as dg
 import pandas as pd
 
+from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY
 from kalshi_pipeline.defs.candlesticks.validation import COUNT_COLUMNS, PRICE_COLUMNS
 from kalshi_pipeline.defs.resources import WarehouseResource
 
-CANDLES_KEY = dg.AssetKey(["kalshi", "candlesticks"])
 LOOKBACK_HOURS = 48
 UNRECONCILED_AFTER_MINUTES = 15
 _VALUES = [*PRICE_COLUMNS, *COUNT_COLUMNS]

@@ -34,6 +34,8 @@ from kalshi_pipeline.defs.candlesticks.validation import (
     CANDLE_COLUMNS,
     COUNT_COLUMNS,
     PRICE_COLUMNS,
+    REJECTED_COLUMNS,
+    to_table,
     validate_candles,
 )
 from kalshi_pipeline.kalshi.client import KalshiClient
@@ -104,10 +106,6 @@ class StreamSummary:
     latency_ms: list[float] = field(default_factory=list)
     stop_reason: str = ""
     seconds: float = 0.0
-
-    def latency_quantiles(self) -> dict[str, float]:
-        """p50/p95/p99 of message receipt -> row committed, in milliseconds (empty without samples)."""
-        return quantiles(self.latency_ms)
 
 
 def candle_row(candle: LiveCandle, info: MarketInfo) -> dict[str, Any]:
@@ -199,7 +197,8 @@ def write_rest_candles(
     """Replace the window `[lo, hi]` (Unix s) of these markets with REST candles; return (valid, rejected).
 
     Raw payloads go to `candlesticks_raw`, rows passing the candle asset's pandera rules to `candlesticks`
-    (`source = 'live'`), the others to `candlesticks_rejected`; stream rows REST does not have are removed.
+    (`source = 'live'`), the others to `candlesticks_rejected` with their payload; stream rows REST does
+    not have are removed.
     """
     now = pd.Timestamp.now(tz="UTC").floor("s")
     raw_rows: list[dict[str, Any]] = []
@@ -216,19 +215,12 @@ def write_rest_candles(
                 "end_period_ts": c.end_period_ts,
                 "source": "live",
             }
-            raw_rows.append({**base, "payload": json.dumps(c.raw, separators=(",", ":"))})
+            base["payload"] = json.dumps(c.raw, separators=(",", ":"))
+            raw_rows.append(base)
             parsed.append({**base, **{n: getattr(c, n) for n in _VALUE_FIELDS}})
-    cols = [c for c in CANDLE_COLUMNS if c != "ingested_at"]
+    cols = [c for c in CANDLE_COLUMNS if c != "ingested_at"] + ["payload"]
     frame = pd.DataFrame(parsed, columns=cols)
     valid, rejected = validate_candles(frame, set(infos)) if len(frame) else (frame, frame)
-
-    def table(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-        out = df.copy()
-        out["end_period_ts"] = pd.to_datetime(
-            out["end_period_ts"].astype("int64"), unit="s", utc=True
-        )
-        out["ingested_at"] = now
-        return out[[c for c in columns if c in out.columns or c == "ingested_at"]]
 
     tickers = sorted(candles)
     with warehouse.transaction() as tx:
@@ -238,14 +230,11 @@ def write_rest_candles(
             [tickers, pd.Timestamp(lo, unit="s", tz="UTC"), pd.Timestamp(hi, unit="s", tz="UTC")],
         )
         if raw_rows:
-            raw = pd.DataFrame(raw_rows)
-            tx.upsert("candlesticks_raw", table(raw, RAW_COLUMNS))
+            tx.upsert("candlesticks_raw", to_table(pd.DataFrame(raw_rows), RAW_COLUMNS, now))
         if len(valid):
-            tx.upsert("candlesticks", table(valid, CANDLE_COLUMNS))
+            tx.upsert("candlesticks", to_table(valid, CANDLE_COLUMNS, now))
         if len(rejected):
-            tx.upsert(
-                "candlesticks_rejected", table(rejected, [*CANDLE_COLUMNS, "reasons", "payload"])
-            )
+            tx.upsert("candlesticks_rejected", to_table(rejected, REJECTED_COLUMNS, now))
     return len(valid), len(rejected)
 
 

@@ -92,15 +92,15 @@ def test_sensor_and_live_runs_on_a_postgres_instance(
     assert len(live) == 1
     launch(second)
 
+    # The seeded schedule's own evening games may be live too (from 18:45 ET), so look at the game the
+    # simulator injected: it must be in the live request, and both its markets must have stored candles.
+    (injected,) = [g for g in sim.app.state.world.games if g.injected]
+    event_tickers = live[0].run_config["ops"]["kalshi__candlesticks"]["config"]["event_tickers"]
+    assert injected.event_ticker in event_tickers
     wh = open_warehouse(fresh_pg_url)
     try:
         game_date = live[0].partition_key
-        newest = wh.newest_candle_ts(
-            wh.query_df(
-                "SELECT ticker FROM kalshi.markets WHERE event_ticker = ANY(%s)",
-                [live[0].run_config["ops"]["kalshi__candlesticks"]["config"]["event_tickers"]],
-            )["ticker"].tolist()
-        )
+        newest = wh.newest_candle_ts(list(injected.market_tickers))
     finally:
         wh.close()
     assert len(newest) == 2  # both markets of the live game have stored candles

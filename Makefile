@@ -19,6 +19,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/pyright
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

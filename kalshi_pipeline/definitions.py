@@ -1,7 +1,18 @@
-"""The Dagster code location: every asset, check, sensor, schedule and job of kalshi_pipeline."""
+"""The Dagster code location: everything under `kalshi_pipeline/defs/`, loaded by Dagster's defs-folder loader.
+
+Each folder of `defs/` holds its own assets, checks, jobs, sensors and automation; `defs/resources.py` declares
+the resources once. Project-wide policy is applied here: every run uses the in-process executor (a run's
+steps are sequential, and the multiprocess executor spends 10+ s starting a process per step on a small
+machine; it would also leave step processes running when the run's own process is killed).
+"""
+
+from pathlib import Path
 
 import dagster as dg
 
-from kalshi_pipeline.defs import candlesticks, live, markets, stream
 
-defs = dg.Definitions.merge(markets.defs, candlesticks.defs, live.defs, stream.defs)
+@dg.definitions
+def defs() -> dg.Definitions:
+    """Load `kalshi_pipeline/defs/` and run every job on the in-process executor."""
+    loaded = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    return dg.Definitions.merge(loaded, dg.Definitions(executor=dg.in_process_executor))

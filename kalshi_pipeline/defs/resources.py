@@ -1,68 +1,104 @@
-"""Dagster resources: the Kalshi API client and the warehouse.
+"""The code location's resources: the Kalshi API client, the warehouse and the live-refresh settings.
 
-Both are typed `dg.ConfigurableResource`s wired from environment variables with `dg.EnvVar`, so the
-Dagster UI shows which variable feeds a field, never its value. The private key is only ever read from
-`KALSHI_PRIVATE_KEY_PATH` / `KALSHI_PRIVATE_KEY`; it never enters run config or metadata.
+Every setting of the project is a field of one of these `dg.ConfigurableResource`s, filled from the
+environment once by `settings.resource_fields()` (`dg.EnvVar` for text and secrets, so the Dagster UI shows
+the variable that feeds a field and never its value). Each resource hands the code below it typed objects:
+`KalshiApiResource.client_config()` a `KalshiConfig`, `WarehouseResource.open()` a `Warehouse`,
+`LiveResource.settings()` the sensor's `LiveSettings`. Nothing else reads a `KALSHI_*` variable.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
+from kalshi_pipeline.defs.live.planning import LIVE_MODES, LiveSettings
+from kalshi_pipeline.defs.settings import SettingError, resolved_text, resource_fields
 from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig
 from kalshi_pipeline.kalshi.config import PRODUCTION_BASE_URL
 from kalshi_pipeline.kalshi.ratelimit import RateLimiter, shared_limiter, tier_bucket
-from kalshi_pipeline.warehouse import Warehouse, open_warehouse
+from kalshi_pipeline.warehouse import Warehouse, open_warehouse, resolve_url
 from kalshi_pipeline.warehouse.rate_budget import shared_rate_budget
 from kalshi_pipeline.warehouse.urls import redact_url
 
-DEFAULT_BASE_URL = PRODUCTION_BASE_URL
 DEFAULT_SERIES = "KXNBAGAME"
 DEFAULT_RATE_LIMIT_TIER = "basic"
 DEFAULT_WAREHOUSE_URL = "duckdb:///data/kalshi.duckdb"
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
 
 class KalshiApiResource(dg.ConfigurableResource):
-    """Connection settings for the Kalshi Trade API v2; `client()` builds a `KalshiClient`.
+    """Connection settings for the Kalshi Trade API v2 (REST and WebSocket); `client()` builds a client.
 
-    Public market data needs no key; when `api_key_id` and a private key are set, requests are signed.
+    Public market data needs no key; when `api_key_id` and a private key are set, requests and WebSocket
+    handshakes are signed.
     """
 
     base_url: str = Field(
-        default=DEFAULT_BASE_URL,
-        description="REST base URL incl. /trade-api/v2, or a preset name: prod, demo.",
+        default=PRODUCTION_BASE_URL,
+        description="REST base URL incl. /trade-api/v2, or a preset: prod, demo (KALSHI_API_BASE_URL, KALSHI_ENV).",
     )
-    api_key_id: str | None = Field(default=None, description="Kalshi API key id (optional).")
+    api_key_id: str | None = Field(
+        default=None, description="Kalshi API key id (KALSHI_API_KEY_ID)."
+    )
     private_key_path: str | None = Field(
-        default=None, description="Path to the RSA private key PEM."
+        default=None, description="Path of the private key PEM (KALSHI_PRIVATE_KEY_PATH)."
     )
-    private_key: str | None = Field(default=None, description="The RSA private key PEM text.")
+    private_key: str | None = Field(
+        default=None, description="The private key PEM text (KALSHI_PRIVATE_KEY)."
+    )
     rate_limit_tier: str = Field(
         default=DEFAULT_RATE_LIMIT_TIER,
-        description="Kalshi rate-limit tier (basic, advanced, ...).",
+        description="Kalshi rate-limit tier: basic, advanced, ..., or off (KALSHI_RATE_LIMIT_TIER).",
     )
     series: str = Field(
-        default=DEFAULT_SERIES, description="Comma-separated series tickers to ingest (KXNBAGAME)."
+        default=DEFAULT_SERIES,
+        description="Comma-separated series tickers to ingest (KALSHI_SERIES).",
+    )
+    ws_url: str | None = Field(
+        default=None,
+        description="WebSocket URL; derived from the REST base URL when unset (KALSHI_WS_URL).",
+    )
+    timeout_s: float = Field(
+        default=15.0, gt=0, description="Read timeout of one HTTP attempt, s (KALSHI_TIMEOUT_S)."
+    )
+    connect_timeout_s: float = Field(
+        default=5.0, gt=0, description="Connect timeout, s (KALSHI_CONNECT_TIMEOUT_S)."
+    )
+    max_retries: int = Field(
+        default=6, ge=0, description="Retries after the first attempt (KALSHI_MAX_RETRIES)."
+    )
+    backoff_max_s: float = Field(
+        default=10.0, gt=0, description="Cap of the retry backoff, s (KALSHI_BACKOFF_MAX_S)."
+    )
+    max_concurrency: int = Field(
+        default=16, ge=1, description="Requests in flight per client (KALSHI_MAX_CONCURRENCY)."
     )
     shared_budget: bool = Field(
         default=True,
         description=(
-            "Draw from the rate budget shared by every process of the deployment (Postgres row when "
-            "KALSHI_RATE_BUDGET_URL or a Postgres warehouse is set, else a locked file) instead of a "
-            "per-process token bucket."
+            "Draw from the rate budget shared by every process of the deployment (a Postgres row when "
+            "rate_budget_url is set, else a locked file in rate_budget_dir) instead of a per-process bucket."
         ),
+    )
+    rate_budget_url: str | None = Field(
+        default=None,
+        description="postgresql:// URL holding the shared rate budget (KALSHI_RATE_BUDGET_URL; default: a Postgres warehouse).",
+    )
+    rate_budget_dir: str | None = Field(
+        default=None,
+        description="Directory of the file rate budget (KALSHI_RATE_BUDGET_DIR; default: DAGSTER_HOME).",
     )
 
     def __repr__(self) -> str:
         return (
-            f"KalshiApiResource(base_url={self.base_url!r}, api_key_id={self.api_key_id!r}, "
+            f"KalshiApiResource(base_url={self.base_url!r}, signed={bool(self.api_key_id)}, "
             f"rate_limit_tier={self.rate_limit_tier!r}, series={self.series!r})"
         )
 
@@ -81,15 +117,40 @@ class KalshiApiResource(dg.ConfigurableResource):
             )
         return seen
 
+    @property
+    def has_credentials(self) -> bool:
+        """Whether a key id and a private key are configured (needed for the WebSocket)."""
+        return bool(self.api_key_id) and bool(self.private_key or self.private_key_path)
+
     def client_config(self) -> KalshiConfig:
-        """Build the client's configuration from this resource's fields."""
+        """Build the client's configuration from every field of this resource."""
         return KalshiConfig(
             base_url=self.base_url,
             api_key_id=self.api_key_id or None,
-            private_key_path=self.private_key_path or None,
+            private_key_path=os.path.expanduser(self.private_key_path)
+            if self.private_key_path and not self.private_key
+            else None,
             private_key_pem=self.private_key or None,
             rate_limit_tier=self.rate_limit_tier,
+            ws_url=self.ws_url or None,
+            timeout_s=self.timeout_s,
+            connect_timeout_s=self.connect_timeout_s,
+            max_retries=self.max_retries,
+            backoff_max_s=self.backoff_max_s,
+            max_concurrency=self.max_concurrency,
         )
+
+    def settings_metadata(self) -> dict[str, str]:
+        """The client's non-secret settings as run metadata, so a run shows what it ran with."""
+        config = self.client_config()
+        return {
+            "api": f"{config.base_url} ({'signed' if config.has_credentials else 'unsigned'})",
+            "api_client": (
+                f"tier {config.rate_limit_tier}, timeout {config.timeout_s:g} s, connect "
+                f"{config.connect_timeout_s:g} s, retries {config.max_retries}, backoff cap "
+                f"{config.backoff_max_s:g} s, concurrency {config.max_concurrency}"
+            ),
+        }
 
     def limiter(self) -> RateLimiter:
         """Return the rate limiter of this deployment's requests for the configured tier."""
@@ -97,7 +158,13 @@ class KalshiApiResource(dg.ConfigurableResource):
         if config.rate_limit_tier == "off" or not self.shared_budget:
             return shared_limiter(config.rate_limit_tier)
         bucket = tier_bucket(config.rate_limit_tier)
-        return shared_rate_budget(config.base_url, bucket.rate_per_s, bucket.capacity)
+        return shared_rate_budget(
+            config.base_url,
+            bucket.rate_per_s,
+            bucket.capacity,
+            url=self.rate_budget_url or "",
+            directory=self.rate_budget_dir,
+        )
 
     def client(self) -> KalshiClient:
         """Return a new async client (use it as `async with resource.client() as client:`)."""
@@ -109,7 +176,12 @@ class WarehouseResource(dg.ConfigurableResource):
 
     url: str = Field(
         default=DEFAULT_WAREHOUSE_URL,
-        description="postgresql://... or duckdb:///path (default: embedded DuckDB in data/).",
+        description="postgresql://... or duckdb:///path (KALSHI_WAREHOUSE_URL; default: embedded DuckDB in data/).",
+    )
+    duckdb_lock_timeout_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds a DuckDB open waits for another process's lock (KALSHI_DUCKDB_LOCK_TIMEOUT).",
     )
 
     def __repr__(self) -> str:
@@ -120,53 +192,121 @@ class WarehouseResource(dg.ConfigurableResource):
     @contextmanager
     def open(self) -> Iterator[Warehouse]:
         """Open the warehouse, make sure the schema exists, and close it afterwards."""
-        if self.url.startswith("duckdb:///"):
-            parent = os.path.dirname(self.url.removeprefix("duckdb:///"))
-            if parent:
-                os.makedirs(parent, exist_ok=True)
-        wh = open_warehouse(self.url)
+        wh = open_warehouse(self.url, lock_timeout=self.duckdb_lock_timeout_s)
         try:
             wh.ensure_schema()
             yield wh
         finally:
-            close = getattr(wh, "close", None)
-            if callable(close):
-                close()
+            wh.close()
 
 
-def _env_or(name: str, default: Any) -> Any:
-    """Use `dg.EnvVar(name)` when the variable is set (so the UI shows the source), else the default."""
-    return dg.EnvVar(name) if os.environ.get(name) else default
+class LiveResource(dg.ConfigurableResource):
+    """How live games are kept fresh: the live sensor's mode and timing."""
 
-
-def kalshi_resource_from_env() -> KalshiApiResource:
-    """Build the `kalshi` resource from KALSHI_* environment variables (defaults: public Kalshi API)."""
-    return KalshiApiResource(
-        # KALSHI_ENV (prod | demo) picks a preset when no URL is given; the client resolves the name.
-        base_url=_env_or("KALSHI_API_BASE_URL", _env_or("KALSHI_ENV", DEFAULT_BASE_URL)),
-        api_key_id=_env_or("KALSHI_API_KEY_ID", None),
-        private_key_path=_env_or("KALSHI_PRIVATE_KEY_PATH", None),
-        private_key=_env_or("KALSHI_PRIVATE_KEY", None),
-        rate_limit_tier=_env_or("KALSHI_RATE_LIMIT_TIER", DEFAULT_RATE_LIMIT_TIER),
-        series=_env_or("KALSHI_SERIES", DEFAULT_SERIES),
+    mode: str = Field(
+        default="",
+        description="rest or websocket; empty = websocket when Kalshi credentials are set (KALSHI_LIVE_MODE).",
+    )
+    lead_minutes: float = Field(
+        default=15.0,
+        ge=0,
+        description="A game is live from tip-off minus this (KALSHI_LIVE_LEAD_MINUTES).",
+    )
+    max_hours: float = Field(
+        default=6.0,
+        ge=0.5,
+        description="Longest a game counts as live after tip-off (KALSHI_LIVE_MAX_HOURS).",
+    )
+    refresh_seconds: int = Field(
+        default=15,
+        ge=1,
+        description="Seconds between REST refreshes of a date (KALSHI_LIVE_REFRESH_SECONDS).",
+    )
+    markets_refresh_seconds: int = Field(
+        default=300,
+        ge=10,
+        description="Seconds between markets refreshes of a live date (KALSHI_LIVE_MARKETS_REFRESH_SECONDS).",
+    )
+    reconcile_seconds: int = Field(
+        default=300,
+        ge=10,
+        description="Seconds between REST reconciles while streaming (KALSHI_LIVE_RECONCILE_SECONDS).",
     )
 
+    def settings(self, has_credentials: bool) -> LiveSettings:
+        """Return the sensor's settings; websocket mode needs credentials (else REST, with the reason)."""
+        requested = self.mode.strip().lower()
+        if requested and requested not in LIVE_MODES:
+            raise SettingError(
+                f"KALSHI_LIVE_MODE={requested!r} is not one of {', '.join(LIVE_MODES)}"
+            )
+        mode, note = requested or ("websocket" if has_credentials else "rest"), ""
+        if mode == "websocket" and not has_credentials:
+            mode, note = (
+                "rest",
+                (
+                    "KALSHI_LIVE_MODE=websocket needs KALSHI_API_KEY_ID and KALSHI_PRIVATE_KEY_PATH (or "
+                    "KALSHI_PRIVATE_KEY): Kalshi's WebSocket rejects unsigned handshakes. Refreshing over REST."
+                ),
+            )
+        return LiveSettings(
+            mode=mode,
+            note=note,
+            lead=timedelta(minutes=self.lead_minutes),
+            max_live=timedelta(hours=self.max_hours),
+            refresh_seconds=self.refresh_seconds,
+            markets_refresh_seconds=self.markets_refresh_seconds,
+            reconcile_seconds=self.reconcile_seconds,
+        )
 
-def warehouse_resource_from_env() -> WarehouseResource:
-    """Build the `warehouse` resource from KALSHI_WAREHOUSE_URL (default embedded DuckDB)."""
-    return WarehouseResource(url=_env_or("KALSHI_WAREHOUSE_URL", DEFAULT_WAREHOUSE_URL))
 
+def resources_from_env(
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Return the resources `kalshi`, `warehouse` and `live`, built from the `KALSHI_*` variables.
 
-def resources_from_env() -> dict[str, dg.ConfigurableResource]:
-    """Return new resources keyed `kalshi` and `warehouse`, built from the environment."""
-    return {"kalshi": kalshi_resource_from_env(), "warehouse": warehouse_resource_from_env()}
+    A Postgres warehouse also holds the shared rate budget unless `KALSHI_RATE_BUDGET_URL` says otherwise;
+    the file budget lives in `KALSHI_RATE_BUDGET_DIR`, else `DAGSTER_HOME`.
 
-
-@functools.cache
-def default_resources() -> dict[str, dg.ConfigurableResource]:
-    """Return the code location's resources, the same objects on every call.
-
-    Every defs package passes these to its `dg.Definitions`; `Definitions.merge` accepts one resource
-    key from several packages only when it is the very same object.
+    Raises:
+        SettingError: A number is malformed or out of range (one line naming the variable).
     """
-    return resources_from_env()
+    env = os.environ if environ is None else environ
+    fields = resource_fields(env)
+    kalshi = fields["kalshi"]
+    if "rate_budget_url" not in kalshi:
+        warehouse_url = (env.get("KALSHI_WAREHOUSE_URL") or "").strip()
+        if warehouse_url.lower().startswith(_POSTGRES_SCHEMES):
+            kalshi["rate_budget_url"] = fields["warehouse"]["url"]
+    if "rate_budget_dir" not in kalshi and (env.get("DAGSTER_HOME") or "").strip():
+        kalshi["rate_budget_dir"] = dg.EnvVar("DAGSTER_HOME")
+    return {
+        "kalshi": KalshiApiResource(**kalshi),
+        "warehouse": WarehouseResource(**fields["warehouse"]),
+        "live": LiveResource(**fields["live"]),
+    }
+
+
+def check_resources(resources: Mapping[str, Any]) -> None:
+    """Validate the settings now (URLs, tier, key, live mode), so a mistake shows at load, not in a run.
+
+    Raises:
+        SettingError, KalshiConfigError, WarehouseConfigError: One line naming the variable and the fix.
+    """
+    kalshi: KalshiApiResource = resources["kalshi"]
+    values = {name: resolved_text(getattr(kalshi, name)) for name in type(kalshi).model_fields}
+    resolved = KalshiApiResource(**values)
+    resolved.series_tickers()
+    resolved.client_config().validate()
+    warehouse: WarehouseResource = resources["warehouse"]
+    resolve_url(resolved_text(warehouse.url), source="KALSHI_WAREHOUSE_URL")
+    live: LiveResource = resources["live"]
+    LiveResource(mode=resolved_text(live.mode)).settings(resolved.has_credentials)
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    """The code location's resources, declared once for every asset, check, sensor and job."""
+    built = resources_from_env()
+    check_resources(built)
+    return dg.Definitions(resources=built)

@@ -11,53 +11,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from kalshi_pipeline.warehouse.base import SETTLED_STATUSES as _SETTLED
+from kalshi_pipeline.defs.partitions import GAME_TZ
+from kalshi_pipeline.warehouse import SETTLED_STATUSES
 
 #: Market statuses after which a market takes no more trades (Kalshi: active -> closed -> determined
 #: -> settled/finalized; `inactive` is a paused market and still counts as open).
 CLOSED_STATUSES = frozenset({"closed", "determined", "disputed", "amended", "settled", "finalized"})
-SETTLED_STATUSES = frozenset(_SETTLED)
 
 LIVE_MODES = ("rest", "websocket")
-GAME_TZ = ZoneInfo("America/New_York")
-
-
-def resolve_live_mode(env: Mapping[str, str]) -> tuple[str, str]:
-    """Return the live mode and, when it differs from the requested one, why.
-
-    Kalshi's WebSocket always requires a signed handshake, so streaming needs KALSHI_API_KEY_ID and a
-    private key. Unset KALSHI_LIVE_MODE means websocket when those credentials are configured, else rest;
-    an explicit `websocket` without credentials falls back to REST refreshes rather than launching stream
-    runs that cannot connect.
-    """
-    requested = env.get("KALSHI_LIVE_MODE", "").strip().lower()
-    if requested and requested not in LIVE_MODES:
-        raise ValueError(f"KALSHI_LIVE_MODE={requested!r} is not one of {', '.join(LIVE_MODES)}")
-    has_credentials = bool(env.get("KALSHI_API_KEY_ID", "").strip()) and bool(
-        env.get("KALSHI_PRIVATE_KEY_PATH", "").strip() or env.get("KALSHI_PRIVATE_KEY", "").strip()
-    )
-    if not requested:
-        return ("websocket" if has_credentials else "rest"), ""
-    if requested == "websocket" and not has_credentials:
-        return "rest", (
-            "KALSHI_LIVE_MODE=websocket needs KALSHI_API_KEY_ID and KALSHI_PRIVATE_KEY_PATH (or "
-            "KALSHI_PRIVATE_KEY): Kalshi's WebSocket rejects unsigned handshakes. Refreshing over REST."
-        )
-    return requested, ""
 
 
 @dataclass(frozen=True)
 class LiveSettings:
-    """The sensor's tunables, read from the environment at every tick (see `from_env`)."""
+    """The sensor's tunables (built by the `live` resource from its fields; defaults for tests)."""
 
     mode: str = "rest"
     #: Why the mode differs from what was asked for (logged by the sensor), or "".
@@ -69,39 +42,9 @@ class LiveSettings:
     reconcile_seconds: int = 300
     final_lookback: timedelta = timedelta(days=2)
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> LiveSettings:
-        """Read KALSHI_LIVE_MODE, KALSHI_LIVE_LEAD_MINUTES, KALSHI_LIVE_MAX_HOURS, KALSHI_LIVE_REFRESH_SECONDS,
-        KALSHI_LIVE_MARKETS_REFRESH_SECONDS and KALSHI_LIVE_RECONCILE_SECONDS, with a clear error for bad values.
-        """
-        env = os.environ if environ is None else environ
-        mode, note = resolve_live_mode(env)
-
-        def number(name: str, default: float, low: float) -> float:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ValueError(f"{name}={raw!r} is not a number") from None
-            if value < low:
-                raise ValueError(f"{name}={raw!r} must be at least {low:g}")
-            return value
-
-        return cls(
-            mode=mode,
-            note=note,
-            lead=timedelta(minutes=number("KALSHI_LIVE_LEAD_MINUTES", 15, 0)),
-            max_live=timedelta(hours=number("KALSHI_LIVE_MAX_HOURS", 6, 0.5)),
-            refresh_seconds=int(number("KALSHI_LIVE_REFRESH_SECONDS", 15, 1)),
-            markets_refresh_seconds=int(number("KALSHI_LIVE_MARKETS_REFRESH_SECONDS", 300, 10)),
-            reconcile_seconds=int(number("KALSHI_LIVE_RECONCILE_SECONDS", 300, 10)),
-        )
-
 
 @dataclass(frozen=True)
-class Game:
+class StoredGame:
     """One game event as stored in `kalshi.markets` (its markets folded together)."""
 
     event_ticker: str
@@ -124,7 +67,7 @@ class Game:
         return (
             self.all_settled
             or self.settlement_ts is not None
-            or (bool(self.statuses) and self.statuses <= SETTLED_STATUSES)
+            or (bool(self.statuses) and self.statuses.issubset(SETTLED_STATUSES))
         )
 
     def live_from(self, settings: LiveSettings) -> datetime | None:
@@ -158,8 +101,8 @@ def _date(value: Any) -> date:
     return date.fromisoformat(str(value)[:10])
 
 
-def games_from_frame(games: pd.DataFrame) -> list[Game]:
-    """Turn `Warehouse.games()` rows (one per event) into `Game`s, ordered by tip-off then ticker."""
+def games_from_frame(games: pd.DataFrame) -> list[StoredGame]:
+    """Turn `Warehouse.games()` rows (one per event) into `StoredGame`s, ordered by tip-off then ticker."""
     required = {
         "event_ticker",
         "game_date",
@@ -171,13 +114,13 @@ def games_from_frame(games: pd.DataFrame) -> list[Game]:
     missing = required - set(games.columns)
     if missing:
         raise ValueError(f"games frame lacks columns {sorted(missing)}")
-    out: list[Game] = []
+    out: list[StoredGame] = []
     for row in games.to_dict("records"):
         statuses = row.get("statuses")
         statuses = statuses if isinstance(statuses, list | tuple | set | frozenset) else []
         all_settled = row.get("all_settled")
         out.append(
-            Game(
+            StoredGame(
                 event_ticker=str(row["event_ticker"]),
                 game_date=_date(row["game_date"]),
                 scheduled_start=_utc(row["scheduled_start"]),
@@ -228,7 +171,7 @@ class LivePlan:
     candles: list[CandleRequest] = field(default_factory=list)
     markets: list[MarketsRequest] = field(default_factory=list)
     streams: list[StreamRequest] = field(default_factory=list)
-    live_games: list[Game] = field(default_factory=list)
+    live_games: list[StoredGame] = field(default_factory=list)
     busy_dates: list[date] = field(default_factory=list)
     skip_reason: str | None = None
     cursor: dict[str, Any] = field(default_factory=dict)
@@ -267,7 +210,7 @@ def dump_cursor(cursor: Mapping[str, Any]) -> str:
 
 
 def incremental_start(
-    games: Sequence[Game], newest: Mapping[str, int], settings: LiveSettings
+    games: Sequence[StoredGame], newest: Mapping[str, int], settings: LiveSettings
 ) -> int | None:
     """Return the window start of a live refresh: the oldest 'newest stored minute' among the games.
 
@@ -294,7 +237,7 @@ def _tickers_digest(event_tickers: Iterable[str]) -> str:
 
 
 def plan_tick(
-    games: Sequence[Game],
+    games: Sequence[StoredGame],
     newest: Mapping[str, int],
     now: datetime,
     busy_dates: Iterable[date],
@@ -323,12 +266,12 @@ def plan_tick(
 
     live = [g for g in games if g.is_live(now, settings)]
     plan.live_games = live
-    live_by_date: dict[date, list[Game]] = {}
+    live_by_date: dict[date, list[StoredGame]] = {}
     for game in live:
         live_by_date.setdefault(game.game_date, []).append(game)
 
     # Games whose markets all settled recently and that were never reconciled get one full pull.
-    final_by_date: dict[date, list[Game]] = {}
+    final_by_date: dict[date, list[StoredGame]] = {}
     for game in games:
         if game.event_ticker in final_done or not game.settled:
             continue
@@ -437,8 +380,8 @@ def plan_tick(
 
 
 def _skip_reason(
-    games: Sequence[Game],
-    live: Sequence[Game],
+    games: Sequence[StoredGame],
+    live: Sequence[StoredGame],
     busy: Sequence[date],
     now: datetime,
     settings: LiveSettings,

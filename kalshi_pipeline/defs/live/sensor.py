@@ -34,7 +34,6 @@ from kalshi_pipeline.defs.live.jobs import (
     own_checks,
 )
 from kalshi_pipeline.defs.live.planning import (
-    GAME_TZ,
     CandleRequest,
     LivePlan,
     LiveSettings,
@@ -44,8 +43,9 @@ from kalshi_pipeline.defs.live.planning import (
     parse_cursor,
     plan_tick,
 )
-from kalshi_pipeline.defs.resources import WarehouseResource
-from kalshi_pipeline.defs.stream import stream_job, stream_run_request
+from kalshi_pipeline.defs.partitions import GAME_TZ
+from kalshi_pipeline.defs.resources import KalshiApiResource, LiveResource, WarehouseResource
+from kalshi_pipeline.defs.stream.jobs import stream_job, stream_run_request
 from kalshi_pipeline.warehouse.errors import WarehouseError
 
 SENSOR_NAME = "live_games_sensor"
@@ -142,12 +142,11 @@ def _markets_request(req: MarketsRequest) -> dg.RunRequest:
 def evaluate(
     context: dg.SensorEvaluationContext,
     warehouse: WarehouseResource,
-    now: datetime | None = None,
-    settings: LiveSettings | None = None,
+    settings: LiveSettings,
+    now: datetime,
 ) -> dg.SensorResult:
-    """Run one tick of the live sensor (see the module docstring); `now`/`settings` are for tests."""
-    now = (now or datetime.now(UTC)).astimezone(UTC)
-    settings = settings or LiveSettings.from_env()
+    """Run one tick of the live sensor (see the module docstring) with the given settings and clock."""
+    now = now.astimezone(UTC)
     if settings.note:
         context.log.warning(settings.note)
     cursor = parse_cursor(context.cursor)
@@ -190,7 +189,11 @@ def evaluate(
     ),
 )
 def live_games_sensor(
-    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+    context: dg.SensorEvaluationContext,
+    warehouse: WarehouseResource,
+    kalshi: KalshiApiResource,
+    live: LiveResource,
 ) -> dg.SensorResult:
     """Request live refreshes, markets refreshes and final reconciles of the stored games."""
-    return evaluate(context, warehouse)
+    settings = live.settings(has_credentials=kalshi.has_credentials)
+    return evaluate(context, warehouse, settings, datetime.now(UTC))

@@ -7,22 +7,29 @@ and replacing closed minutes with REST candles as it goes (see `runner.py`).
 """
 
 import asyncio
-import os
 import time
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
+from kalshi_pipeline.defs.stream.assets import (
+    STREAM_CANDLES_KEY,
+    STREAM_EVENTS_KEY,
+    TICKS_KEY,
+    TRADES_KEY,
+)
 from kalshi_pipeline.defs.stream.runner import (
     DEFAULT_CHANNELS,
     StreamRunner,
     StreamSettings,
+    StreamSummary,
     quantiles,
 )
-from kalshi_pipeline.kalshi.ws import CHANNELS, KalshiWebSocket, derive_ws_url, validate_ws_url
+from kalshi_pipeline.kalshi.ws import CHANNELS, KalshiWebSocket
 
 STREAM_JOB_NAME = "kalshi_stream_job"
 STREAM_OP_NAME = "stream_live_games"
@@ -54,6 +61,11 @@ class StreamConfig(dg.Config):
     )
     settle_poll_s: float = Field(
         default=30.0, description="How often market statuses are polled over REST."
+    )
+    progress_every_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often the run reports what it wrote (materializations of the stream tables).",
     )
 
 
@@ -96,6 +108,7 @@ def stream_live_games(
         reconcile_every_s=config.reconcile_every_s,
         settle_poll_s=config.settle_poll_s,
         max_seconds=config.max_seconds,
+        progress_every_s=config.progress_every_s,
     )
     checked = {"at": 0.0, "stop": False}
 
@@ -112,12 +125,8 @@ def stream_live_games(
             )
         return bool(checked["stop"])
 
-    def ws_factory(**kwargs: object) -> KalshiWebSocket:
-        return KalshiWebSocket.from_config(
-            client_config,
-            url=ws_url(client_config.base_url),
-            **kwargs,  # type: ignore[arg-type]
-        )
+    def ws_factory(**kwargs: Any) -> KalshiWebSocket:
+        return KalshiWebSocket.from_config(client_config, **kwargs)
 
     with warehouse.open() as wh:
         runner = StreamRunner(
@@ -130,11 +139,13 @@ def stream_live_games(
             run_id=context.run_id,
             logger=context.log,
             should_stop=should_stop,
+            on_progress=lambda summary: report_progress(context, config.game_date, summary),
         )
         context.log.info(
-            f"streaming {len(tickers)} games of {config.game_date} from {ws_url(client_config.base_url)}"
+            f"streaming {len(tickers)} games of {config.game_date} from {client_config.websocket_url()}"
         )
         summary = asyncio.run(runner.run())
+    report_progress(context, config.game_date, summary)
     latency = quantiles(summary.latency_ms)
     context.log.info(
         f"stream ended ({summary.stop_reason}): {summary.messages} messages, {summary.candles_written} "
@@ -173,10 +184,39 @@ def stream_live_games(
     )
 
 
-def ws_url(base_url: str) -> str:
-    """The WebSocket URL a stream uses: `KALSHI_WS_URL`, else the one derived from the REST base URL."""
-    explicit = os.environ.get("KALSHI_WS_URL", "").strip()
-    return validate_ws_url(explicit) if explicit else derive_ws_url(base_url)
+def report_progress(context: dg.OpExecutionContext, game_date: str, summary: StreamSummary) -> None:
+    """Log a materialization of each stream table for the date: rows so far and the newest minute."""
+    newest = (
+        time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(summary.newest_candle_ts))
+        if summary.newest_candle_ts is not None
+        else "none yet"
+    )
+    common: dict[str, dg.RawMetadataValue] = {
+        "newest_minute": newest,
+        "stream_seconds": dg.MetadataValue.float(round(time.monotonic() - summary.started, 1)),
+        "reconnects": max(summary.events.get("connect", 0) - 1, 0),
+        "gaps": summary.events.get("gap", 0),
+    }
+    rows = {
+        TICKS_KEY: {"ticks": summary.ticks},
+        TRADES_KEY: {"trades": summary.trades},
+        STREAM_EVENTS_KEY: {"stream_events": dg.MetadataValue.json(summary.events)},
+        STREAM_CANDLES_KEY: {
+            "candle_writes": summary.candles_written,
+            "reconciled_minutes": summary.reconciled_minutes,
+            "mismatched_minutes": summary.mismatched_minutes,
+        },
+    }
+    for key, metadata in rows.items():
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=key, partition=game_date, metadata={**metadata, **common}
+            )
+        )
+    context.log.info(
+        f"stream of {game_date}: {summary.messages} messages, {summary.ticks} ticks, {summary.trades} "
+        f"trades, {summary.candles_written} candle writes, newest minute {newest}"
+    )
 
 
 @dg.job(

@@ -38,9 +38,9 @@ from kalshi_pipeline.defs.candlesticks.validation import (
     to_table,
     validate_candles,
 )
+from kalshi_pipeline.kalshi.candles import Candlestick
 from kalshi_pipeline.kalshi.client import KalshiClient
 from kalshi_pipeline.kalshi.live_candles import CandleKey, LiveCandle, LiveCandleBuilder
-from kalshi_pipeline.kalshi.models import Candlestick
 from kalshi_pipeline.kalshi.ws import (
     KalshiWebSocket,
     LifecycleMessage,
@@ -74,6 +74,7 @@ class StreamSettings:
     keep_minutes: int = 15
     write_ticks: bool = True
     max_buffered_rows: int = 50_000
+    progress_every_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ class StreamSummary:
     latency_ms: list[float] = field(default_factory=list)
     stop_reason: str = ""
     seconds: float = 0.0
+    newest_candle_ts: int | None = None
+    started: float = field(default_factory=time.monotonic)
 
 
 def candle_row(candle: LiveCandle, info: MarketInfo) -> dict[str, Any]:
@@ -184,7 +187,18 @@ def trade_row(msg: TradeMessage) -> dict[str, Any]:
 
 def same_values(live: LiveCandle, rest: Candlestick) -> bool:
     """Whether a stream-built candle equals the REST candle in every price and count field."""
-    return all(getattr(live, name) == getattr(rest, name) for name in _VALUE_FIELDS)
+    return not differing_fields(live, rest)
+
+
+def differing_fields(live: LiveCandle, rest: Candlestick | None) -> str:
+    """The fields where a stream-built candle and the REST candle differ, as `name ws->rest` (one line)."""
+    if rest is None:
+        return "REST has no candle for this minute"
+    return ", ".join(
+        f"{name} {getattr(live, name)}->{getattr(rest, name)}"
+        for name in _VALUE_FIELDS
+        if getattr(live, name) != getattr(rest, name)
+    )
 
 
 def write_rest_candles(
@@ -253,6 +267,7 @@ class StreamRunner:
         run_id: str = "",
         logger: Any = None,
         should_stop: Callable[[], bool] = lambda: False,
+        on_progress: Callable[[StreamSummary], None] = lambda summary: None,
     ) -> None:
         """Prepare a run; nothing connects until `run()`."""
         self.client_factory = client_factory
@@ -264,6 +279,7 @@ class StreamRunner:
         self.run_id = run_id
         self.log = logger or log
         self.should_stop = should_stop
+        self.on_progress = on_progress
         self.summary = StreamSummary()
         self.builder = LiveCandleBuilder()
         self.writer = StreamWriter(
@@ -314,7 +330,7 @@ class StreamRunner:
                 queue_size=s.queue_size, heartbeat_timeout=s.heartbeat_timeout_s
             )
             await ws.subscribe(s.channels, tickers)
-            last_reconcile = last_poll = time.monotonic()
+            last_reconcile = last_poll = last_progress = time.monotonic()
             try:
                 async with ws:
                     while True:
@@ -354,6 +370,9 @@ class StreamRunner:
                         if now - last_poll >= s.settle_poll_s:
                             last_poll = now
                             await self._poll_settled(client)
+                        if now - last_progress >= s.progress_every_s:
+                            last_progress = now
+                            self.on_progress(self.summary)
             finally:
                 await self._flush()
                 self._stopped_at_s = time.time()
@@ -399,6 +418,8 @@ class StreamRunner:
             if candle is not None and key[0] in self.infos:
                 self.writer.add_candle(candle_row(candle, self.infos[key[0]]))
                 self._touched.add(key)
+                newest = self.summary.newest_candle_ts
+                self.summary.newest_candle_ts = key[1] if newest is None else max(newest, key[1])
         self._unreconciled |= {k for k in keys if k[0] in self.infos}
 
     async def _flush(self) -> bool:
@@ -447,7 +468,11 @@ class StreamRunner:
             self.summary.compared_minutes += 1
             if rest_candle is None or not same_values(live, rest_candle):
                 self.summary.mismatched_minutes += 1
-                self.log.warning(f"stream candle {key} differs from REST: {live} vs {rest_candle}")
+                minute = time.strftime("%H:%MZ", time.gmtime(key[1]))
+                self.log.warning(
+                    f"stream candle {key[0]} {minute} differs from REST: "
+                    f"{differing_fields(live, rest_candle)}"
+                )
         await self._flush()
         try:
             _, rejected = await asyncio.to_thread(

@@ -123,7 +123,9 @@ def _naive(base_url: str, start: str, end: str, budget_dir: str) -> dict[str, An
 
     async def run() -> dict[str, Any]:
         bucket = tier_bucket(TIER)
-        limiter = shared_rate_budget(base_url, bucket.rate_per_s, bucket.capacity)
+        limiter = shared_rate_budget(
+            base_url, bucket.rate_per_s, bucket.capacity, directory=budget_dir
+        )
         config = KalshiConfig(base_url=base_url, rate_limit_tier=TIER)
         async with KalshiClient(config, limiter=limiter) as client:
             t0 = time.perf_counter()

@@ -3,7 +3,7 @@
 ```python
 from kalshi_pipeline.warehouse import open_warehouse
 
-wh = open_warehouse()          # argument, else KALSHI_WAREHOUSE_URL, else duckdb:///data/kalshi.duckdb
+wh = open_warehouse(url)       # postgresql://... or duckdb:///path (default duckdb:///data/kalshi.duckdb)
 wh.ensure_schema()             # idempotent; also done lazily on first transaction / domain query
 with wh.transaction() as tx:   # one transaction; an exception rolls everything back
     tx.upsert("candlesticks", df)
@@ -65,13 +65,12 @@ __all__ = [
 def open_warehouse(
     url: str | None = None,
     *,
-    lock_timeout: float | None = None,
+    lock_timeout: float = 30.0,
     connect_timeout: float = 10.0,
 ) -> Warehouse:
-    """Open the warehouse at `url` (`postgresql://...` or `duckdb:///path`; None -> env -> embedded default).
+    """Open the warehouse at `url` (`postgresql://...` or `duckdb:///path`; None: the embedded default).
 
-    `lock_timeout` bounds how long a DuckDB open waits for another process's lock (default 30 s or
-    `KALSHI_DUCKDB_LOCK_TIMEOUT`); `connect_timeout` bounds a PostgreSQL connection attempt. Nothing connects
+    `lock_timeout` bounds how long a DuckDB open waits for another process's lock (default 30 s); `connect_timeout` bounds a PostgreSQL connection attempt. Nothing connects
     until the first operation. Raises `WarehouseConfigError` for an unsupported URL.
     """
     parsed = resolve_url(url)

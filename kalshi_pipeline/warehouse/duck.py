@@ -3,7 +3,7 @@
 A DuckDB file admits one read-write process at a time (or several read-only ones). Dagster runs, the daemon's
 sensors and `dagster dev` are separate processes, so every operation attaches the file only for that
 operation and detaches it afterwards, retrying the attach with bounded exponential backoff while another
-process holds the file (`lock_timeout`, default 30 s, env `KALSHI_DUCKDB_LOCK_TIMEOUT`); reads attach
+process holds the file (`lock_timeout`, default 30 s; the `warehouse` resource sets it from `KALSHI_DUCKDB_LOCK_TIMEOUT`); reads attach
 read-only. Files are attached (each under its own `kalshi_wh<n>` alias, made the cursor's default catalog)
 to one in-memory DuckDB instance kept per process: creating an instance costs ~20 ms, the attach ~2 ms.
 Opening the file directly would name its catalog after the file stem, and `data/kalshi.duckdb` would make
@@ -47,7 +47,6 @@ from kalshi_pipeline.warehouse.frames import PreparedFrame, map_distinct
 from kalshi_pipeline.warehouse.schema import sql_type
 from kalshi_pipeline.warehouse.urls import WarehouseUrl
 
-LOCK_TIMEOUT_ENV = "KALSHI_DUCKDB_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 30.0
 
 _PLACEHOLDER = re.compile(r"%%|%s|%\((\w+)\)s")
@@ -263,16 +262,8 @@ class DuckDBWarehouse(Warehouse):
 
     dialect = "duckdb"
 
-    def __init__(self, url: WarehouseUrl, lock_timeout: float | None = None) -> None:
+    def __init__(self, url: WarehouseUrl, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
         super().__init__(url)
-        if lock_timeout is None:
-            raw = os.environ.get(LOCK_TIMEOUT_ENV)
-            try:
-                lock_timeout = float(raw) if raw else DEFAULT_LOCK_TIMEOUT
-            except ValueError:
-                raise WarehouseConfigError(
-                    f"{LOCK_TIMEOUT_ENV}={raw!r} is not a number of seconds"
-                ) from None
         self.lock_timeout = max(0.0, lock_timeout)
         self._memory: duckdb.DuckDBPyConnection | None = None
         path = url.duckdb_path or ""
@@ -373,7 +364,7 @@ class DuckDBWarehouse(Warehouse):
                     raise WarehouseLocked(
                         f"DuckDB warehouse {self.redacted_url} stayed locked by another process for "
                         f"{self.lock_timeout:g}s ({first_line(exc)}) -- stop the other writer, raise "
-                        f"{LOCK_TIMEOUT_ENV}, or use PostgreSQL for concurrent runs"
+                        "KALSHI_DUCKDB_LOCK_TIMEOUT, or use PostgreSQL for concurrent runs"
                     ) from exc
                 time.sleep(min(delay, remaining))
                 delay = min(delay * 2, 1.0)

@@ -312,9 +312,8 @@ class FileRateBudget(_ReservingBudget):
 
 
 def default_budget_dir() -> Path:
-    """Return the directory of file budgets: KALSHI_RATE_BUDGET_DIR, else DAGSTER_HOME, else the temp dir."""
-    explicit = os.environ.get("KALSHI_RATE_BUDGET_DIR") or os.environ.get("DAGSTER_HOME")
-    return Path(explicit) if explicit else Path(tempfile.gettempdir())
+    """Return the directory of file budgets when none is configured: the temp dir."""
+    return Path(tempfile.gettempdir())
 
 
 def budget_name(base_url: str, bucket: str = "read") -> str:
@@ -347,21 +346,13 @@ _process_budgets: dict[tuple[str, str, float, float], RateBudget] = {}
 _process_lock = threading.Lock()
 
 
-def budget_url_from_env() -> str | None:
-    """Return where budgets live: KALSHI_RATE_BUDGET_URL, else a Postgres KALSHI_WAREHOUSE_URL, else None."""
-    explicit = os.environ.get("KALSHI_RATE_BUDGET_URL")
-    if explicit:
-        return explicit
-    warehouse = os.environ.get("KALSHI_WAREHOUSE_URL", "")
-    return warehouse if warehouse.startswith(("postgresql://", "postgres://")) else None
-
-
 def shared_rate_budget(
     base_url: str,
     rate_per_s: float,
     capacity: float,
     *,
-    url: str | None = None,
+    url: str = "",
+    directory: str | os.PathLike[str] | None = None,
     burst_fraction: float = BURST_FRACTION,
 ) -> RateBudget:
     """Return this process's handle on the cross-process budget of the exchange at `base_url`.
@@ -371,20 +362,26 @@ def shared_rate_budget(
     (the client's connection semaphore, the event loop, the network), and such delays can bunch requests
     that were granted apart; the capacity held back absorbs up to `(1 - burst_fraction) * capacity /
     rate_per_s` seconds of bunching (1 s at every Kalshi tier) without a 429, at the cost of a smaller
-    first burst. `url` defaults to `budget_url_from_env()`; one handle (and one database connection) per
+    first burst. The budget lives in Postgres when `url` is a postgresql:// URL, else in a locked file in
+    `directory` (default: the temp dir); one handle (and one database connection) per
     process and bucket is reused by every client.
     """
     if not 0 < burst_fraction <= 1:
         raise ValueError(f"burst_fraction must be in (0, 1], got {burst_fraction}")
     capacity = max(capacity * burst_fraction, min(capacity, 1.0))
-    store = url if url is not None else (budget_url_from_env() or "")
+    store = url if url.startswith(("postgresql://", "postgres://")) else ""
+    folder = Path(directory) if directory is not None else default_budget_dir()
     name = budget_name(base_url)
-    key = (store or str(default_budget_dir()), name, float(rate_per_s), float(capacity))
+    key = (store or str(folder), name, float(rate_per_s), float(capacity))
     with _process_lock:
         budget = _process_budgets.get(key)
         if budget is None:
             budget = open_rate_budget(
-                name=name, rate_per_s=rate_per_s, capacity=capacity, url=store or None
+                name=name,
+                rate_per_s=rate_per_s,
+                capacity=capacity,
+                url=store or None,
+                directory=folder,
             )
             _process_budgets[key] = budget
         return budget

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,10 +54,9 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def resolve_url(url: str | None = None) -> WarehouseUrl:
-    """Pick the URL (argument, then `KALSHI_WAREHOUSE_URL`, then the embedded default) and validate it."""
-    chosen = url if url is not None else os.environ.get(ENV_VAR) or DEFAULT_URL
-    chosen = chosen.strip()
+def resolve_url(url: str | None = None, *, source: str = "the argument") -> WarehouseUrl:
+    """Validate a warehouse URL (None: the embedded default); errors name `source`, e.g. a variable."""
+    chosen = (url if url is not None else DEFAULT_URL).strip()
     lowered = chosen.lower()
     if lowered.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         if lowered.startswith("postgresql+psycopg://"):
@@ -79,6 +77,6 @@ def resolve_url(url: str | None = None) -> WarehouseUrl:
             path = str(Path(path).expanduser())
         return WarehouseUrl("duckdb", chosen, chosen, duckdb_path=path)
     raise WarehouseConfigError(
-        f"Unsupported warehouse URL {redact_url(chosen)!r} (from "
-        f"{'the argument' if url is not None else ENV_VAR}); accepted forms: {ACCEPTED_FORMS}"
+        f"Unsupported warehouse URL {redact_url(chosen)!r} (from {source}); accepted forms: "
+        f"{ACCEPTED_FORMS}"
     )

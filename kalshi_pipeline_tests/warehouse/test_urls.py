@@ -41,11 +41,11 @@ def test_password_never_appears_in_redacted_forms() -> None:
     assert redact_url("postgresql://kalshi@db/kalshi") == "postgresql://kalshi@db/kalshi"
 
 
-def test_resolution_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(ENV_VAR, raising=False)
+def test_resolution_never_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # KALSHI_WAREHOUSE_URL reaches the warehouse through the `warehouse` resource (defs/settings.py).
+    monkeypatch.setenv(ENV_VAR, "duckdb:////abs/path/wh.duckdb")
     assert resolve_url().raw == DEFAULT_URL
     assert resolve_url().duckdb_path == "data/kalshi.duckdb"
-    monkeypatch.setenv(ENV_VAR, "duckdb:////abs/path/wh.duckdb")
-    assert resolve_url().duckdb_path == "/abs/path/wh.duckdb"
+    assert resolve_url("duckdb:////abs/path/wh.duckdb").duckdb_path == "/abs/path/wh.duckdb"
     assert resolve_url("duckdb:///:memory:").in_memory
     assert resolve_url("postgres://u@h/db").dialect == "postgres"

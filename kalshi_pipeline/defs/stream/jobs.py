@@ -37,6 +37,7 @@ STREAM_DATE_TAG = "kalshi/stream_game_date"
 STREAM_EVENTS_TAG = "kalshi/stream_events"
 _CANCEL_POLL_S = 5.0
 MAX_RUNTIME_S = 12 * 3600
+_STOPPING = (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
 
 
 class StreamConfig(dg.Config):
@@ -119,10 +120,7 @@ def stream_live_games(
         if now - checked["at"] >= _CANCEL_POLL_S:
             checked["at"] = now
             run = context.instance.get_run_by_id(context.run_id)
-            checked["stop"] = run is not None and run.status in (
-                dg.DagsterRunStatus.CANCELING,
-                dg.DagsterRunStatus.CANCELED,
-            )
+            checked["stop"] = run is not None and run.status in _STOPPING
         return bool(checked["stop"])
 
     def ws_factory(**kwargs: Any) -> KalshiWebSocket:
@@ -144,7 +142,19 @@ def stream_live_games(
         context.log.info(
             f"streaming {len(tickers)} games of {config.game_date} from {client_config.websocket_url()}"
         )
-        summary = asyncio.run(runner.run())
+        try:
+            summary = asyncio.run(runner.run())
+        except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
+            # SIGTERM/SIGINT to the run worker (an operator stopping `make dev`, a pod being replaced) is a
+            # stop, not a failure: marking the run CANCELING makes Dagster end it as CANCELED. The
+            # runner has flushed what it had read on its way out.
+            run = context.instance.get_run_by_id(context.run_id)
+            if run is not None and run.status not in _STOPPING:
+                context.instance.report_run_canceling(
+                    run, message="Stream stopped by a signal to its process (an operator's stop)."
+                )
+            report_progress(context, config.game_date, runner.summary)
+            raise
     report_progress(context, config.game_date, summary)
     latency = quantiles(summary.latency_ms)
     context.log.info(

@@ -19,12 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
-from kalshi_pipeline.defs.stream import (
-    STREAM_JOB_NAME,
-    stream_job,
-    stream_run_request,
-    stream_vs_rest,
-)
+from kalshi_pipeline.defs.stream.checks import stream_vs_rest
+from kalshi_pipeline.defs.stream.jobs import STREAM_JOB_NAME, stream_job, stream_run_request
 from kalshi_pipeline.warehouse import open_warehouse
 from kalshi_pipeline.warehouse.stream import StreamWriter
 
@@ -206,7 +202,7 @@ _STREAM_CHILD = """
 import os
 import dagster as dg
 from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
-from kalshi_pipeline.defs.stream import stream_job
+from kalshi_pipeline.defs.stream.jobs import stream_job
 
 resources = {
     "kalshi": KalshiApiResource(
@@ -229,7 +225,7 @@ with dg.DagsterInstance.get() as instance:
 def test_stream_run_ends_on_sigterm_and_leaves_no_process(
     start_simulator: Any, fresh_pg_url: str, tmp_path: Any
 ) -> None:
-    """A stream run (no end of its own) stops on SIGTERM, is marked failed and leaves no child behind."""
+    """A stream run (no end of its own) stops on SIGTERM, ends CANCELED (an operator's stop) and leaves no child behind."""
     sim = start_simulator(auth_keys={"key-1": PEM})
     games = [g for g in sim.app.state.world.games if g.injected]
     game_date = games[0].game_date.isoformat()
@@ -272,7 +268,7 @@ def test_stream_run_ends_on_sigterm_and_leaves_no_process(
         assert left == [], f"processes of the stream run still alive after SIGTERM: {left}"
         with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
             runs = instance.get_runs()
-            assert [r.status for r in runs] == [dg.DagsterRunStatus.FAILURE]
+            assert [r.status for r in runs] == [dg.DagsterRunStatus.CANCELED]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

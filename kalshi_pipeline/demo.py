@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import sys
 import time
@@ -149,16 +148,18 @@ def run(args: argparse.Namespace) -> int:
     from kalshi_pipeline.defs.candlesticks.assets import candlesticks, candlesticks_raw
     from kalshi_pipeline.defs.markets.assets import markets
     from kalshi_pipeline.defs.resources import (
-        DEFAULT_WAREHOUSE_URL,
         KalshiApiResource,
         WarehouseResource,
+        resources_from_env,
     )
+    from kalshi_pipeline.defs.settings import resolved_text
     from kalshi_pipeline.simulator import SimulatorConfig, serve_in_thread
     from kalshi_pipeline.warehouse import open_warehouse
 
-    warehouse_url = (
-        args.warehouse_url or os.environ.get("KALSHI_WAREHOUSE_URL") or DEFAULT_WAREHOUSE_URL
-    )
+    # The demo runs against its own exchange; of the settings only the warehouse (and its lock timeout)
+    # applies, read the same way as by the code location.
+    configured: WarehouseResource = resources_from_env()["warehouse"]
+    warehouse_url = args.warehouse_url or resolved_text(configured.url)
     home = Path(args.dagster_home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
@@ -186,7 +187,9 @@ def run(args: argparse.Namespace) -> int:
             return 1
         resources = {
             "kalshi": KalshiApiResource(base_url=sim.base_url, rate_limit_tier=args.rate_limit),
-            "warehouse": WarehouseResource(url=warehouse_url),
+            "warehouse": WarehouseResource(
+                url=warehouse_url, duckdb_lock_timeout_s=configured.duckdb_lock_timeout_s
+            ),
         }
         instance = dg.DagsterInstance.from_config(str(home))
         for day in dates:

@@ -12,10 +12,10 @@ This package never imports `kalshi_pipeline.kalshi`: the wire format is written 
 
 from kalshi_pipeline.simulator.app import SimulatorApp, build_app
 from kalshi_pipeline.simulator.config import RATE_LIMIT_TIERS, SimulatorConfig
-from kalshi_pipeline.simulator.market_model import (
-    GamePath,
+from kalshi_pipeline.simulator.market_model.game_path import GamePath
+from kalshi_pipeline.simulator.market_model.path import (
+    BookLadder,
     MarketPath,
-    OrderBook,
     QuoteChange,
     TradePrint,
 )
@@ -24,10 +24,10 @@ from kalshi_pipeline.simulator.world import Game, World
 
 __all__ = [
     "RATE_LIMIT_TIERS",
+    "BookLadder",
     "Game",
     "GamePath",
     "MarketPath",
-    "OrderBook",
     "QuoteChange",
     "RunningSimulator",
     "SimulatorApp",

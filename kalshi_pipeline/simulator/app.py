@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -34,7 +33,13 @@ from kalshi_pipeline.simulator import payloads
 from kalshi_pipeline.simulator.auth import AuthError, KeyRing
 from kalshi_pipeline.simulator.config import SimulatorConfig
 from kalshi_pipeline.simulator.faults import FaultPlan, parse_faults
-from kalshi_pipeline.simulator.market_model import EMPTY_CANDLES, CandleArrays
+from kalshi_pipeline.simulator.market_model.candles import (
+    EMPTY_CANDLES,
+    CandleArrays,
+    carry_candle,
+    concat,
+)
+from kalshi_pipeline.simulator.market_model.candles import candles as path_candles
 from kalshi_pipeline.simulator.ratelimit import REQUEST_COST, GatewayStats, TokenBuckets
 from kalshi_pipeline.simulator.world import Game, World
 from kalshi_pipeline.simulator.ws import websocket_routes
@@ -706,14 +711,14 @@ class RestApi:
         if now_ms < game.open_s * 1000:
             return EMPTY_CANDLES  # nothing happened yet; do not generate the path
         path = self.world.market_path(ticker)
-        arrays = path.candles(period, start, end, now_ms)
+        arrays = path_candles(path, period, start, end, now_ms)
         if latest_before:
             first_end = -(-start // (period * 60)) * period * 60
             has_first = len(arrays) and int(arrays.end_ts[0]) == first_end
             prior = path.last_activity_before((first_end - period * 60) * 1000)
             if not has_first and prior is not None and first_end <= end:
-                carry = path.carry_candle(period, first_end)
-                arrays = _concat(carry, arrays)
+                carry = carry_candle(path, period, first_end)
+                arrays = concat(carry, arrays)
         return arrays
 
     def _market_candles(
@@ -944,12 +949,3 @@ def _periods_in(start: int, end: int, period_minutes: int) -> int:
     """How many period ends lie in `[start, end]`."""
     step = period_minutes * 60
     return max(0, end // step - -(-start // step) + 1)
-
-
-def _concat(a: CandleArrays, b: CandleArrays) -> CandleArrays:
-    return CandleArrays(
-        **{
-            name: np.concatenate([getattr(a, name), getattr(b, name)])
-            for name in a.__dataclass_fields__
-        }
-    )

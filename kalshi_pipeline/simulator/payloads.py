@@ -10,14 +10,9 @@ import functools
 from datetime import UTC, datetime
 from typing import Any
 
-from kalshi_pipeline.simulator.market_model import (
-    PIPS,
-    PRICE_RANGES,
-    CandleArrays,
-    MarketPath,
-    OrderBook,
-    TradePrint,
-)
+from kalshi_pipeline.simulator.market_model.candles import CandleArrays
+from kalshi_pipeline.simulator.market_model.path import BookLadder, MarketPath, TradePrint
+from kalshi_pipeline.simulator.market_model.prices import PIPS, PRICE_RANGES
 from kalshi_pipeline.simulator.sports import SeriesSpec
 from kalshi_pipeline.simulator.world import SETTLEMENT_TIMER_S, Game, World, team_target_id
 
@@ -340,6 +335,6 @@ def ladder(levels: tuple[tuple[int, int], ...]) -> list[list[str]]:
     return [[dollars(p), count_fp(c)] for p, c in levels]
 
 
-def orderbook(book: OrderBook) -> dict[str, Any]:
+def orderbook(book: BookLadder) -> dict[str, Any]:
     """The `orderbook_fp` object: YES and NO bid ladders, ascending, `[price_dollars, count_fp]` pairs."""
     return {"yes_dollars": ladder(book.yes), "no_dollars": ladder(book.no)}

@@ -23,16 +23,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from kalshi_pipeline.simulator.config import SimulatorConfig
-from kalshi_pipeline.simulator.market_model import (
-    EMPTY_ASK,
-    EMPTY_BID,
-    GamePath,
-    MarketPath,
-    MarketState,
-    MarketSummary,
-    OrderBook,
-    market_summary,
-)
+from kalshi_pipeline.simulator.market_model.flow import MarketSummary, market_summary
+from kalshi_pipeline.simulator.market_model.game_path import GamePath
+from kalshi_pipeline.simulator.market_model.path import BookLadder, MarketPath, MarketState
+from kalshi_pipeline.simulator.market_model.prices import EMPTY_ASK, EMPTY_BID
 from kalshi_pipeline.simulator.sports import SERIES, SeriesSpec, Team
 
 ET = ZoneInfo("America/New_York")
@@ -258,10 +252,10 @@ class World:
             previous_price=summary.last_price,
         )
 
-    def book_at(self, ticker: str, now_ms: int, depth: int = 0) -> OrderBook:
+    def book_at(self, ticker: str, now_ms: int, depth: int = 0) -> BookLadder:
         """A market's order book at `now_ms` (empty before it opens, without generating its path)."""
         if now_ms < self.by_market[ticker].open_s * 1000:
-            return OrderBook((), ())
+            return BookLadder((), ())
         return self.market_path(ticker).book_at(now_ms, depth)
 
     # -- schedule -------------------------------------------------------------------------------------

@@ -60,13 +60,13 @@ from kalshi_pipeline.simulator.auth import (
     KeyRing,
 )
 from kalshi_pipeline.simulator.config import SimulatorConfig
-from kalshi_pipeline.simulator.market_model import (
-    PIPS,
+from kalshi_pipeline.simulator.market_model.path import (
+    BookLadder,
     MarketPath,
-    OrderBook,
     QuoteChange,
     TradePrint,
 )
+from kalshi_pipeline.simulator.market_model.prices import PIPS
 from kalshi_pipeline.simulator.payloads import count_fp, dollars, ladder, rfc3339_ms, trade_fields
 from kalshi_pipeline.simulator.world import Game, World
 
@@ -317,7 +317,7 @@ class _Session:
         self.subs: dict[int, _Subscription] = {}
         self.next_sid = 1
         self.cursor_ms = self.world.now_ms()
-        self.books: dict[str, OrderBook] = {}
+        self.books: dict[str, BookLadder] = {}
         self.commands: asyncio.Queue[str | None] = asyncio.Queue()
         self.market_messages = 0
         self.stalled = False
@@ -428,7 +428,7 @@ class _Session:
         }
 
     @staticmethod
-    def snapshot_msg(ticker: str, book: OrderBook) -> dict[str, Any]:
+    def snapshot_msg(ticker: str, book: BookLadder) -> dict[str, Any]:
         msg: dict[str, Any] = {"market_ticker": ticker, "market_id": _market_id(ticker)}
         # Kalshi omits an empty side entirely.
         if book.yes:
@@ -668,7 +668,7 @@ class _Session:
                 await self.send_market(sub, "ticker", self.ticker_msg(path, ev.ts_ms))
 
     async def send_deltas(self, sub: _Subscription, ticker: str, ts_ms: int) -> None:
-        old = self.books.get(ticker, OrderBook((), ()))
+        old = self.books.get(ticker, BookLadder((), ()))
         new = self.world.book_at(ticker, ts_ms)
         self.books[ticker] = new
         for side, before, after in (("yes", old.yes, new.yes), ("no", old.no, new.no)):

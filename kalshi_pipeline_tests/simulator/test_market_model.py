@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from kalshi_pipeline.simulator.config import SimulatorConfig
-from kalshi_pipeline.simulator.market_model import GamePath, QuoteChange, TradePrint
+from kalshi_pipeline.simulator.market_model.candles import candles
+from kalshi_pipeline.simulator.market_model.game_path import GamePath
+from kalshi_pipeline.simulator.market_model.path import QuoteChange, TradePrint
 from kalshi_pipeline.simulator.world import World
 
 NOW = datetime(2026, 2, 10, 12, tzinfo=UTC)
@@ -106,9 +108,9 @@ def test_candles_count_every_trade(finished: GamePath) -> None:
     market = finished.home
     game = finished.game
     now_ms = int(NOW.timestamp() * 1000)
-    minutes = market.candles(1, game.open_s, game.settled_s + 60, now_ms)
+    minutes = candles(market, 1, game.open_s, game.settled_s + 60, now_ms)
     assert int(minutes.volume.sum()) == int(market.cum_volume[-1])
-    partial = market.candles(1, game.open_s, game.settled_s + 60, game.tip_s * 1000 + 90_000)
+    partial = candles(market, 1, game.open_s, game.settled_s + 60, game.tip_s * 1000 + 90_000)
     assert partial.end_ts[-1] <= game.tip_s + 120
     assert int(partial.volume.sum()) == int(
         np.sum(market.trade_count[market.trade_t <= game.tip_s * 1000 + 90_000])

@@ -1,0 +1,119 @@
+"""Trade flow: the trades of one market apart from their prices, and a finished market's final numbers.
+
+The flow comes from a per-market random stream independent of the quotes, and every market ends with a
+closing print at the final buzzer against a quote at the result's price. So a finished market's summary
+(last price, volume, open interest) is exact without generating its path, which keeps listing pages of
+finished markets cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kalshi_pipeline.simulator.market_model.draws import seed_words, sizes, unique_times
+from kalshi_pipeline.simulator.market_model.prices import PIPS, quote_prices
+
+if TYPE_CHECKING:
+    from kalshi_pipeline.simulator.world import Game
+
+
+def first_quote_ms(game: Game, seed: int) -> int:
+    """When a game's markets post their first quotes: a few seconds after they open."""
+    return game.open_s * 1000 + 1_000 + seed_words(seed, game.event_ticker, "first")[0] % 19_000
+
+
+def activity_segments(game: Game, first_ms: int) -> list[tuple[int, int, float, float]]:
+    """Activity segments as (start_ms, stop_ms, mean quote gap ms, mean trade gap ms)."""
+    tip_ms, end_ms = game.tip_s * 1000, game.end_s * 1000
+    hour = 3_600_000
+    raw = [
+        (first_ms, tip_ms - 6 * hour, 15 * 60_000.0, 25 * 60_000.0),
+        (tip_ms - 6 * hour, tip_ms - hour, 3 * 60_000.0, 6 * 60_000.0),
+        (tip_ms - hour, tip_ms, 45_000.0, 90_000.0),
+        (tip_ms, end_ms, 4_000.0, 7_000.0),
+    ]
+    return [(max(start, first_ms + 1), stop, q, t) for start, stop, q, t in raw]
+
+
+@dataclass(frozen=True, slots=True)
+class TradeFlow:
+    """The trades of one market apart from their prices, drawn from a stream of their own.
+
+    The flow does not depend on the quote path, so a finished market's totals (volume, open
+    interest, closing print) can be computed without generating quotes. Every market ends with a
+    closing print at the final buzzer, against the last quote, whose fair value is the result.
+    """
+
+    segment_counts: tuple[int, ...]
+    count: np.ndarray
+    taker_yes: np.ndarray
+    direction: np.ndarray
+    closing_half: int
+    times: np.ndarray
+
+    @staticmethod
+    def draw(
+        game: Game,
+        ticker: str,
+        seed: int,
+        segments: list[tuple[int, int, float, float]],
+        with_times: bool,
+    ) -> TradeFlow:
+        """Draw the flow (trade times only when `with_times`; the totals never need them)."""
+        rng = np.random.default_rng(seed_words(seed, game.event_ticker, ticker, "flow"))
+        spans = [max(stop - start, 0) for start, stop, _, _ in segments]
+        lams = [span / gap for span, (_, _, _, gap) in zip(spans, segments, strict=True)]
+        drawn = rng.poisson(lams)
+        counts = tuple(int(min(k, span)) for k, span in zip(drawn, spans, strict=True))
+        m = sum(counts) + 1  # plus the closing print
+        count = sizes(rng, m, 12.0, 1.2)
+        uniform = rng.random(2 * m)
+        taker_yes = uniform[:m] < 0.5
+        direction = np.where(uniform[m:] < 0.56, 1, -1)
+        closing_half = int((30, 50, 100)[int(rng.integers(0, 3))])
+        times = np.empty(0, dtype=np.int64)
+        if with_times:
+            parts = [
+                unique_times(rng, start, stop, k)
+                for (start, stop, _, _), k in zip(segments, counts, strict=True)
+            ]
+            parts.append(np.array([game.end_s * 1000], dtype=np.int64))
+            times = np.concatenate(parts)
+        return TradeFlow(counts, count, taker_yes, direction, closing_half, times)
+
+    def open_interest(self) -> np.ndarray:
+        """Open interest after each trade (hundredths): a walk of opening and closing trades, >= 0."""
+        walk = np.cumsum(self.direction * self.count)
+        return (walk - np.minimum(0, np.minimum.accumulate(walk))).astype(np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSummary:
+    """A finished market's final numbers: last trade price, total volume, final open interest."""
+
+    last_price: int
+    volume: int
+    open_interest: int
+
+
+def market_summary(game: Game, ticker: str, seed: int) -> MarketSummary:
+    """The final numbers of a market, equal to its full path's but without generating the path."""
+    flow = TradeFlow.draw(
+        game, ticker, seed, activity_segments(game, first_quote_ms(game, seed)), False
+    )
+    bid, ask = _closing_quote(game.yes_wins(ticker), flow.closing_half)
+    last = ask if bool(flow.taker_yes[-1]) else bid
+    walk = np.cumsum(flow.direction * flow.count)
+    final_oi = int(walk[-1] - min(0, int(walk.min())))
+    return MarketSummary(last, int(flow.count.sum()), final_oi)
+
+
+@functools.cache
+def _closing_quote(yes_wins: bool, half: int) -> tuple[int, int]:
+    """The quote at the final buzzer (fair value 1 or 0) for a half-spread: (bid, ask) in pips."""
+    bid, ask = quote_prices(np.array([float(PIPS if yes_wins else 0)]), np.array([float(half)]))
+    return int(bid[0]), int(ask[0])

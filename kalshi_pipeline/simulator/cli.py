@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from kalshi_pipeline.simulator.config import RATE_LIMIT_TIERS, SimulatorConfig
-from kalshi_pipeline.simulator.faults import parse_faults
+from kalshi_pipeline.simulator.gateway.faults import parse_faults
 from kalshi_pipeline.simulator.ws import WsFaults
 
 

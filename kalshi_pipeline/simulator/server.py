@@ -18,6 +18,7 @@ from kalshi_pipeline.simulator.config import SimulatorConfig
 def _uvicorn_config(app: SimulatorApp, config: SimulatorConfig) -> uvicorn.Config:
     return uvicorn.Config(
         app,
+        http=app.connections.protocol_class(),
         host=config.host,
         port=config.port,
         log_level=config.log_level.lower(),

@@ -873,13 +873,3 @@ class WsHub:
     def route(self) -> WebSocketRoute:
         """The starlette route serving `/trade-api/ws/v2`."""
         return WebSocketRoute(WS_PATH, self.endpoint)
-
-
-def websocket_routes(app: Any) -> list[WebSocketRoute]:
-    """The WebSocket routes of a simulator app (`build_app` calls this hook and mounts them).
-
-    The hub is kept on `app.state.ws_hub` so tests and tools can read its counters.
-    """
-    hub = WsHub(app.state.config, app.state.world, app.state.keys)
-    app.state.ws_hub = hub
-    return [hub.route()]

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kalshi_pipeline.simulator.faults import parse_faults
+from kalshi_pipeline.simulator.gateway.faults import parse_faults
 
 
 def test_fault_script_then_normal(start_simulator: Any) -> None:

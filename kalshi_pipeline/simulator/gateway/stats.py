@@ -1,37 +1,13 @@
-"""Kalshi's read token bucket: continuous refill, 10 tokens per request, one bucket per caller."""
+"""Counts of the requests the gateway saw, and the middleware counting every request that reaches it."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from kalshi_pipeline.simulator.config import RATE_LIMIT_TIERS
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-REQUEST_COST = 10
-
-
-class TokenBuckets:
-    """One token bucket per caller (API key id, or client address for unsigned requests)."""
-
-    def __init__(self, tier: str) -> None:
-        self.enabled = tier != "off"
-        self.rate, self.capacity = RATE_LIMIT_TIERS.get(tier, (0, 0))
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, caller: str, cost: int = REQUEST_COST) -> bool:
-        """Take `cost` tokens from the caller's bucket; False (and nothing taken) if it holds too few."""
-        if not self.enabled:
-            return True
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(caller, (float(self.capacity), now))
-            tokens = min(float(self.capacity), tokens + (now - last) * self.rate)
-            if tokens < cost:
-                self._buckets[caller] = (tokens, now)
-                return False
-            self._buckets[caller] = (tokens - cost, now)
-            return True
+from kalshi_pipeline.simulator.paths import through_gateway
 
 
 class GatewayStats:
@@ -71,3 +47,17 @@ class GatewayStats:
                 if since is None or second >= since
             ]
             return {"totals": dict(self.totals), "per_second": bins}
+
+
+class CountRequests:
+    """Outermost gateway middleware: counts every request under `/trade-api/` as `requests`."""
+
+    def __init__(self, app: ASGIApp, stats: GatewayStats) -> None:
+        """Wrap `app`, counting into `stats`."""
+        self.app = app
+        self.stats = stats
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if through_gateway(scope):
+            self.stats.record("requests")
+        await self.app(scope, receive, send)

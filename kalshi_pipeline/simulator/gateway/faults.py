@@ -1,4 +1,4 @@
-"""Deterministic fault injection for the simulated exchange.
+"""Deterministic fault injection for the simulated exchange's REST API: the spec, and its middleware.
 
 SPEC is a comma-separated list of entries:
 
@@ -12,14 +12,26 @@ SPEC is a comma-separated list of entries:
 Example: `script=429;503;reset;ok,500=0.02,latency=0.1:250`. Random draws come from the simulator seed,
 so a run with the same seed and the same request order sees the same faults. Faults apply to every path
 under `/trade-api/` (including `/exchange/status`); `GET /_sim/health` is never faulted.
+
+A `reset` aborts the request's TCP transport through `kalshi_pipeline.simulator.connections` (ASGI itself
+offers no way to drop a connection without answering).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from kalshi_pipeline.simulator.connections import Connections
+from kalshi_pipeline.simulator.errors import error_response, too_many_requests
+from kalshi_pipeline.simulator.gateway.stats import GatewayStats
+from kalshi_pipeline.simulator.paths import through_gateway
 
 OUTCOMES = ("429", "500", "502", "503", "504", "reset")
 
@@ -114,3 +126,46 @@ def parse_faults(spec: str | None, seed: int = 0) -> FaultPlan:
     if sum(plan.rates.values()) > 1.0:
         raise ValueError("fault rates add up to more than 1")
     return plan
+
+
+class FaultInjection:
+    """Gateway middleware applying a `FaultPlan`: delays, error statuses and dropped connections."""
+
+    def __init__(
+        self, app: ASGIApp, plan: FaultPlan, stats: GatewayStats, connections: Connections
+    ) -> None:
+        """Wrap `app`; `connections` finds the transport a `reset` aborts, `stats` counts fault 429s."""
+        self.app = app
+        self.plan = plan
+        self.stats = stats
+        self.connections = connections
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.plan.active or not through_gateway(scope):
+            await self.app(scope, receive, send)
+            return
+        decision = self.plan.decide()
+        if decision.delay_ms:
+            await asyncio.sleep(decision.delay_ms / 1000)
+        if decision.outcome == "reset":
+            await self.connections.reset(scope)
+            return
+        if decision.outcome != "ok":
+            if decision.outcome == "429":
+                self.stats.record("fault_429")
+            await _fault_response(decision.outcome)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _fault_response(outcome: str) -> Response:
+    if outcome == "429":
+        return too_many_requests()
+    codes = {
+        "500": "internal_server_error",
+        "502": "bad_gateway",
+        "503": "service_unavailable",
+        "504": "gateway_timeout",
+    }
+    code = codes[outcome]
+    return error_response(int(outcome), code, code.replace("_", " "))

@@ -1,6 +1,7 @@
 """The simulated exchange as one Starlette app: Kalshi's gateway (middleware) in front of its REST routes.
 
-`build_app(config)` returns a `SimulatorApp`. Its typed attributes carry the `World` (`app.world`), the key
+`build_app(config)` returns a `SimulatorApp`; `kalshi_pipeline.simulator.server` serves it with uvicorn,
+its WebSocket endpoint (`app.ws_hub`) on the same port. Its typed attributes carry the `World` (`app.world`), the key
 ring (`app.keys`), the gateway counters (`app.stats`), the WebSocket hub (`app.ws_hub`) and the tracked HTTP
 connections (`app.connections`); `app.state` mirrors the first four (`world`, `keys`, `stats`, `ws_hub`)
 and the config (`config`) for code that reads a running simulator's state.
@@ -11,6 +12,9 @@ request counting, fault injection, the trailing-slash 301, signature verificatio
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -35,7 +39,7 @@ from kalshi_pipeline.simulator.rest.markets import MarketEndpoints
 from kalshi_pipeline.simulator.rest.orderbooks import OrderbookEndpoints
 from kalshi_pipeline.simulator.rest.trades import TradeEndpoints
 from kalshi_pipeline.simulator.world import World
-from kalshi_pipeline.simulator.ws import WsHub
+from kalshi_pipeline.simulator.ws.hub import WsHub
 
 
 class SimulatorApp(Starlette):
@@ -64,9 +68,10 @@ class SimulatorApp(Starlette):
         ]
         exchange = ExchangeEndpoints(self.world, self.stats, buckets, config.rate_limit)
         super().__init__(
-            routes=[*_rest_routes(Catalog(self.world), exchange), self.ws_hub.route()],
+            routes=_rest_routes(Catalog(self.world), exchange),
             middleware=gateway,
             exception_handlers={ApiError: on_api_error, HTTPException: on_http_error},
+            lifespan=_lifespan,
         )
         self.router.redirect_slashes = False
         self.state.world = self.world
@@ -74,6 +79,13 @@ class SimulatorApp(Starlette):
         self.state.config = config
         self.state.stats = self.stats
         self.state.ws_hub = self.ws_hub
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: SimulatorApp) -> AsyncIterator[None]:
+    """Close the open WebSocket connections when the server stops (uvicorn does not know them)."""
+    yield
+    app.ws_hub.shutdown()
 
 
 def build_app(config: SimulatorConfig) -> SimulatorApp:

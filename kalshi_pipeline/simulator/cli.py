@@ -7,7 +7,7 @@ import sys
 
 from kalshi_pipeline.simulator.config import RATE_LIMIT_TIERS, SimulatorConfig
 from kalshi_pipeline.simulator.gateway.faults import parse_faults
-from kalshi_pipeline.simulator.ws import WsFaults
+from kalshi_pipeline.simulator.ws.faults import WsFaults
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

@@ -25,7 +25,9 @@ class SimulatorConfig:
     `auth_keys` maps API key ids to PEM text (a public key, or a private key whose public half is used) or
     to a path of a PEM file. `game_minutes=None` keeps the series' realistic game length (~150 minutes for
     the NBA). `now` pins the simulated clock's starting instant (it then advances in real time); `None`
-    uses the wall clock. `faults` is a fault-injection spec (see `kalshi_pipeline.simulator.faults`).
+    uses the wall clock. `schedule=False` leaves out the seeded season: the exchange lists only the
+    `live_games` injected games, so what is live does not depend on the time of day (for tests).
+    `faults` is a fault-injection spec (see `kalshi_pipeline.simulator.faults`).
     """
 
     host: str = "127.0.0.1"
@@ -42,6 +44,7 @@ class SimulatorConfig:
     log_level: str = "warning"
     now: datetime | None = None
     series: tuple[str, ...] = ("KXNBAGAME",)
+    schedule: bool = True
 
     def __post_init__(self) -> None:
         if self.rate_limit != "off" and self.rate_limit not in RATE_LIMIT_TIERS:

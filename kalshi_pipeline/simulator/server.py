@@ -19,14 +19,13 @@ def _uvicorn_config(app: SimulatorApp, config: SimulatorConfig) -> uvicorn.Confi
     return uvicorn.Config(
         app,
         http=app.connections.protocol_class(),
+        ws=app.ws_hub.protocol_class(),
         host=config.host,
         port=config.port,
         log_level=config.log_level.lower(),
-        lifespan="off",
+        lifespan="on",
         access_log=config.log_level.lower() in ("debug", "trace"),
         timeout_graceful_shutdown=2,
-        ws_ping_interval=None,
-        ws_ping_timeout=None,
     )
 
 

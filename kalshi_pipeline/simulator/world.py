@@ -172,7 +172,7 @@ class World:
         start_s = self.clock.start_ms // 1000
         games: list[Game] = []
         for spec in self.series.values():
-            scheduled = self._schedule(spec, start_s)
+            scheduled = self._schedule(spec, start_s) if config.schedule else []
             scheduled.extend(self._inject_live(spec, start_s, scheduled, config.live_games))
             games.extend(scheduled)
         games.sort(key=lambda g: (-g.tip_s, g.event_ticker))

@@ -19,7 +19,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 from websockets.frames import Frame, Opcode
 
-from kalshi_pipeline.simulator.ws import WS_PATH, WsFaults
+from kalshi_pipeline.simulator.paths import WS_PATH
+from kalshi_pipeline.simulator.ws.faults import WsFaults
 from kalshi_pipeline_tests.simulated import live_tickers
 from kalshi_pipeline_tests.simulator import signing
 from kalshi_pipeline_tests.simulator.signing import public_pem

@@ -4,7 +4,8 @@ No Dagster and no simulator imports here; the same code talks to Kalshi or to th
 """
 
 from kalshi_pipeline.kalshi.auth import KalshiSigner
-from kalshi_pipeline.kalshi.client import KalshiClient, RequestStats
+from kalshi_pipeline.kalshi.candles import Candlestick
+from kalshi_pipeline.kalshi.client import KalshiClient
 from kalshi_pipeline.kalshi.config import DEMO_BASE_URL, PRODUCTION_BASE_URL, KalshiConfig
 from kalshi_pipeline.kalshi.errors import (
     KalshiApiError,
@@ -20,7 +21,6 @@ from kalshi_pipeline.kalshi.errors import (
     TickerError,
 )
 from kalshi_pipeline.kalshi.models import (
-    Candlestick,
     Event,
     ExchangeStatus,
     HistoricalCutoff,
@@ -33,6 +33,7 @@ from kalshi_pipeline.kalshi.models import (
     Trade,
 )
 from kalshi_pipeline.kalshi.ratelimit import TIERS, RateLimiter, TokenBucket, shared_limiter
+from kalshi_pipeline.kalshi.session import RequestStats
 from kalshi_pipeline.kalshi.tickers import GameEvent, market_team, parse_game_event
 
 __all__ = [

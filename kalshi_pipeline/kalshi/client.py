@@ -1,37 +1,25 @@
-"""Async Kalshi Trade API v2 REST client (market data) on httpx.
+"""Async Kalshi Trade API v2 REST client (market data) on httpx: one method per endpoint.
 
-Every request draws tokens from a rate limiter (by default the process-wide bucket of the configured tier),
-is signed when credentials exist, and is retried with capped exponential backoff and full jitter on 429,
-5xx, timeouts and connection errors. Listing methods follow Kalshi's cursor pagination; candlestick
-methods split windows so each request stays under Kalshi's per-request caps.
+Requests go through a `KalshiSession` (rate limiting, signing, retries). Listing methods follow Kalshi's
+cursor pagination; candlestick methods split windows (`windows.py`) so each request stays under Kalshi's
+per-request caps.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import json
-import logging
 import random
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import httpx
 
-from kalshi_pipeline.kalshi.auth import KalshiSigner
+from kalshi_pipeline.kalshi.candles import Candlestick
 from kalshi_pipeline.kalshi.config import KalshiConfig
-from kalshi_pipeline.kalshi.errors import (
-    KalshiError,
-    KalshiProtocolError,
-    KalshiTransportError,
-    error_for_status,
-)
+from kalshi_pipeline.kalshi.errors import KalshiProtocolError
 from kalshi_pipeline.kalshi.models import (
-    Candlestick,
     Event,
     ExchangeStatus,
     HistoricalCutoff,
@@ -41,140 +29,31 @@ from kalshi_pipeline.kalshi.models import (
     Series,
     Trade,
 )
-from kalshi_pipeline.kalshi.ratelimit import RateLimiter, shared_limiter
+from kalshi_pipeline.kalshi.ratelimit import RateLimiter
+from kalshi_pipeline.kalshi.session import (
+    KalshiSession,
+    Params,
+    RequestStats,
+    list_field,
+    page_size_within,
+    required_field,
+)
+from kalshi_pipeline.kalshi.windows import (
+    SINGLE_MAX_CANDLES,
+    batch_plan,
+    candle_windows,
+    check_unix_seconds,
+    sorted_unique,
+)
 
-__all__ = [
-    "BATCH_MAX_CANDLES",
-    "BATCH_MAX_TICKERS",
-    "EVENTS_PAGE_MAX",
-    "MILESTONES_PAGE_MAX",
-    "PAGE_MAX",
-    "PERIOD_INTERVALS",
-    "SINGLE_MAX_CANDLES",
-    "KalshiClient",
-    "RequestStats",
-    "candle_windows",
-]
+__all__ = ["EVENTS_PAGE_MAX", "MILESTONES_PAGE_MAX", "PAGE_MAX", "KalshiClient"]
 
+#: Page size caps of the listing endpoints.
 PAGE_MAX = 1000
 EVENTS_PAGE_MAX = 200
 MILESTONES_PAGE_MAX = 500
-SINGLE_MAX_CANDLES = 5000
-BATCH_MAX_TICKERS = 100
-BATCH_MAX_CANDLES = 10_000
+#: Markets one `GET /markets/orderbooks` request may name.
 ORDERBOOKS_MAX_TICKERS = 100
-PERIOD_INTERVALS = (1, 60, 1440)
-_RETRY_AFTER_MAX_S = 60.0
-
-T = TypeVar("T")
-logger = logging.getLogger(__name__)
-Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
-
-
-@dataclass
-class RequestStats:
-    """Counters of one client's HTTP activity.
-
-    Attributes:
-        requests: HTTP attempts sent (each retry counts).
-        retries: Attempts repeated after a retryable failure.
-        rate_limited: 429 answers received.
-        throttled_seconds: Time spent waiting for the rate limiter.
-        server_errors: 5xx answers received.
-        transport_errors: Timeouts and connection errors.
-        backoff_seconds: Time spent sleeping between retries.
-    """
-
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    throttled_seconds: float = 0.0
-    server_errors: int = 0
-    transport_errors: int = 0
-    backoff_seconds: float = 0.0
-
-
-def candle_windows(
-    start_ts: int, end_ts: int, period_interval: int, max_periods: int
-) -> list[tuple[int, int]]:
-    """Split the inclusive window `[start_ts, end_ts]` into contiguous sub-windows of <= `max_periods` periods.
-
-    Sub-windows neither overlap nor leave gaps, so each candle end falls in exactly one of them, and each
-    spans at most `(max_periods - 1)` periods, so it holds at most `max_periods` period ends whatever the
-    alignment of the candles.
-    """
-    if period_interval not in PERIOD_INTERVALS:
-        raise ValueError(
-            f"period_interval must be one of {PERIOD_INTERVALS} minutes, got {period_interval!r}"
-        )
-    if max_periods < 1:
-        raise ValueError(f"max_periods must be >= 1, got {max_periods}")
-    if end_ts < start_ts:
-        raise ValueError(f"end_ts {end_ts} is before start_ts {start_ts}")
-    span = (max_periods - 1) * period_interval * 60
-    windows = []
-    lo = start_ts
-    while lo <= end_ts:
-        hi = min(lo + span, end_ts)
-        windows.append((lo, hi))
-        lo = hi + 1
-    return windows
-
-
-def _periods_bound(start_ts: int, end_ts: int, period_interval: int) -> int:
-    """An upper bound of the period count of `[start_ts, end_ts]` under any counting convention."""
-    return -(-(end_ts - start_ts) // (period_interval * 60)) + 1
-
-
-def _format_param(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, str | int):
-        return str(value)
-    if isinstance(value, Iterable):
-        return ",".join(_format_param(v) for v in value)
-    return str(value)
-
-
-def _clean(params: Params) -> list[tuple[str, str]]:
-    items = params.items() if isinstance(params, Mapping) else params
-    return [(k, _format_param(v)) for k, v in items if v is not None]
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _check_ts(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be Unix seconds (int), got {value!r}")
-    if value > 10_000_000_000:
-        raise ValueError(f"{name}={value} looks like milliseconds; pass Unix seconds")
-    return value
-
-
-def _sorted_unique(candles: Iterable[Candlestick]) -> list[Candlestick]:
-    by_end: dict[int, Candlestick] = {}
-    for candle in candles:
-        by_end[candle.end_period_ts] = candle
-    return [by_end[k] for k in sorted(by_end)]
 
 
 class KalshiClient:
@@ -186,7 +65,7 @@ class KalshiClient:
 
     def __init__(
         self,
-        config: KalshiConfig | None = None,
+        config: KalshiConfig,
         *,
         limiter: RateLimiter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -196,7 +75,7 @@ class KalshiClient:
         """Create a client.
 
         Args:
-            config: Connection settings; defaults to `KalshiConfig.from_env()`.
+            config: Connection settings.
             limiter: Rate limiter every request goes through; defaults to the process-wide bucket of
                 `config.rate_limit_tier`.
             transport: An httpx transport (for tests or proxies); defaults to httpx's pooled transport.
@@ -206,27 +85,33 @@ class KalshiClient:
         Raises:
             KalshiConfigError: The private key cannot be loaded.
         """
-        self.config = config if config is not None else KalshiConfig.from_env()
-        self.limiter: RateLimiter = (
-            limiter if limiter is not None else shared_limiter(self.config.rate_limit_tier)
+        self._session = KalshiSession(
+            config, limiter=limiter, transport=transport, sleep=sleep, rng=rng
         )
-        self.stats = RequestStats()
-        self._signer: KalshiSigner | None = self.config.signer()
-        self._transport = transport
-        self._sleep = sleep
-        self._rng = rng
-        self._http: httpx.AsyncClient | None = None
-        self._semaphore: asyncio.Semaphore | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def config(self) -> KalshiConfig:
+        """The connection settings."""
+        return self._session.config
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The rate limiter every request goes through."""
+        return self._session.limiter
+
+    @property
+    def stats(self) -> RequestStats:
+        """Counters of this client's HTTP activity."""
+        return self._session.stats
 
     def __repr__(self) -> str:
-        signed = "signed" if self._signer else "unsigned"
+        signed = "signed" if self._session.signer else "unsigned"
         return (
             f"KalshiClient(base_url={self.config.base_url!r}, {signed}, limiter={self.limiter!r})"
         )
 
     async def __aenter__(self) -> Self:
-        self._ensure_http()
+        self._session.open()
         return self
 
     async def __aexit__(
@@ -239,41 +124,7 @@ class KalshiClient:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
-            self._loop = None
-
-    def _ensure_http(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._http is not None and self._loop is not loop:
-            raise KalshiError(
-                "this KalshiClient was opened in another event loop; create one client per "
-                "asyncio.run() (the rate limiter can still be shared)"
-            )
-        if self._http is None:
-            self._loop = loop
-            n = self.config.max_concurrency
-            self._http = httpx.AsyncClient(
-                base_url=self.config.base_url + "/",
-                timeout=httpx.Timeout(self.config.timeout_s, connect=self.config.connect_timeout_s),
-                limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
-                headers={"Accept": "application/json", "User-Agent": "kalshi-pipeline/0.1"},
-                transport=self._transport,
-                follow_redirects=False,
-            )
-            self._semaphore = asyncio.Semaphore(n)
-        return self._http
-
-    # ------------------------------------------------------------------ core request
-
-    def _backoff(self, retry: int, response: httpx.Response | None) -> float:
-        if response is not None:
-            hinted = _retry_after(response)
-            if hinted is not None:
-                return min(hinted, _RETRY_AFTER_MAX_S)
-        ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * (2**retry))
-        return self._rng() * ceiling
+        await self._session.aclose()
 
     async def request_json(self, method: str, path: str, params: Params | None = None) -> Any:
         """Send one API request (with rate limiting, signing and retries) and return the decoded JSON.
@@ -289,115 +140,9 @@ class KalshiClient:
             KalshiRateLimited, KalshiServerError, KalshiTransportError: Retries exhausted.
             KalshiProtocolError: The answer is not JSON.
         """
-        http = self._ensure_http()
-        assert self._semaphore is not None
-        query = _clean(params or {})
-        # One request object serves every attempt (a bodiless GET can be resent); each attempt re-signs it.
-        request = http.build_request(method.upper(), path.lstrip("/"), params=query)
-        wire_path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
-        label = f"{method.upper()} {wire_path}"
-        attempts = self.config.max_retries + 1
-        outcomes: list[str] = []
-        started = time.monotonic()
-        for attempt in range(attempts):
-            waited = time.monotonic()
-            await self.limiter.acquire(self.config.request_cost)
-            self.stats.throttled_seconds += time.monotonic() - waited
-            if self._signer is not None:
-                request.headers.update(self._signer.sign(method, wire_path))
-            response: httpx.Response | None = None
-            async with self._semaphore:
-                self.stats.requests += 1
-                try:
-                    response = await http.send(request)
-                    await response.aread()
-                except httpx.TimeoutException as exc:
-                    self.stats.transport_errors += 1
-                    outcomes.append(f"timeout ({type(exc).__name__})")
-                except httpx.TransportError as exc:
-                    self.stats.transport_errors += 1
-                    outcomes.append(
-                        f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                    )
-            if response is not None:
-                status = response.status_code
-                if status < 300:
-                    return self._decode(response, label)
-                if status == 429:
-                    self.stats.rate_limited += 1
-                    outcomes.append("429")
-                    # The server's bucket is empty (another client shares the key): stop bursting.
-                    drain = getattr(self.limiter, "drain", None)
-                    if callable(drain):
-                        drain()
-                elif status >= 500:
-                    self.stats.server_errors += 1
-                    outcomes.append(str(status))
-                else:
-                    raise error_for_status(
-                        status, response.content, method=method.upper(), path=wire_path
-                    )
-            if attempt + 1 < attempts:
-                delay = self._backoff(attempt, response)
-                self.stats.retries += 1
-                self.stats.backoff_seconds += delay
-                logger.info(
-                    "%s: %s; retry %d/%d in %.2fs",
-                    label,
-                    outcomes[-1],
-                    attempt + 1,
-                    self.config.max_retries,
-                    delay,
-                )
-                await self._sleep(delay)
-        note = (
-            f"gave up after {attempts} attempts in {time.monotonic() - started:.1f}s "
-            f"(max_retries={self.config.max_retries}; outcomes: {', '.join(outcomes)})"
-        )
-        if response is None:
-            raise KalshiTransportError(f"{label}: no answer from {self.config.base_url}; {note}")
-        raise error_for_status(
-            response.status_code,
-            response.content,
-            method=method.upper(),
-            path=wire_path,
-            attempts_note=note,
-        )
+        return await self._session.request_json(method, path, params)
 
-    @staticmethod
-    def _decode(response: httpx.Response, label: str) -> Any:
-        try:
-            return json.loads(response.content)
-        except ValueError:
-            snippet = " ".join(response.text.split())[:120]
-            raise KalshiProtocolError(
-                f"{label}: HTTP {response.status_code} answer is not JSON: {snippet!r}"
-            ) from None
-
-    async def _get_obj(self, path: str, params: Params | None = None) -> Mapping[str, Any]:
-        body = await self.request_json("GET", path, params)
-        if not isinstance(body, Mapping):
-            raise KalshiProtocolError(
-                f"GET {path}: expected a JSON object, got {type(body).__name__}"
-            )
-        return body
-
-    @staticmethod
-    def _field(body: Mapping[str, Any], key: str, path: str) -> Any:
-        if body.get(key) is None:
-            raise KalshiProtocolError(f"GET {path}: response has no {key!r} field")
-        return body[key]
-
-    @staticmethod
-    def _items(body: Mapping[str, Any], key: str, path: str) -> list[Any]:
-        value = body.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise KalshiProtocolError(f"GET {path}: field {key!r} should be a list")
-        return value
-
-    async def paginate(
+    def paginate(
         self, path: str, params: Params | None = None, *, limit: int | None = PAGE_MAX
     ) -> AsyncIterator[Mapping[str, Any]]:
         """Yield every page of a cursor-paginated endpoint, keeping the same filters on every page.
@@ -407,58 +152,17 @@ class KalshiClient:
         Raises:
             KalshiProtocolError: Kalshi returned a cursor it had already returned (the walk would loop).
         """
-        base = _clean(params or {})
-        if limit is not None:
-            base.append(("limit", str(limit)))
-        seen: set[str] = set()
-        cursor: str | None = None
-        while True:
-            query = [*base, ("cursor", cursor)] if cursor else base
-            body = await self._get_obj(path, query)
-            yield body
-            next_cursor = body.get("cursor")
-            if not next_cursor:
-                return
-            if not isinstance(next_cursor, str):
-                raise KalshiProtocolError(
-                    f"GET {path}: cursor should be a string, got {next_cursor!r}"
-                )
-            if next_cursor in seen:
-                raise KalshiProtocolError(
-                    f"GET {path}: Kalshi returned cursor {next_cursor!r} twice; stopping to avoid a loop "
-                    f"after {len(seen) + 1} pages"
-                )
-            seen.add(next_cursor)
-            cursor = next_cursor
-
-    async def _iter_items(
-        self,
-        path: str,
-        key: str,
-        parse: Callable[[Any], T],
-        params: Params,
-        limit: int | None,
-    ) -> AsyncIterator[T]:
-        async for page in self.paginate(path, params, limit=limit):
-            for item in self._items(page, key, path):
-                yield parse(item)
-
-    @staticmethod
-    def _page_size(page_size: int | None, maximum: int) -> int:
-        size = maximum if page_size is None else page_size
-        if not 1 <= size <= maximum:
-            raise ValueError(f"page_size must be between 1 and {maximum}, got {size}")
-        return size
+        return self._session.paginate(path, params, limit=limit)
 
     # ------------------------------------------------------------------ exchange
 
     async def get_exchange_status(self) -> ExchangeStatus:
         """`GET /exchange/status`."""
-        return ExchangeStatus.from_payload(await self._get_obj("/exchange/status"))
+        return ExchangeStatus.from_payload(await self._session.get_object("/exchange/status"))
 
     async def get_historical_cutoff(self) -> HistoricalCutoff:
         """`GET /historical/cutoff`: markets settled before `market_settled_ts` are only historical."""
-        return HistoricalCutoff.from_payload(await self._get_obj("/historical/cutoff"))
+        return HistoricalCutoff.from_payload(await self._session.get_object("/historical/cutoff"))
 
     # ------------------------------------------------------------------ markets
 
@@ -495,8 +199,12 @@ class KalshiClient:
             "min_updated_ts": min_updated_ts,
             "mve_filter": mve_filter,
         }
-        return self._iter_items(
-            "/markets", "markets", Market.from_payload, params, self._page_size(page_size, PAGE_MAX)
+        return self._session.iter_items(
+            "/markets",
+            "markets",
+            Market.from_payload,
+            params,
+            page_size_within(page_size, PAGE_MAX),
         )
 
     async def list_markets(self, **filters: Any) -> list[Market]:
@@ -506,17 +214,17 @@ class KalshiClient:
     async def get_market(self, ticker: str) -> Market:
         """`GET /markets/{ticker}` (404 `KalshiNotFound` when unknown or archived: see historical)."""
         path = f"/markets/{ticker}"
-        body = await self._get_obj(path)
-        return Market.from_payload(self._field(body, "market", path))
+        body = await self._session.get_object(path)
+        return Market.from_payload(required_field(body, "market", path))
 
     # ------------------------------------------------------------------ events / series / milestones
 
     async def _iter_events(self, params: Mapping[str, Any], page_size: int) -> AsyncIterator[Event]:
         async for page in self.paginate("/events", params, limit=page_size):
             milestones = [
-                Milestone.from_payload(m) for m in self._items(page, "milestones", "/events")
+                Milestone.from_payload(m) for m in list_field(page, "milestones", "/events")
             ]
-            for item in self._items(page, "events", "/events"):
+            for item in list_field(page, "events", "/events"):
                 yield Event.from_payload(item, milestones=milestones)
 
     def iter_events(
@@ -542,7 +250,7 @@ class KalshiClient:
             "min_updated_ts": min_updated_ts,
             "tickers": tickers,
         }
-        return self._iter_events(params, self._page_size(page_size, EVENTS_PAGE_MAX))
+        return self._iter_events(params, page_size_within(page_size, EVENTS_PAGE_MAX))
 
     async def list_events(self, **filters: Any) -> list[Event]:
         """All events matching `filters` (see `iter_events`)."""
@@ -552,16 +260,18 @@ class KalshiClient:
         """`GET /events/{event_ticker}`; the event's markets come from `event.markets` or the
         (deprecated) top-level `markets`, whichever Kalshi sent."""
         path = f"/events/{event_ticker}"
-        body = await self._get_obj(path, {"with_nested_markets": with_nested_markets or None})
+        body = await self._session.get_object(
+            path, {"with_nested_markets": with_nested_markets or None}
+        )
         return Event.from_payload(
-            self._field(body, "event", path), markets=self._items(body, "markets", path)
+            required_field(body, "event", path), markets=list_field(body, "markets", path)
         )
 
     async def get_series(self, series_ticker: str, *, include_volume: bool = False) -> Series:
         """`GET /series/{series_ticker}`."""
         path = f"/series/{series_ticker}"
-        body = await self._get_obj(path, {"include_volume": include_volume or None})
-        return Series.from_payload(self._field(body, "series", path))
+        body = await self._session.get_object(path, {"include_volume": include_volume or None})
+        return Series.from_payload(required_field(body, "series", path))
 
     def iter_milestones(
         self,
@@ -585,12 +295,12 @@ class KalshiClient:
             "source_id": source_id,
             "min_updated_ts": min_updated_ts,
         }
-        return self._iter_items(
+        return self._session.iter_items(
             "/milestones",
             "milestones",
             Milestone.from_payload,
             params,
-            self._page_size(page_size, MILESTONES_PAGE_MAX),
+            page_size_within(page_size, MILESTONES_PAGE_MAX),
         )
 
     async def list_milestones(self, **filters: Any) -> list[Milestone]:
@@ -618,19 +328,19 @@ class KalshiClient:
         period_interval: int,
         historical: bool,
     ) -> list[Candlestick]:
-        _check_ts("start_ts", start_ts)
-        _check_ts("end_ts", end_ts)
+        check_unix_seconds("start_ts", start_ts)
+        check_unix_seconds("end_ts", end_ts)
         windows = candle_windows(start_ts, end_ts, period_interval, SINGLE_MAX_CANDLES)
 
         async def fetch(lo: int, hi: int) -> list[Candlestick]:
-            body = await self._get_obj(
+            body = await self._session.get_object(
                 path, {"start_ts": lo, "end_ts": hi, "period_interval": period_interval}
             )
-            items = self._items(body, "candlesticks", path)
+            items = list_field(body, "candlesticks", path)
             return self._parse_candles(items, ticker, period_interval, historical)
 
         chunks = await asyncio.gather(*(fetch(lo, hi) for lo, hi in windows))
-        return _sorted_unique(c for chunk in chunks for c in chunk)
+        return sorted_unique(c for chunk in chunks for c in chunk)
 
     async def get_market_candlesticks(
         self,
@@ -667,25 +377,19 @@ class KalshiClient:
         Requests carry <= 100 tickers and tickers x periods <= 10,000 (windows also stay <= 5,000 periods).
         Returns every requested ticker (an empty list when it had no candles), candles ascending.
         """
-        _check_ts("start_ts", start_ts)
-        _check_ts("end_ts", end_ts)
+        check_unix_seconds("start_ts", start_ts)
+        check_unix_seconds("end_ts", end_ts)
         if isinstance(tickers, str):
             raise TypeError("tickers must be a sequence of market tickers, not one string")
         unique = list(dict.fromkeys(tickers))
         result: dict[str, list[Candlestick]] = {t: [] for t in unique}
         if not unique:
             return result
-        total_periods = (
-            _periods_bound(start_ts, end_ts, period_interval) if end_ts >= start_ts else 1
-        )
-        window_periods = min(total_periods, SINGLE_MAX_CANDLES)
-        group = max(1, min(BATCH_MAX_TICKERS, BATCH_MAX_CANDLES // window_periods))
-        windows = candle_windows(start_ts, end_ts, period_interval, window_periods)
-        groups = [unique[i : i + group] for i in range(0, len(unique), group)]
+        groups, windows = batch_plan(unique, start_ts, end_ts, period_interval)
         path = "/markets/candlesticks"
 
         async def fetch(names: list[str], lo: int, hi: int) -> list[tuple[str, list[Candlestick]]]:
-            body = await self._get_obj(
+            body = await self._session.get_object(
                 path,
                 {
                     "market_tickers": names,
@@ -695,7 +399,7 @@ class KalshiClient:
                 },
             )
             out = []
-            for i, entry in enumerate(self._items(body, "markets", path)):
+            for i, entry in enumerate(list_field(body, "markets", path)):
                 if not isinstance(entry, Mapping) or not isinstance(
                     entry.get("market_ticker"), str
                 ):
@@ -713,7 +417,7 @@ class KalshiClient:
             for name, candles in part:
                 merged.setdefault(name, []).extend(candles)
         for name, candles in merged.items():
-            result[name] = _sorted_unique(candles)
+            result[name] = sorted_unique(candles)
         return result
 
     async def get_event_candlesticks(
@@ -729,18 +433,18 @@ class KalshiClient:
         Kalshi truncates at 5,000 candles across the event and returns `adjusted_end_ts`; the client
         continues from there until the window is covered.
         """
-        _check_ts("start_ts", start_ts)
-        _check_ts("end_ts", end_ts)
+        check_unix_seconds("start_ts", start_ts)
+        check_unix_seconds("end_ts", end_ts)
         path = f"/series/{series_ticker}/events/{event_ticker}/candlesticks"
         merged: dict[str, list[Candlestick]] = {}
         for lo, hi in candle_windows(start_ts, end_ts, period_interval, SINGLE_MAX_CANDLES):
             cursor = lo
             while True:
-                body = await self._get_obj(
+                body = await self._session.get_object(
                     path, {"start_ts": cursor, "end_ts": hi, "period_interval": period_interval}
                 )
-                names = self._items(body, "market_tickers", path)
-                series = self._items(body, "market_candlesticks", path)
+                names = list_field(body, "market_tickers", path)
+                series = list_field(body, "market_candlesticks", path)
                 if len(names) != len(series):
                     raise KalshiProtocolError(
                         f"GET {path}: {len(names)} market_tickers but {len(series)} candle lists"
@@ -762,7 +466,7 @@ class KalshiClient:
                         f"GET {path}: adjusted_end_ts {adjusted} does not advance past start_ts {cursor}"
                     )
                 cursor = adjusted
-        return {name: _sorted_unique(candles) for name, candles in merged.items()}
+        return {name: sorted_unique(candles) for name, candles in merged.items()}
 
     # ------------------------------------------------------------------ trades / orderbooks
 
@@ -782,18 +486,18 @@ class KalshiClient:
             "max_ts": max_ts,
             "is_block_trade": is_block_trade,
         }
-        return self._iter_items(
+        return self._session.iter_items(
             "/markets/trades",
             "trades",
             Trade.from_payload,
             params,
-            self._page_size(page_size, PAGE_MAX),
+            page_size_within(page_size, PAGE_MAX),
         )
 
     async def get_orderbook(self, ticker: str, depth: int | None = None) -> Orderbook:
         """`GET /markets/{ticker}/orderbook` (bids only, ascending, best last)."""
         path = f"/markets/{ticker}/orderbook"
-        body = await self._get_obj(path, {"depth": depth})
+        body = await self._session.get_object(path, {"depth": depth})
         book = body.get("orderbook_fp")
         if book is None and "orderbook_fp" not in body:
             raise KalshiProtocolError(f"GET {path}: response has no 'orderbook_fp' field")
@@ -805,9 +509,9 @@ class KalshiClient:
         path = "/markets/orderbooks"
 
         async def fetch(names: list[str]) -> list[Orderbook]:
-            body = await self._get_obj(path, [("tickers", n) for n in names])
+            body = await self._session.get_object(path, [("tickers", n) for n in names])
             books = []
-            for i, entry in enumerate(self._items(body, "orderbooks", path)):
+            for i, entry in enumerate(list_field(body, "orderbooks", path)):
                 if not isinstance(entry, Mapping) or not isinstance(entry.get("ticker"), str):
                     raise KalshiProtocolError(f"GET {path}: orderbooks[{i}] has no 'ticker' string")
                 books.append(
@@ -854,12 +558,12 @@ class KalshiClient:
             "series_ticker": series_ticker,
             "mve_filter": mve_filter,
         }
-        return self._iter_items(
+        return self._session.iter_items(
             "/historical/markets",
             "markets",
             Market.from_payload,
             params,
-            self._page_size(page_size, PAGE_MAX),
+            page_size_within(page_size, PAGE_MAX),
         )
 
     async def list_historical_markets(self, **filters: Any) -> list[Market]:
@@ -869,5 +573,5 @@ class KalshiClient:
     async def get_historical_market(self, ticker: str) -> Market:
         """`GET /historical/markets/{ticker}`."""
         path = f"/historical/markets/{ticker}"
-        body = await self._get_obj(path)
-        return Market.from_payload(self._field(body, "market", path))
+        body = await self._session.get_object(path)
+        return Market.from_payload(required_field(body, "market", path))

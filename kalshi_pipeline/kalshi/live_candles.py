@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from kalshi_pipeline.kalshi.models import CandleFields
+from kalshi_pipeline.kalshi.candles import CandleFields
 from kalshi_pipeline.kalshi.ws import StreamEvent, TickerMessage, TradeMessage
 
 PERIOD_S = 60

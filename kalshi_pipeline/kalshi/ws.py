@@ -49,7 +49,7 @@ from kalshi_pipeline.kalshi.errors import (
     KalshiError,
     KalshiProtocolError,
 )
-from kalshi_pipeline.kalshi.models import parse_timestamp
+from kalshi_pipeline.kalshi.parsing import parse_timestamp
 
 DEFAULT_WS_URL = "wss://external-api-ws.kalshi.com/trade-api/ws/v2"
 WS_PATH = "/trade-api/ws/v2"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import httpx
@@ -24,18 +24,18 @@ from kalshi_pipeline.kalshi import (
     KalshiTransportError,
     Market,
 )
-from kalshi_pipeline.kalshi.client import candle_windows
 from kalshi_pipeline.kalshi.ratelimit import TokenBucket, UnlimitedLimiter, shared_limiter
 from kalshi_pipeline.kalshi.tickers import market_team, parse_game_event
+from kalshi_pipeline.kalshi.windows import candle_windows
 
 SERIES = "KXNBAGAME"
 KEY_ID = "key-id"
 T = TypeVar("T")
 
 
-def run(fn: Callable[[], Awaitable[T]]) -> T:
+def run(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run one async test body on a fresh event loop."""
-    return asyncio.run(fn())  # type: ignore[arg-type]
+    return asyncio.run(fn())
 
 
 def config_for(sim: Any, **overrides: Any) -> KalshiConfig:

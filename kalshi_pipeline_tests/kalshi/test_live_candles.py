@@ -11,8 +11,8 @@ from typing import Any
 
 from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig
 from kalshi_pipeline.kalshi.auth import KalshiSigner
+from kalshi_pipeline.kalshi.candles import Candlestick
 from kalshi_pipeline.kalshi.live_candles import LiveCandle, LiveCandleBuilder, period_end
-from kalshi_pipeline.kalshi.models import Candlestick
 from kalshi_pipeline.kalshi.ws import KalshiWebSocket, StreamEvent, TickerMessage, TradeMessage
 from kalshi_pipeline_tests.kalshi.conftest import KeyPair
 
@@ -136,7 +136,8 @@ def test_gaps_mark_minutes_incomplete_until_the_next_message() -> None:
         until_ms=NOON + 70_000,
     )
     assert b.apply(seq_gap) == {(T, NOON // 1000 + 60), (T, NOON // 1000 + 120)}
-    assert not b.candle((T, NOON // 1000 + 60)).complete  # type: ignore[union-attr]
+    gapped = b.candle((T, NOON // 1000 + 60))
+    assert gapped is not None and not gapped.complete
     # A reconnect gap has no end yet: it closes at the market's first message of the new connection.
     b.apply(StreamEvent("connect", at_ms=0, connection=2))
     b.apply(
@@ -209,7 +210,9 @@ def test_stream_candles_equal_rest_candles_and_faults_lose_nothing(
     closed_end = boundary + 60
     until = closed_end * 1000 + 1500
 
-    async def both() -> list[tuple[LiveCandleBuilder, list[StreamEvent]]]:
+    async def both() -> tuple[
+        tuple[LiveCandleBuilder, list[StreamEvent]], tuple[LiveCandleBuilder, list[StreamEvent]]
+    ]:
         return await asyncio.gather(
             stream_into_builder(clean, signer, tickers, until),
             stream_into_builder(faulty, signer, tickers, until),

@@ -11,10 +11,14 @@ from typing import Any
 
 import pytest
 
-from kalshi_pipeline.kalshi.errors import KalshiProtocolError
-from kalshi_pipeline.kalshi.models import (
+from kalshi_pipeline.kalshi.candles import (
     CANDLE_VALUE_FIELDS,
     Candlestick,
+    _checked_candle_values,
+    parse_candle_values,
+)
+from kalshi_pipeline.kalshi.errors import KalshiProtocolError
+from kalshi_pipeline.kalshi.models import (
     Event,
     ExchangeStatus,
     HistoricalCutoff,
@@ -23,8 +27,6 @@ from kalshi_pipeline.kalshi.models import (
     Orderbook,
     Series,
     Trade,
-    _checked_candle_values,
-    parse_candle_values,
 )
 
 MARKET: dict[str, Any] = {
@@ -408,6 +410,7 @@ def test_trade() -> None:
     }
     trade = Trade.from_payload(payload)
     assert trade.count_fp == Decimal("25.00")
+    assert trade.no_price_dollars is not None
     assert trade.yes_price_dollars + trade.no_price_dollars == Decimal("1.0000")
     assert trade.created_time == datetime(2025, 12, 20, 1, 2, 3, 456000, tzinfo=UTC)
     with pytest.raises(KalshiProtocolError, match="count_fp"):

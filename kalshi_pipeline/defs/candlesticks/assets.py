@@ -42,7 +42,7 @@ from kalshi_pipeline.defs.reporting import (
 )
 from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
 from kalshi_pipeline.kalshi.errors import KalshiError
-from kalshi_pipeline.kalshi.models import CANDLE_VALUE_FIELDS, parse_candle_values
+from kalshi_pipeline.kalshi.candles import CANDLE_VALUE_FIELDS, parse_candle_values
 
 # backfill_policy is marked beta in dagster 1.13 but is the documented way to run ranges in one run.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)

@@ -29,7 +29,7 @@ import pandas as pd
 
 from kalshi_pipeline.kalshi import KalshiClient
 from kalshi_pipeline.kalshi.errors import KalshiNotFound
-from kalshi_pipeline.kalshi.models import Candlestick
+from kalshi_pipeline.kalshi.candles import Candlestick
 from kalshi_pipeline.warehouse.schema import CANDLESTICKS_RAW
 
 PERIOD_INTERVAL = 1

@@ -15,7 +15,7 @@ from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY, RAW_KEY, parse
 from kalshi_pipeline.defs.candlesticks.validation import CANDLE_COLUMNS
 from kalshi_pipeline.defs.markets.assets import MARKETS_KEY
 from kalshi_pipeline.kalshi.errors import KalshiError
-from kalshi_pipeline.kalshi.models import CANDLE_VALUE_FIELDS, Candlestick
+from kalshi_pipeline.kalshi.candles import CANDLE_VALUE_FIELDS, Candlestick
 from kalshi_pipeline_tests.defs.markets.helpers import (
     SimDates,
     checks_by_name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 
 from kalshi_pipeline.simulator.config import RATE_LIMIT_TIERS, SimulatorConfig
 from kalshi_pipeline.simulator.gateway.faults import parse_faults
@@ -19,6 +20,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--port", type=int, default=8765, help="port to listen on; 0 picks a free one"
     )
     parser.add_argument("--seed", type=int, default=42, help="world seed (default 42)")
+    parser.add_argument(
+        "--now",
+        default=None,
+        metavar="TIME",
+        help="pin the exchange clock's start, e.g. 2026-01-15T19:30:00-05:00 (no zone: UTC); "
+        "live games are placed around it; default: the wall clock",
+    )
     parser.add_argument(
         "--live-games", type=int, default=0, help="extra games guaranteed in progress at start"
     )
@@ -69,12 +77,14 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         if not sep or not key_id.strip() or not pem.strip():
             raise ValueError(f"--auth-key {entry[:40]!r} must look like KEY_ID=PEM_OR_PATH")
         keys[key_id.strip()] = pem
+    now = _parse_now(args.now) if args.now else None
     parse_faults(args.faults)
     WsFaults.parse(args.ws_faults)
     return SimulatorConfig(
         host=args.host,
         port=args.port,
         seed=args.seed,
+        now=now,
         live_games=args.live_games,
         game_minutes=args.game_minutes,
         rate_limit=args.rate_limit,
@@ -84,6 +94,15 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         ws_faults=args.ws_faults,
         log_level=args.log_level,
     )
+
+
+def _parse_now(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"--now {text!r} is not an ISO 8601 time; use e.g. 2026-01-15T19:30:00-05:00"
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,10 +24,11 @@ class SimulatorConfig:
 
     `auth_keys` maps API key ids to PEM text (a public key, or a private key whose public half is used) or
     to a path of a PEM file. `game_minutes=None` keeps the series' realistic game length (~150 minutes for
-    the NBA). `now` pins the simulated clock's starting instant (it then advances in real time); `None`
-    uses the wall clock. `schedule=False` leaves out the seeded season: the exchange lists only the
-    `live_games` injected games, so what is live does not depend on the time of day (for tests).
-    `faults` is a fault-injection spec (see `kalshi_pipeline.simulator.faults`).
+    the NBA). `now` pins the simulated clock's starting instant (it then advances in real time), and the
+    `live_games` injected games are in progress at that instant; `None` uses the wall clock.
+    `schedule=False` leaves out the seeded season: the exchange lists only the `live_games` injected
+    games, so what is live does not depend on the time of day (for tests). `faults` is a fault-injection
+    spec (see `kalshi_pipeline.simulator.gateway.faults`).
     """
 
     host: str = "127.0.0.1"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
 from kalshi_pipeline.simulator.cli import config_from_args, configure_parser
+from kalshi_pipeline.simulator.world import World
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -58,3 +61,20 @@ def test_bad_options_are_explained() -> None:
         config_from_args(parse("--live-games", "99"))
     with pytest.raises(SystemExit):
         parse("--rate-limit", "platinum")
+
+
+def test_now_pins_the_clock_and_the_live_games() -> None:
+    config = config_from_args(parse("--now", "2026-01-15T19:30:00-05:00", "--live-games", "2"))
+    pinned = datetime(2026, 1, 16, 0, 30, tzinfo=UTC)
+    assert config.now == pinned
+    world = World(replace(config, schedule=False))  # only the injected games, to stay fast
+    now_s = int(pinned.timestamp())
+    assert world.clock.start_ms == now_s * 1000
+    injected = [g for g in world.games if g.injected]
+    assert len(injected) == 2
+    assert all(g.tip_s < now_s < g.end_s and g.status_at(now_s) == "active" for g in injected)
+    # A time without a zone is UTC; the wall clock is the default.
+    assert config_from_args(parse("--now", "2026-01-16T00:30:00")).now == pinned
+    assert config_from_args(parse()).now is None
+    with pytest.raises(ValueError, match="--now 'tonight' is not an ISO 8601 time"):
+        config_from_args(parse("--now", "tonight"))

@@ -51,7 +51,7 @@ def _pick_dates(
     """Return (recent fully settled dates, archived dates), newest first, from the exchange."""
     from kalshi_pipeline.defs.partitions import GAME_TZ
     from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig, parse_game_event
-    from kalshi_pipeline.warehouse.base import SETTLED_STATUSES
+    from kalshi_pipeline.warehouse import SETTLED_STATUSES
 
     async def run() -> tuple[list[date], list[date]]:
         async with KalshiClient(KalshiConfig(base_url=base_url, rate_limit_tier=tier)) as client:

@@ -12,10 +12,15 @@ with wh.transaction() as tx:   # one transaction; an exception rolls everything 
 wh.query_df("SELECT * FROM kalshi.candlesticks WHERE game_date = %s", [day])
 ```
 
-Domain queries (the SQL other layers need lives here): `wh.games(game_dates=None, start=None, end=None)` (one
-row per game with its tickers, statuses and `all_settled`), `wh.newest_candle_ts(tickers, period_interval=1)`,
-`wh.candle_counts(game_date)` (raw / clean / rejected counts per ticker), `wh.partition_summary(game_dates)`
-(per market: candles, rejects, first and last close), `wh.table_counts()`, `wh.applied_migrations()`.
+Named queries (all SQL other layers need lives in this package, see `queries.py`): `wh.games(game_dates=None,
+start=None, end=None)` (one row per game with its tickers, statuses and `all_settled`), `wh.markets(game_dates)`
+(the stored markets of some dates), `wh.candles(table, game_dates, columns=None, event_tickers=None,
+since=None)` (candle rows by ticker and time), `wh.sample_rows(table, game_dates=None, limit=2000)` (rows for a
+schema check), `wh.newest_candle_ts(tickers, period_interval=1)`, `wh.candle_counts(game_date)` (raw / clean /
+rejected counts per ticker), `wh.partition_summary(game_dates)` (per market: candles, rejects, first and last
+close), `wh.stream_rest_comparison(since, until)` and `wh.stream_served_candles(since, until)` (stream versus
+REST candles), `wh.table_counts()`, `wh.applied_migrations()`; writes: `tx.upsert(table, df)` and
+`tx.delete_candles(table, tickers, start_ts, end_ts, period_interval=1, source=None)`.
 Schema and migrations: see `kalshi_pipeline.warehouse.schema`. Each operation uses its own short-lived
 connection (PostgreSQL: ~5-10 ms to connect locally, so no pool; DuckDB: see `duck.py` on file locking).
 
@@ -27,7 +32,7 @@ locked by another process past the lock timeout.
 
 from __future__ import annotations
 
-from kalshi_pipeline.warehouse.base import SETTLED_STATUSES, Transaction, Warehouse, table_spec
+from kalshi_pipeline.warehouse.base import Transaction, Warehouse
 from kalshi_pipeline.warehouse.errors import (
     WarehouseConfigError,
     WarehouseDataError,
@@ -36,7 +41,16 @@ from kalshi_pipeline.warehouse.errors import (
     WarehouseQueryError,
     WarehouseUnavailable,
 )
-from kalshi_pipeline.warehouse.schema import MIGRATIONS, SCHEMA, TABLES, Migration, TableSpec
+from kalshi_pipeline.warehouse.schema import (
+    MIGRATIONS,
+    SCHEMA,
+    SETTLED_STATUSES,
+    TABLES,
+    Migration,
+    TableSpec,
+    table_spec,
+)
+from kalshi_pipeline.warehouse.times import to_utc, unix_seconds, unix_seconds_column
 from kalshi_pipeline.warehouse.urls import DEFAULT_URL, ENV_VAR, redact_url, resolve_url
 
 __all__ = [
@@ -59,6 +73,9 @@ __all__ = [
     "open_warehouse",
     "redact_url",
     "table_spec",
+    "to_utc",
+    "unix_seconds",
+    "unix_seconds_column",
 ]
 
 

@@ -312,10 +312,10 @@ class DuckDBWarehouse(Warehouse):
             conn = self._memory.cursor()
         else:
             state = self._state
-            if state.users == 0:
+            if state.users == 0 or state.host is None:
                 state.host = self._attach(read_only and Path(self._path).exists())
             state.users += 1
-            conn = state.host.cursor()  # type: ignore[union-attr]
+            conn = state.host.cursor()
         try:
             if self._memory is None:
                 conn.execute(f"USE {self._state.alias}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -97,15 +98,19 @@ def _nulls(series: pd.Series) -> np.ndarray:
     return np.asarray(pd.isna(series), dtype=bool)
 
 
+def object_values(series: pd.Series) -> np.ndarray:
+    """The column's values as a NumPy object array, every missing value (NaN, NaT, pd.NA) as None."""
+    # pandas documents `na_value=None`; pandas-stubs types the argument as a non-None scalar.
+    return series.to_numpy(dtype=object, na_value=None)  # pyright: ignore[reportArgumentType, reportCallIssue]
+
+
 def _to_object(series: pd.Series) -> pd.Series:
-    return pd.Series(series.to_numpy(dtype=object, na_value=None), dtype=object)
+    return pd.Series(object_values(series), dtype=object)
 
 
 def map_distinct(series: pd.Series, convert: Callable[[Any], Any]) -> pd.Series:
     """Apply `convert` once per distinct non-null value (values repeat heavily) and map the results back."""
-    codes, uniques = pd.factorize(
-        series.to_numpy(dtype=object, na_value=None), use_na_sentinel=True
-    )
+    codes, uniques = pd.factorize(object_values(series), use_na_sentinel=True)
     converted = np.empty(len(uniques) + 1, dtype=object)
     for i, value in enumerate(uniques):
         converted[i] = convert(value)
@@ -126,7 +131,7 @@ def _text(series: pd.Series, where: str, kind: str) -> pd.Series:
 
     if kind == "json":
         # dicts and lists are unhashable, so JSON goes value by value.
-        values = series.to_numpy(dtype=object, na_value=None)
+        values = object_values(series)
         mask = _nulls(series)
         return pd.Series(
             [None if m else convert(v) for v, m in zip(values, mask, strict=True)], dtype=object
@@ -138,14 +143,14 @@ def _int(series: pd.Series, where: str, kind: str) -> pd.Series:
     if pd.api.types.is_bool_dtype(series.dtype):
         raise WarehouseDataError(f"column {where} holds booleans; expected integers")
     try:
-        return pd.Series(pd.array(series.to_numpy(dtype=object, na_value=None), dtype="Int64"))
+        return pd.Series(pd.array(object_values(series), dtype="Int64"))
     except (TypeError, ValueError) as exc:
         raise WarehouseDataError(f"column {where} must hold integers: {exc}") from None
 
 
 def _bool(series: pd.Series, where: str, kind: str) -> pd.Series:
     try:
-        return pd.Series(pd.array(series.to_numpy(dtype=object, na_value=None), dtype="boolean"))
+        return pd.Series(pd.array(object_values(series), dtype="boolean"))
     except (TypeError, ValueError) as exc:
         raise WarehouseDataError(f"column {where} must hold booleans: {exc}") from None
 
@@ -165,8 +170,10 @@ def _decimal(series: pd.Series, where: str, kind: str) -> pd.Series:
         "string",
         "empty",
     ):
-        for v in series.to_numpy(dtype=object, na_value=None):
-            if isinstance(v, bool | float | np.floating | np.bool_) and not pd.isna(v):
+        for v in object_values(series):
+            if isinstance(v, bool | np.bool_) or (
+                isinstance(v, float | np.floating) and not math.isnan(v)
+            ):
                 raise WarehouseDataError(
                     f"column {where} holds {type(v).__name__} value {v!r}; "
                     "pass decimal.Decimal so it stays exact"
@@ -228,7 +235,7 @@ def _timestamptz(series: pd.Series, where: str, kind: str) -> pd.Series:
         return pd.to_datetime(series, unit="s", utc=True).dt.as_unit("us")
     if pd.api.types.is_float_dtype(dtype) and series.isna().all():
         return pd.Series(pd.NaT, index=series.index, dtype="datetime64[us, UTC]")
-    values = series.to_numpy(dtype=object, na_value=None)
+    values = object_values(series)
     mask = _nulls(series)
     out = np.empty(len(values), dtype=object)
     for i, v in enumerate(values):

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
+from typing import LiteralString, Protocol
 
 import psycopg
 
@@ -100,6 +100,10 @@ class RateBudget(Protocol):
 
     def drain(self) -> None:
         """Empty the bucket (after a 429 shows the server's bucket is emptier than ours)."""
+        ...
+
+    def available(self) -> float:
+        """Return the shared balance now (negative while callers are queued)."""
         ...
 
 
@@ -179,7 +183,7 @@ class PostgresRateBudget(_ReservingBudget):
         )
         return conn
 
-    def _run(self, sql: str, params: dict[str, object]) -> tuple[float, float] | None:
+    def _run(self, sql: LiteralString, params: dict[str, object]) -> tuple[float, float] | None:
         with self._lock:
             for attempt in (1, 2):
                 try:

@@ -11,12 +11,13 @@ file lock already allows a single writer. Applied migrations are never edited. T
 `kalshi.rate_budget`, is created by `rate_budget.py` itself: the shared budget may live in a database other
 than the warehouse (`KALSHI_RATE_BUDGET_URL`), where no migrations run.
 
-To add a table later (for example `kalshi.ticks`, `kalshi.trades`, `kalshi.stream_events`):
+Migration 1 built the market and candle tables, migration 2 the WebSocket stream tables (`ticks`, `trades`,
+`stream_events`, `candlesticks_ws`). To add a table (say `kalshi.orderbook_snapshots`):
 
-1. define `TICKS = TableSpec("ticks", columns=(Column("ticker", TEXT, nullable=False), ...), primary_key=(...),
-   indexes=(("ticker", "ts"),))` below;
-2. append `Migration(version=<last + 1>, description="ticks table", postgres=create_table_sql(TICKS,
-   "postgres"), duckdb=create_table_sql(TICKS, "duckdb"))` to `MIGRATIONS`;
+1. define `SNAPSHOTS = TableSpec("orderbook_snapshots", columns=(Column("ticker", TEXT, nullable=False), ...),
+   primary_key=(...), indexes=(("ticker", "ts"),))` below;
+2. append `Migration(version=<last + 1>, description="orderbook snapshots", **_both(SNAPSHOTS))` to
+   `MIGRATIONS`;
 3. add the spec to `TABLES` so `upsert` accepts it.
 
 To change an existing table, update its spec to the new shape (the spec always describes the latest schema)
@@ -31,9 +32,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from kalshi_pipeline.warehouse.errors import WarehouseDataError
 from kalshi_pipeline.warehouse.urls import Dialect
 
 SCHEMA = "kalshi"
+
+#: Values of `kalshi.markets.status` after which a market's prices no longer move.
+SETTLED_STATUSES: frozenset[str] = frozenset({"settled", "finalized", "determined", "amended"})
 
 LogicalType = Literal["text", "json", "int", "price", "count", "timestamptz", "date", "bool"]
 TEXT: LogicalType = "text"
@@ -161,7 +166,8 @@ _CANDLE_KEY = (
     _c("period_interval", INT, nullable=False),
     _c("end_period_ts", TIMESTAMPTZ, nullable=False),
 )
-#: The value columns of a candle, in table order (prices in dollars, then counts in contracts).
+#: The value columns of a candle, in table order: prices in dollars, then counts in contracts. The client
+#: names the same fields `kalshi_pipeline.kalshi.candles.CANDLE_VALUE_FIELDS` (a test keeps them equal).
 CANDLE_PRICE_COLUMNS = tuple(
     f"{group}_{part}"
     for group, parts in (
@@ -172,6 +178,7 @@ CANDLE_PRICE_COLUMNS = tuple(
     for part in parts
 )
 CANDLE_COUNT_COLUMNS = ("volume", "open_interest")
+CANDLE_VALUE_COLUMNS = (*CANDLE_PRICE_COLUMNS, *CANDLE_COUNT_COLUMNS)
 _CANDLE_VALUES = (
     *(_c(name, PRICE) for name in CANDLE_PRICE_COLUMNS),
     *(_c(name, COUNT) for name in CANDLE_COUNT_COLUMNS),
@@ -213,7 +220,7 @@ CANDLESTICKS_REJECTED = TableSpec(
     indexes=_CANDLE_INDEXES,
 )
 
-# WebSocket stream tables (owner: the stream issue; written by `kalshi_pipeline.warehouse.stream`).
+# WebSocket stream tables (written by `kalshi_pipeline.warehouse.stream`).
 TICKS = TableSpec(
     "ticks",
     columns=(
@@ -301,6 +308,18 @@ TABLES: dict[str, TableSpec] = {
     )
 }
 CANDLE_TABLES = frozenset({"candlesticks_raw", "candlesticks", "candlesticks_rejected"})
+
+
+def table_spec(table: str) -> TableSpec:
+    """Return the spec of a known table (`candlesticks` or `kalshi.candlesticks`), else raise."""
+    name = table.removeprefix(f"{SCHEMA}.") if isinstance(table, str) else table
+    spec = TABLES.get(name) if isinstance(name, str) else None
+    if spec is None:
+        raise WarehouseDataError(
+            f"unknown warehouse table {table!r}; known tables: "
+            f"{sorted(f'{SCHEMA}.{t}' for t in TABLES)}"
+        )
+    return spec
 
 
 def create_table_sql(spec: TableSpec, dialect: Dialect) -> tuple[str, ...]:

@@ -26,9 +26,9 @@ from typing import Any
 
 import pandas as pd
 
-from kalshi_pipeline.warehouse.base import Warehouse, table_spec
+from kalshi_pipeline.warehouse.base import Warehouse
 from kalshi_pipeline.warehouse.errors import WarehouseDataError
-from kalshi_pipeline.warehouse.schema import CANDLESTICKS, CANDLESTICKS_WS
+from kalshi_pipeline.warehouse.schema import CANDLESTICKS, CANDLESTICKS_WS, table_spec
 
 STREAM_TABLES = ("ticks", "trades", "stream_events", "candlesticks_ws")
 _CANDLE_COLUMNS = [c for c in CANDLESTICKS.column_names if c != "ingested_at"]

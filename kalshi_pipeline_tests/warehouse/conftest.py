@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from kalshi_pipeline.warehouse import Warehouse, open_warehouse
 from kalshi_pipeline_tests.conftest import PG_ADMIN_URL
@@ -18,13 +19,15 @@ def warehouse_pg_url() -> Iterator[str]:
     """A Postgres database for the warehouse tests of this session (each test empties schema `kalshi`)."""
     name = f"kalshi_test_wh_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.integration)])
 def wh_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     """A URL of an empty warehouse: a DuckDB file in tmp_path or a Postgres database without schema `kalshi`."""
     if request.param == "duckdb":

@@ -22,7 +22,6 @@ from kalshi_pipeline_tests.warehouse.builders import (
     T0,
     candle_rows,
     market_rows,
-    raw_candle_rows,
 )
 
 ATL = f"{EVENT}-ATL"
@@ -216,98 +215,15 @@ def test_upsert_rejects_unknown_tables_and_wrong_columns(wh: Warehouse) -> None:
     with pytest.raises(WarehouseDataError, match="price_close is float"):
         wh.upsert("candlesticks", rows.assign(price_close=[0.5]))
     with pytest.raises(WarehouseDataError, match="more than 6 fractional digits"):
-        wh.upsert("candlesticks", rows.assign(price_close=[Decimal("0.1234567")]))
+        wh.upsert(
+            "candlesticks", rows.assign(price_close=pd.Series([Decimal("0.1234567")], dtype=object))
+        )
     with pytest.raises(WarehouseDataError, match="naive"):
         wh.upsert("candlesticks", rows.assign(end_period_ts=[pd.Timestamp("2025-12-20 00:00")]))
     with pytest.raises(WarehouseDataError, match="NOT NULL"):
-        wh.upsert("candlesticks", rows.assign(event_ticker=[None]))
+        wh.upsert("candlesticks", rows.assign(event_ticker=pd.Series([None], dtype=object)))
     assert wh.table_counts()["candlesticks"] == 0
     assert wh.upsert("candlesticks", rows.iloc[0:0]) == 0
-
-
-def test_games_groups_markets_per_event(wh: Warehouse) -> None:
-    other = "KXNBAGAME-25DEC20LALBOS"
-    wh.upsert("markets", market_rows())
-    wh.upsert(
-        "markets",
-        market_rows(
-            other,
-            game_date=dt.date(2025, 12, 20),
-            status="finalized",
-            settlement_ts=pd.Timestamp("2025-12-21 03:00", tz="UTC"),
-            scheduled_start=pd.Timestamp("2025-12-21 00:30", tz="UTC"),
-        ),
-    )
-    games = wh.games()
-    assert list(games["event_ticker"]) == [EVENT, other]
-    first = games.iloc[0]
-    assert first["tickers"] == [ATL, SAS]
-    assert first["statuses"] == ["active"]
-    assert not first["all_settled"]
-    assert first["game_date"] == GAME_DATE
-    assert (first["away_team"], first["home_team"], first["n_markets"]) == ("SAS", "ATL", 2)
-    assert first["scheduled_start"] == pd.Timestamp(T0, unit="s", tz="UTC")
-    assert bool(games.iloc[1]["all_settled"])
-    assert list(wh.games(game_dates=[dt.date(2025, 12, 20)])["event_ticker"]) == [other]
-    assert wh.games(game_dates=[]).empty
-    late = dt.datetime(2025, 12, 21, 3, 30, tzinfo=dt.UTC)
-    assert list(wh.games(start=late)["event_ticker"]) == []  # both finished/closed before
-    window = wh.games(
-        start=dt.datetime(2025, 12, 20, 1, tzinfo=dt.UTC),
-        end=dt.datetime(2025, 12, 20, 2, tzinfo=dt.UTC),
-    )
-    assert list(window["event_ticker"]) == [EVENT]
-
-
-def test_newest_candle_ts_per_ticker(wh: Warehouse) -> None:
-    assert wh.newest_candle_ts([ATL]) == {}
-    wh.upsert("candlesticks", candle_rows(ATL, n=4))
-    wh.upsert("candlesticks", candle_rows(SAS, n=2))
-    wh.upsert("candlesticks", candle_rows(SAS, start_ts=T0 + 3600, n=1, period_interval=60))
-    newest = wh.newest_candle_ts([ATL, SAS, "NOPE"])
-    assert newest == {
-        ATL: dt.datetime.fromtimestamp(T0 + 180, dt.UTC),
-        SAS: dt.datetime.fromtimestamp(T0 + 60, dt.UTC),
-    }
-    assert newest[ATL].tzinfo is not None
-    assert wh.newest_candle_ts([SAS], period_interval=60) == {
-        SAS: dt.datetime.fromtimestamp(T0 + 3600, dt.UTC)
-    }
-
-
-def _rejected(ticker: str, start_ts: int, n: int) -> pd.DataFrame:
-    rows = candle_rows(ticker, start_ts=start_ts, n=n)
-    rows["reasons"] = "price_low > price_high"
-    rows["payload"] = "{}"
-    return rows
-
-
-def test_candle_counts_and_partition_summary(wh: Warehouse) -> None:
-    assert wh.candle_counts(GAME_DATE).empty
-    wh.upsert("markets", market_rows())
-    with wh.transaction() as tx:
-        tx.upsert("candlesticks_raw", raw_candle_rows(ATL, T0, 5))
-        closes = [None, Decimal("0.4100"), Decimal("0.4500"), Decimal("0.4700")]
-        atl = candle_rows(ATL, n=4)
-        atl["price_close"] = closes
-        tx.upsert("candlesticks", atl)
-        tx.upsert("candlesticks_rejected", _rejected(ATL, T0 + 240, 1))
-    counts = wh.candle_counts(GAME_DATE)
-    assert list(counts["ticker"]) == [ATL]
-    row = counts.iloc[0]
-    assert (row["raw"], row["candles"], row["rejected"], row["event_ticker"]) == (5, 4, 1, EVENT)
-    assert row["first_ts"] == pd.Timestamp(T0, unit="s", tz="UTC")
-    assert row["last_ts"] == pd.Timestamp(T0 + 180, unit="s", tz="UTC")
-    assert wh.candle_counts(dt.date(2025, 12, 20)).empty
-
-    summary = wh.partition_summary([GAME_DATE])
-    assert list(summary["ticker"]) == [ATL, SAS]
-    atl_row, sas_row = summary.iloc[0], summary.iloc[1]
-    assert (atl_row["candles"], atl_row["rejected"]) == (4, 1)
-    assert atl_row["first_price_close"] == Decimal("0.41")
-    assert atl_row["last_price_close"] == Decimal("0.47")
-    assert sas_row["candles"] == 0 and pd.isna(sas_row["last_price_close"])
-    assert wh.partition_summary([]).empty
 
 
 def test_reads_during_a_transaction_see_committed_data_only(wh: Warehouse) -> None:
@@ -322,7 +238,7 @@ def test_reads_during_a_transaction_see_committed_data_only(wh: Warehouse) -> No
 
 def test_query_df_types_match_across_dialects(wh: Warehouse) -> None:
     rows = candle_rows(n=3)
-    rows["price_low"] = [Decimal("0.0001"), None, Decimal("0.5")]
+    rows["price_low"] = pd.Series([Decimal("0.0001"), None, Decimal("0.5")], dtype=object)
     rows["game_date"] = [GAME_DATE, None, GAME_DATE]
     wh.upsert("candlesticks", rows)
     df = wh.query_df(

@@ -17,14 +17,17 @@ from kalshi_pipeline_tests.warehouse.builders import T0, candle_rows, market_row
 
 def test_decimals_become_canonical_fixed_point_text() -> None:
     rows = candle_rows(n=6)
-    rows["price_close"] = [
-        Decimal("0.9870"),
-        Decimal("5E-4"),
-        "12.34",
-        7,
-        None,
-        Decimal("0.1000000"),
-    ]
+    rows["price_close"] = pd.Series(
+        [
+            Decimal("0.9870"),
+            Decimal("5E-4"),
+            "12.34",
+            7,
+            None,
+            Decimal("0.1000000"),
+        ],
+        dtype=object,
+    )
     prepared = prepare_frame(CANDLESTICKS, rows)
     assert list(prepared.frame["price_close"]) == [
         "0.9870",
@@ -105,7 +108,7 @@ def test_dates_accept_dates_and_iso_strings_only() -> None:
 
 def test_text_and_json_columns() -> None:
     rows = raw_candle_rows(n=2)
-    rows["payload"] = ['{"a": 1}', {"b": [1, 2]}]
+    rows["payload"] = pd.Series(['{"a": 1}', {"b": [1, 2]}], dtype=object)
     assert list(prepare_frame(CANDLESTICKS_RAW, rows).frame["payload"]) == [
         '{"a": 1}',
         '{"b": [1, 2]}',

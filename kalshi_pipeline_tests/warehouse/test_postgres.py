@@ -16,6 +16,7 @@ from kalshi_pipeline.warehouse import (
 from kalshi_pipeline_tests.warehouse.builders import candle_rows
 
 
+@pytest.mark.integration  # connects to a closed local port
 def test_unreachable_server_gives_one_actionable_line_without_password() -> None:
     wh = open_warehouse("postgresql://kalshi:s3cret-pw@127.0.0.1:1/kalshi", connect_timeout=2)
     with pytest.raises(WarehouseUnavailable) as info:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import multiprocessing.synchronize
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ CAPACITY = 8.0
 PER_PROCESS = 30
 
 
-def _hammer(store: str, name: str, start: mp.synchronize.Event, out: mp.Queue) -> None:
+def _hammer(store: str, name: str, start: multiprocessing.synchronize.Event, out: mp.Queue) -> None:
     """Acquire one token PER_PROCESS times from the shared bucket and report when each was granted."""
     budget = open_rate_budget(
         name=name,
@@ -87,10 +88,12 @@ def test_postgres_budget_shared_by_two_processes(fresh_pg_url: str) -> None:
     budget = PostgresRateBudget(fresh_pg_url, name=name, rate_per_s=RATE, capacity=CAPACITY)
     budget.available()
     with psycopg.connect(fresh_pg_url) as conn:
-        created = conn.execute(
+        row = conn.execute(
             "SELECT extract(epoch FROM updated_at)::float8 FROM kalshi.rate_budget WHERE name = %s",
             (name,),
-        ).fetchone()[0]
+        ).fetchone()
+    assert row is not None
+    created = row[0]
     budget.close()
     grants = _run_processes(fresh_pg_url, name)
     assert len(grants) == 2 * PER_PROCESS
@@ -112,7 +115,8 @@ def test_reservation_queues_callers_and_drain_empties(tmp_path: Path) -> None:
 
 
 def test_postgres_budget_drain_and_clear_errors(fresh_pg_url: str) -> None:
-    budget = PostgresRateBudget(fresh_pg_url, name="t", rate_per_s=100, capacity=50)
+    # A slow refill (1 token/s) keeps the bound below true however long the two calls take apart.
+    budget = PostgresRateBudget(fresh_pg_url, name="t", rate_per_s=1, capacity=50)
     assert budget.reserve(10) == 0.0
     budget.drain()
     assert budget.available() <= 0.5

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from kalshi_pipeline.kalshi.candles import CANDLE_VALUE_FIELDS
 from kalshi_pipeline.warehouse.schema import (
+    CANDLE_VALUE_COLUMNS,
     CANDLESTICKS,
     CANDLESTICKS_REJECTED,
+    CANDLESTICKS_WS,
     MIGRATIONS,
     TABLES,
     create_table_sql,
@@ -39,3 +42,12 @@ def test_ddl_uses_exact_numeric_types_and_timestamptz() -> None:
     )
     assert "CREATE INDEX IF NOT EXISTS candlesticks_event_ticker_end_period_ts_idx" in pg
     assert "FLOAT" not in (pg + duck).upper() and "DOUBLE" not in (pg + duck).upper()
+
+
+def test_candle_tables_hold_the_clients_candle_fields_in_its_order() -> None:
+    # The client must not import the warehouse, so it names the fields itself; they must agree.
+    assert CANDLE_VALUE_COLUMNS == CANDLE_VALUE_FIELDS
+    for spec in (CANDLESTICKS, CANDLESTICKS_REJECTED, CANDLESTICKS_WS):
+        values = [c for c in spec.column_names if c in CANDLE_VALUE_COLUMNS]
+        assert tuple(values) == CANDLE_VALUE_COLUMNS
+    assert CANDLESTICKS_REJECTED.column_names == (*CANDLESTICKS.column_names, "reasons", "payload")

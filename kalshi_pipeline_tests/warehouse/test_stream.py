@@ -18,7 +18,7 @@ T = "KXNBAGAME-25DEC19SASATL-ATL"
 END = pd.Timestamp("2025-12-20T01:01:00Z")
 
 
-@pytest.fixture(params=["postgres", "duckdb"])
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.integration), "duckdb"])
 def wh(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "postgres":
         url = request.getfixturevalue("fresh_pg_url")

@@ -48,7 +48,7 @@ from kalshi_pipeline.kalshi.ws import (
     TickerMessage,
     TradeMessage,
 )
-from kalshi_pipeline.warehouse.base import SETTLED_STATUSES, Warehouse
+from kalshi_pipeline.warehouse import SETTLED_STATUSES, Warehouse
 from kalshi_pipeline.warehouse.errors import WarehouseError
 from kalshi_pipeline.warehouse.stream import StreamWriter
 
@@ -238,11 +238,7 @@ def write_rest_candles(
 
     tickers = sorted(candles)
     with warehouse.transaction() as tx:
-        tx.execute(
-            "DELETE FROM kalshi.candlesticks WHERE source = 'ws' AND period_interval = 1 "
-            "AND ticker = ANY(%s) AND end_period_ts >= %s AND end_period_ts <= %s",
-            [tickers, pd.Timestamp(lo, unit="s", tz="UTC"), pd.Timestamp(hi, unit="s", tz="UTC")],
-        )
+        tx.delete_candles("candlesticks", tickers, lo, hi, period_interval=1, source="ws")
         if raw_rows:
             tx.upsert("candlesticks_raw", to_table(pd.DataFrame(raw_rows), RAW_COLUMNS, now))
         if len(valid):

@@ -10,7 +10,7 @@ import pytest
 from kalshi_pipeline.simulator.config import SimulatorConfig
 from kalshi_pipeline.simulator.market_model.candles import candles
 from kalshi_pipeline.simulator.market_model.game_path import GamePath
-from kalshi_pipeline.simulator.market_model.path import QuoteChange, TradePrint
+from kalshi_pipeline.simulator.market_model.path import MarketPath, QuoteChange, TradePrint
 from kalshi_pipeline.simulator.world import World
 
 NOW = datetime(2026, 2, 10, 12, tzinfo=UTC)
@@ -25,6 +25,13 @@ def world() -> World:
 def finished(world: World) -> GamePath:
     game = next(g for g in world.games if g.settled_s < NOW.timestamp() - 86400)
     return world.game_path(game)
+
+
+def quote_at(market: MarketPath, t_ms: int) -> QuoteChange:
+    """The quote in effect at `t_ms`, which must exist."""
+    quote = market.quote_at(t_ms)
+    assert quote is not None, f"{market.ticker} has no quote at {t_ms}"
+    return quote
 
 
 def on_grid(prices: np.ndarray) -> bool:
@@ -47,11 +54,15 @@ def test_converges_to_the_result(finished: GamePath) -> None:
     winner = finished.home if game.home_wins else finished.away
     loser = finished.away if game.home_wins else finished.home
     end_ms = game.end_s * 1000
-    assert winner.quote_at(end_ms).yes_bid >= 9000
-    assert loser.quote_at(end_ms).yes_ask <= 1000
+    assert quote_at(winner, end_ms).yes_bid >= 9000
+    assert quote_at(loser, end_ms).yes_ask <= 1000
     tip_ms = game.tip_s * 1000
-    home_mid = (finished.home.quote_at(tip_ms).yes_bid + finished.home.quote_at(tip_ms).yes_ask) / 2
-    away_mid = (finished.away.quote_at(tip_ms).yes_bid + finished.away.quote_at(tip_ms).yes_ask) / 2
+    home_mid = (
+        quote_at(finished.home, tip_ms).yes_bid + quote_at(finished.home, tip_ms).yes_ask
+    ) / 2
+    away_mid = (
+        quote_at(finished.away, tip_ms).yes_bid + quote_at(finished.away, tip_ms).yes_ask
+    ) / 2
     assert abs(home_mid + away_mid - 10_000) < 600
 
 
@@ -80,7 +91,7 @@ def test_events_between_and_state(finished: GamePath) -> None:
     trades = [e for e in events if isinstance(e, TradePrint)]
     assert quotes and trades
     for trade in trades:
-        quote = market.quote_at(trade.ts_ms)
+        quote = quote_at(market, trade.ts_ms)
         assert trade.yes_price == (quote.yes_ask if trade.taker_yes else quote.yes_bid)
     state = market.state_at(t1)
     assert state.volume == trades[-1].volume

@@ -304,6 +304,7 @@ def test_server_pings_with_heartbeat_payload(sim: Any) -> None:
         async with websockets.connect(
             sim.ws_url, additional_headers=signed_headers(), create_connection=PingCounting
         ) as ws:
+            assert isinstance(ws, PingCounting)
             deadline = time.monotonic() + 20
             while len(ws.pings) < 2 and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)

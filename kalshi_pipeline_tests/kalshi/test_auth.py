@@ -84,6 +84,7 @@ def test_default_timestamp_is_milliseconds(key_pair) -> None:
     _verify(key_pair.private_key.public_key(), headers, b"1700000000123GET/trade-api/ws/v2")
 
 
+@pytest.mark.integration  # starts processes
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
 def test_cross_check_with_openssl_cli(key_pair, tmp_path: Path) -> None:
     """An independent implementation (the openssl CLI) verifies our signatures, and we verify its."""

@@ -42,6 +42,7 @@ def _release(proc: subprocess.Popen[str]) -> None:
     proc.wait(timeout=30)
 
 
+@pytest.mark.integration  # starts processes
 def test_open_waits_for_another_process_to_release_the_file(tmp_path: Path) -> None:
     path = tmp_path / "wh.duckdb"
     open_warehouse(f"duckdb:///{path}").ensure_schema()
@@ -63,6 +64,7 @@ def test_open_waits_for_another_process_to_release_the_file(tmp_path: Path) -> N
     assert wh.table_counts()["candlesticks"] == 2
 
 
+@pytest.mark.integration  # starts processes
 def test_lock_held_past_timeout_gives_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "wh.duckdb"
     holder = _hold_lock(path)
@@ -78,6 +80,7 @@ def test_lock_held_past_timeout_gives_clear_error(tmp_path: Path) -> None:
     assert int(wh.query_df("SELECT 1 AS one")["one"].iloc[0]) == 1
 
 
+@pytest.mark.integration  # starts processes
 def test_two_files_in_one_process_and_reads_inside_a_transaction(tmp_path: Path) -> None:
     a = open_warehouse(f"duckdb:///{tmp_path / 'a.duckdb'}")
     b = open_warehouse(f"duckdb:///{tmp_path / 'b.duckdb'}")
@@ -131,6 +134,7 @@ print("done", flush=True)
 """
 
 
+@pytest.mark.integration  # starts processes
 def test_two_writer_processes_take_turns(tmp_path: Path) -> None:
     # Both processes also race to create the schema on the new file.
     url = f"duckdb:///{tmp_path / 'kalshi.duckdb'}"

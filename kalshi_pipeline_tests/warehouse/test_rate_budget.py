@@ -73,6 +73,7 @@ def _run_processes(store: str, name: str, processes: int = 2) -> list[float]:
     return grants
 
 
+@pytest.mark.integration  # starts processes
 def test_file_budget_shared_by_two_processes(tmp_path: Path) -> None:
     name = budget_name("http://127.0.0.1:1/trade-api/v2")
     # Creating the bucket (full) before the workers start fixes the instant the bound counts from.

@@ -1,12 +1,19 @@
 """Kalshi Trade API v2 client: config, request signing, rate limiting, typed models, ticker parsing.
 
 No Dagster and no simulator imports here; the same code talks to Kalshi or to the local simulator by URL.
+Settings arrive as a `KalshiConfig` (the client reads no environment variables). The WebSocket client has
+its own public package, `kalshi_pipeline.kalshi.ws`.
 """
 
 from kalshi_pipeline.kalshi.auth import KalshiSigner
 from kalshi_pipeline.kalshi.candles import Candlestick
 from kalshi_pipeline.kalshi.client import KalshiClient
-from kalshi_pipeline.kalshi.config import DEMO_BASE_URL, PRODUCTION_BASE_URL, KalshiConfig
+from kalshi_pipeline.kalshi.config import (
+    DEFAULT_WS_URL,
+    DEMO_BASE_URL,
+    PRODUCTION_BASE_URL,
+    KalshiConfig,
+)
 from kalshi_pipeline.kalshi.errors import (
     KalshiApiError,
     KalshiAuthError,
@@ -18,7 +25,10 @@ from kalshi_pipeline.kalshi.errors import (
     KalshiRateLimited,
     KalshiServerError,
     KalshiTransportError,
+    KalshiWebSocketError,
     TickerError,
+    WsCommandError,
+    WsMessageError,
 )
 from kalshi_pipeline.kalshi.models import (
     Event,
@@ -37,6 +47,7 @@ from kalshi_pipeline.kalshi.session import RequestStats
 from kalshi_pipeline.kalshi.tickers import GameEvent, market_team, parse_game_event
 
 __all__ = [
+    "DEFAULT_WS_URL",
     "DEMO_BASE_URL",
     "PRODUCTION_BASE_URL",
     "TIERS",
@@ -58,6 +69,7 @@ __all__ = [
     "KalshiServerError",
     "KalshiSigner",
     "KalshiTransportError",
+    "KalshiWebSocketError",
     "Market",
     "Milestone",
     "Orderbook",
@@ -69,6 +81,8 @@ __all__ = [
     "TickerError",
     "TokenBucket",
     "Trade",
+    "WsCommandError",
+    "WsMessageError",
     "market_team",
     "parse_game_event",
     "shared_limiter",

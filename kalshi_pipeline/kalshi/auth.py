@@ -26,6 +26,9 @@ HEADER_SIGNATURE = "KALSHI-ACCESS-SIGNATURE"
 def load_private_key(pem: str | bytes, *, source: str) -> rsa.RSAPrivateKey:
     """Load an unencrypted RSA private key from PEM text (PKCS#1 or PKCS#8).
 
+    PEM text whose newlines arrive escaped as a literal `\\n` on one line (how many secret stores hold it)
+    is accepted too.
+
     Args:
         pem: The PEM text.
         source: Where the text came from (file path or variable name), used in the error message.
@@ -34,6 +37,8 @@ def load_private_key(pem: str | bytes, *, source: str) -> rsa.RSAPrivateKey:
         KalshiConfigError: One line naming `source` when the text is not an unencrypted RSA private key.
     """
     data = pem.encode() if isinstance(pem, str) else pem
+    if b"\\n" in data and b"\n" not in data.strip():
+        data = data.replace(b"\\n", b"\n")
     if b"-----BEGIN" not in data:
         raise KalshiConfigError(
             f"{source} is not a PEM private key (expected '-----BEGIN RSA PRIVATE KEY-----' or "

@@ -1,12 +1,13 @@
-"""Client configuration, read from environment variables without ever exposing key material."""
+"""Client configuration: URLs, credentials and HTTP tuning, validated and never exposing key material.
+
+The client reads no environment variables: callers (the Dagster resources, the CLI) build a `KalshiConfig`
+from theirs. Error messages name the `KALSHI_*` variable that usually carries a setting.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from kalshi_pipeline.kalshi.auth import KalshiSigner, load_private_key, load_private_key_file
 from kalshi_pipeline.kalshi.errors import KalshiConfigError
@@ -14,8 +15,10 @@ from kalshi_pipeline.kalshi.ratelimit import TIER_NAMES
 
 PRODUCTION_BASE_URL = "https://external-api.kalshi.com/trade-api/v2"
 DEMO_BASE_URL = "https://external-api.demo.kalshi.co/trade-api/v2"
+DEFAULT_WS_URL = "wss://external-api-ws.kalshi.com/trade-api/ws/v2"
+WS_PATH = "/trade-api/ws/v2"
 
-#: Named environments accepted by `KALSHI_ENV` and as a `KALSHI_API_BASE_URL` value.
+#: Named environments accepted as a base URL (and by callers for `KALSHI_ENV`).
 ENVIRONMENTS: dict[str, str] = {
     "prod": PRODUCTION_BASE_URL,
     "production": PRODUCTION_BASE_URL,
@@ -39,22 +42,53 @@ def resolve_base_url(value: str) -> str:
     return text.rstrip("/")
 
 
-def base_url_from_env(environ: Mapping[str, str] | None = None) -> str:
-    """The REST base URL named by `KALSHI_API_BASE_URL` (URL or preset), else `KALSHI_ENV`, else production.
+# Kalshi's documented hosts: the REST host does not always map to the WS host by a scheme swap.
+_KNOWN_WS_HOSTS: dict[str, str] = {
+    "external-api.kalshi.com": "wss://external-api-ws.kalshi.com",
+    "external-api.demo.kalshi.co": "wss://external-api-ws.demo.kalshi.co",
+    "api.elections.kalshi.com": "wss://api.elections.kalshi.com",
+    "demo-api.kalshi.co": "wss://demo-api.kalshi.co",
+}
+
+
+def derive_ws_url(api_base_url: str) -> str:
+    """Map a REST base URL to its WebSocket URL.
+
+    Kalshi's hosts map by name (`https://external-api.kalshi.com/trade-api/v2` ->
+    `wss://external-api-ws.kalshi.com/trade-api/ws/v2`); any other host (the local simulator) keeps host
+    and port and swaps the scheme: `http://H:P/trade-api/v2` -> `ws://H:P/trade-api/ws/v2`.
 
     Raises:
-        KalshiConfigError: The URL is malformed or `KALSHI_ENV` names no known environment.
+        KalshiConfigError: `api_base_url` is not an http(s) URL.
     """
-    env = os.environ if environ is None else environ
-    base = (env.get("KALSHI_API_BASE_URL") or "").strip()
-    if base:
-        return resolve_base_url(base)
-    env_name = (env.get("KALSHI_ENV") or "").strip().lower() or "prod"
-    if env_name not in ENVIRONMENTS:
+    parts = urlsplit(api_base_url.strip())
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
         raise KalshiConfigError(
-            f"KALSHI_ENV={env_name!r} is unknown; expected one of {', '.join(ENVIRONMENTS)}"
+            f"cannot derive a WebSocket URL from {api_base_url!r}: not an http(s) URL"
         )
-    return ENVIRONMENTS[env_name]
+    host = (parts.hostname or "").lower()
+    if host in _KNOWN_WS_HOSTS:
+        return _KNOWN_WS_HOSTS[host] + WS_PATH
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    path = parts.path.rstrip("/")
+    prefix = path[: -len("/trade-api/v2")] if path.endswith("/trade-api/v2") else ""
+    return urlunsplit((scheme, parts.netloc, prefix + WS_PATH, "", ""))
+
+
+def validate_ws_url(url: str) -> str:
+    """Check that `url` is a ws(s) URL and return it without a trailing slash (an http(s) URL is derived).
+
+    Raises:
+        KalshiConfigError: `url` is neither a ws(s) nor an http(s) URL.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme in ("http", "https"):
+        return derive_ws_url(url)
+    if parts.scheme not in ("ws", "wss") or not parts.netloc:
+        raise KalshiConfigError(
+            f"KALSHI_WS_URL {url!r} is not a ws:// or wss:// URL (example: {DEFAULT_WS_URL})"
+        )
+    return url.strip().rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -63,6 +97,7 @@ class KalshiConfig:
 
     Attributes:
         base_url: REST base URL including the `/trade-api/v2` prefix (`prod`, `demo` presets accepted).
+        ws_url: WebSocket URL (an http(s) base URL is mapped); None or blank derives it from `base_url`.
         api_key_id: The Kalshi API key id; requests are signed when it and a key are present.
         private_key_pem: The RSA private key as PEM text (never shown in reprs).
         private_key_path: Path of a PEM file holding the RSA private key (used when no PEM text is given).
@@ -77,6 +112,7 @@ class KalshiConfig:
     """
 
     base_url: str = PRODUCTION_BASE_URL
+    ws_url: str | None = None
     api_key_id: str | None = field(default=None, repr=False)
     private_key_pem: str | None = field(default=None, repr=False)
     private_key_path: str | None = field(default=None, repr=False)
@@ -91,6 +127,9 @@ class KalshiConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", resolve_base_url(self.base_url))
+        if self.ws_url is not None:
+            blank = not self.ws_url.strip()
+            object.__setattr__(self, "ws_url", None if blank else validate_ws_url(self.ws_url))
         tier = self.rate_limit_tier.strip().lower()
         if tier not in TIER_NAMES:
             raise KalshiConfigError(
@@ -128,6 +167,10 @@ class KalshiConfig:
         """Whether the base URL points at Kalshi's demo environment."""
         return "demo" in (urlsplit(self.base_url).hostname or "")
 
+    def websocket_url(self) -> str:
+        """The WebSocket URL: `ws_url` when given, else the one derived from `base_url` (`derive_ws_url`)."""
+        return self.ws_url if self.ws_url is not None else derive_ws_url(self.base_url)
+
     def signer(self) -> KalshiSigner | None:
         """Load the private key and return a signer, or None without credentials.
 
@@ -146,51 +189,3 @@ class KalshiConfig:
         """Load the key once to fail early with a one-line error; return self."""
         self.signer()
         return self
-
-    @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, *, validate: bool = True
-    ) -> KalshiConfig:
-        """Build a config from environment variables.
-
-        Reads `KALSHI_API_BASE_URL` (URL or `prod`/`demo`; otherwise `KALSHI_ENV`, default production),
-        `KALSHI_API_KEY_ID`, `KALSHI_PRIVATE_KEY_PATH` or `KALSHI_PRIVATE_KEY` (PEM text),
-        `KALSHI_RATE_LIMIT_TIER` (default basic), `KALSHI_TIMEOUT_S`, `KALSHI_CONNECT_TIMEOUT_S`,
-        `KALSHI_MAX_RETRIES`, `KALSHI_BACKOFF_MAX_S`, `KALSHI_MAX_CONCURRENCY`. With `validate`, the key is
-        loaded now so a bad key file fails here with a one-line `KalshiConfigError`.
-        """
-        env = os.environ if environ is None else environ
-
-        def get(name: str) -> str | None:
-            value = env.get(name)
-            return value.strip() if value is not None and value.strip() else None
-
-        def number(name: str, kind: type, default: float | int) -> float | int:
-            value = get(name)
-            if value is None:
-                return default
-            try:
-                return kind(value)
-            except ValueError:
-                raise KalshiConfigError(
-                    f"{name}={value!r} is not a valid {kind.__name__}"
-                ) from None
-
-        pem = env.get("KALSHI_PRIVATE_KEY")
-        pem = pem if pem and pem.strip() else None
-        if pem is not None and "\\n" in pem and "\n" not in pem.strip():
-            pem = pem.replace("\\n", "\n")  # single-line secrets stores often escape newlines
-        path = get("KALSHI_PRIVATE_KEY_PATH")
-        config = cls(
-            base_url=base_url_from_env(env),
-            api_key_id=get("KALSHI_API_KEY_ID"),
-            private_key_pem=pem,
-            private_key_path=str(Path(path).expanduser()) if path and not pem else None,
-            rate_limit_tier=get("KALSHI_RATE_LIMIT_TIER") or "basic",
-            timeout_s=float(number("KALSHI_TIMEOUT_S", float, 15.0)),
-            connect_timeout_s=float(number("KALSHI_CONNECT_TIMEOUT_S", float, 5.0)),
-            max_retries=int(number("KALSHI_MAX_RETRIES", int, 6)),
-            backoff_max_s=float(number("KALSHI_BACKOFF_MAX_S", float, 10.0)),
-            max_concurrency=int(number("KALSHI_MAX_CONCURRENCY", int, 16)),
-        )
-        return config.validate() if validate else config

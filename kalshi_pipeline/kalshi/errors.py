@@ -1,4 +1,25 @@
-"""Errors raised by the Kalshi client, each carrying enough context for a user to act on it."""
+"""Errors raised by the Kalshi client, each carrying enough context for a user to act on it.
+
+The hierarchy (a class listed twice has two parents):
+
+```
+KalshiError
+├── KalshiConfigError          unusable settings: key, URL, tier, number, channel
+├── KalshiProtocolError        an answer this client cannot interpret
+│   ├── TickerError            a ticker of unexpected shape (also a ValueError)
+│   └── WsMessageError         a malformed WebSocket frame (also a KalshiWebSocketError)
+├── KalshiTransportError       no HTTP answer at all, even after retrying
+├── KalshiApiError             an HTTP error status (.status, .code, .message)
+│   ├── KalshiAuthError        401/403, also a rejected WebSocket handshake
+│   ├── KalshiNotFound         404
+│   ├── KalshiBadRequest       400
+│   ├── KalshiRateLimited      429 until the retry budget was spent
+│   └── KalshiServerError      5xx until the retry budget was spent
+└── KalshiWebSocketError       the stream cannot continue (gave up reconnecting, not connected)
+    ├── WsCommandError         Kalshi answered a command with an error frame (.code)
+    └── WsMessageError         a malformed WebSocket frame (also a KalshiProtocolError)
+```
+"""
 
 from __future__ import annotations
 
@@ -24,6 +45,24 @@ class TickerError(KalshiProtocolError, ValueError):
 
 class KalshiTransportError(KalshiError):
     """The request never got an HTTP answer (connection refused or reset, timeout), even after retrying."""
+
+
+class KalshiWebSocketError(KalshiError):
+    """The WebSocket stream cannot continue (handshake rejected, command refused, protocol violation)."""
+
+
+class WsCommandError(KalshiWebSocketError):
+    """Kalshi answered a command with an `error` frame; `.code` is Kalshi's numeric WS error code."""
+
+    def __init__(self, code: int | None, message: str, *, command: str = "") -> None:
+        super().__init__(f"{command or 'command'} failed: code {code}: {message}")
+        self.code = code
+        self.message = message
+        self.command = command
+
+
+class WsMessageError(KalshiWebSocketError, KalshiProtocolError):
+    """A WebSocket frame is malformed; the client skips it, counts it and reports an `error` event."""
 
 
 class KalshiApiError(KalshiError):

@@ -5,11 +5,12 @@ kalshi-pipeline probe --url ws://127.0.0.1:8765/trade-api/ws/v2 --market KXNBAGA
     --channels ticker,trade,orderbook_delta,market_lifecycle_v2 --seconds 30 --force-reconnect 10 --json out.json
 ```
 
-Credentials come from the same variables as REST (`KALSHI_API_KEY_ID`, `KALSHI_PRIVATE_KEY_PATH` or
-`KALSHI_PRIVATE_KEY`); `--url` accepts a ws(s) URL or a REST base URL (the WebSocket URL is derived), and
-defaults to `KALSHI_WS_URL` / `KALSHI_API_BASE_URL`. The report lists message types, per-channel rates,
-latency (receipt minus the message's `ts_ms`), seq gaps, heartbeats and reconnect behaviour, as a table and
-as JSON.
+The caller (the CLI) passes a `KalshiConfig`: its credentials sign the handshake, and its WebSocket URL is
+the default endpoint; `--url` accepts a ws(s) URL or a REST base URL (the WebSocket URL is derived). Without
+`--market`, ticker, trade and lifecycle cover all markets, and `orderbook_delta` (which Kalshi only serves
+for named markets) follows the most traded open market found by REST. The report lists message types,
+per-channel rates, latency (receipt minus the message's `ts_ms`), seq gaps, heartbeats and reconnect
+behaviour, as a table and as JSON.
 """
 
 from __future__ import annotations
@@ -22,14 +23,19 @@ import statistics
 import sys
 import time
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from kalshi_pipeline.kalshi.config import KalshiConfig
+from kalshi_pipeline.kalshi.client import KalshiClient
+from kalshi_pipeline.kalshi.config import KalshiConfig, validate_ws_url
 from kalshi_pipeline.kalshi.errors import KalshiAuthError, KalshiConfigError, KalshiError
-from kalshi_pipeline.kalshi.ws import (
-    CHANNELS,
-    KalshiWebSocket,
+from kalshi_pipeline.kalshi.models import Market
+from kalshi_pipeline.kalshi.parsing import expect_object
+from kalshi_pipeline.kalshi.session import list_field
+from kalshi_pipeline.kalshi.ws.client import KalshiWebSocket, Signer
+from kalshi_pipeline.kalshi.ws.messages import (
     LifecycleMessage,
     OrderbookDelta,
     OrderbookSnapshot,
@@ -37,9 +43,8 @@ from kalshi_pipeline.kalshi.ws import (
     TickerMessage,
     TradeMessage,
     WsMessage,
-    validate_ws_url,
-    ws_url_from_env,
 )
+from kalshi_pipeline.kalshi.ws.subscriptions import CHANNELS
 
 _CHANNEL_OF = {
     TickerMessage: "ticker",
@@ -53,14 +58,17 @@ _CHANNEL_OF = {
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the probe's options to its subcommand parser."""
     parser.add_argument(
-        "--url", default=None, help="ws(s) URL or REST base URL (default: from env)"
+        "--url",
+        default=None,
+        help="ws(s) URL or REST base URL (default: the configured WebSocket URL)",
     )
     parser.add_argument(
         "--market",
         action="append",
         default=[],
         metavar="TICKER",
-        help="market ticker to subscribe to; repeatable (none = all markets, not for orderbook_delta)",
+        help="market ticker to subscribe to; repeatable (none = all markets, and the most traded open "
+        "market for orderbook_delta)",
     )
     parser.add_argument(
         "--channels",
@@ -98,15 +106,34 @@ def _quantiles(values: list[float]) -> dict[str, float]:
     return out
 
 
+async def pick_open_market(config: KalshiConfig) -> str | None:
+    """The open market (combos excluded) with the most 24-hour volume among the first 100 Kalshi lists."""
+    async with KalshiClient(config) as client:
+        body = await client.request_json(
+            "GET", "/markets", {"status": "open", "mve_filter": "exclude", "limit": 100}
+        )
+    page = expect_object(body, "GET /markets")
+    markets = [Market.from_payload(m) for m in list_field(page, "markets", "/markets")]
+    if not markets:
+        return None
+    return max(markets, key=lambda m: m.volume_24h_fp or 0).ticker
+
+
 async def probe(
     url: str,
-    signer: Any,
+    signer: Signer | None,
     markets: list[str],
     channels: list[str],
     seconds: float,
     force_reconnect_after: float | None = None,
+    *,
+    book_markets: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Connect, subscribe, listen for `seconds` and return the measurements as a JSON-able dict."""
+    """Connect, subscribe, listen for `seconds` and return the measurements as a JSON-able dict.
+
+    Channels follow `markets` (empty = all markets); `orderbook_delta` follows `book_markets` when
+    `markets` is empty.
+    """
     ws = KalshiWebSocket(url, signer=signer, backoff_initial=0.25, backoff_max=5.0)
     types: Counter[str] = Counter()
     per_channel: Counter[str] = Counter()
@@ -115,9 +142,11 @@ async def probe(
     connect_at: list[float] = []
     disconnect_at: list[float] = []
     started = time.monotonic()
+    book_markets = markets or book_markets
     report: dict[str, Any] = {
         "url": url,
         "markets": markets,
+        "orderbook_markets": book_markets if "orderbook_delta" in channels else [],
         "channels": channels,
         "seconds": seconds,
     }
@@ -126,7 +155,11 @@ async def probe(
         await ws.wait_connected(30)
         report["connect_seconds"] = round(time.monotonic() - t0, 3)
         t0 = time.monotonic()
-        sids = await ws.subscribe(channels, markets or None)
+        separate_book = not markets and "orderbook_delta" in channels
+        others = [c for c in channels if c != "orderbook_delta"] if separate_book else channels
+        sids = await ws.subscribe(others, markets or None) if others else {}
+        if separate_book and book_markets:
+            sids |= await ws.subscribe(["orderbook_delta"], book_markets)
         report["subscribe_ack_seconds"] = round(time.monotonic() - t0, 3)
         report["sids"] = sids
         report["list_subscriptions"] = await ws.list_subscriptions()
@@ -230,8 +263,13 @@ def render_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the probe from parsed arguments; print the table (and JSON); return a process exit code."""
+def run(args: argparse.Namespace, config: KalshiConfig) -> int:
+    """Run the probe from parsed arguments and the caller's settings; print the table (and JSON).
+
+    Returns:
+        A process exit code: 0 done, 1 connection or protocol failure, 2 bad settings, 3 rejected
+        credentials.
+    """
     channels = [c.strip() for c in args.channels.split(",") if c.strip()]
     try:
         bad = [c for c in channels if c not in CHANNELS]
@@ -239,16 +277,23 @@ def run(args: argparse.Namespace) -> int:
             raise KalshiConfigError(
                 f"--channels {args.channels!r}: use some of {','.join(CHANNELS)}"
             )
-        if "orderbook_delta" in channels and not args.market:
-            raise KalshiConfigError("orderbook_delta needs at least one --market")
         if args.seconds <= 0:
             raise KalshiConfigError("--seconds must be > 0")
-        url = validate_ws_url(args.url) if args.url else ws_url_from_env()
-        config = KalshiConfig.from_env()
+        url = validate_ws_url(args.url) if args.url else config.websocket_url()
         signer = config.signer()
+        markets = list(dict.fromkeys(args.market))
+        book_markets = _book_markets(args.url, url, config, channels, markets)
     except KalshiConfigError as exc:
         print(f"kalshi-pipeline probe: {exc}", file=sys.stderr)
         return 2
+    if "orderbook_delta" in channels and not markets and not book_markets:
+        channels.remove("orderbook_delta")
+        if not channels:
+            print(
+                "kalshi-pipeline probe: orderbook_delta needs a --market (no open market found)",
+                file=sys.stderr,
+            )
+            return 2
     if signer is None:
         print(
             "kalshi-pipeline probe: no credentials (KALSHI_API_KEY_ID + KALSHI_PRIVATE_KEY_PATH); Kalshi "
@@ -260,10 +305,11 @@ def run(args: argparse.Namespace) -> int:
             probe(
                 url,
                 signer.sign if signer else None,
-                list(dict.fromkeys(args.market)),
+                markets,
                 channels,
                 args.seconds,
                 args.force_reconnect,
+                book_markets=book_markets,
             )
         )
     except KalshiAuthError as exc:
@@ -281,3 +327,46 @@ def run(args: argparse.Namespace) -> int:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(text + "\n")
     return 0
+
+
+def _book_markets(
+    url_arg: str | None, ws_url: str, config: KalshiConfig, channels: list[str], markets: list[str]
+) -> list[str]:
+    """The market `orderbook_delta` follows without `--market`: the most traded open one, found by REST.
+
+    REST is asked at `--url` when it is a REST base URL, else at the configured base URL when the probed
+    WebSocket is the configured one; otherwise (or when REST finds none) orderbook_delta is skipped with a
+    one-line note.
+    """
+    if "orderbook_delta" not in channels or markets:
+        return []
+    if url_arg and urlsplit(url_arg.strip()).scheme in ("http", "https"):
+        rest = replace(config, base_url=url_arg, ws_url=None)
+    elif ws_url == config.websocket_url():
+        rest = config
+    else:
+        print(
+            "kalshi-pipeline probe: orderbook_delta skipped: pass --market to follow a book at a "
+            "WebSocket URL other than the configured one",
+            file=sys.stderr,
+        )
+        return []
+    try:
+        picked = asyncio.run(pick_open_market(rest))
+    except KalshiConfigError:
+        raise  # bad settings are the caller's exit code 2, not a skipped channel
+    except KalshiError as exc:
+        print(
+            f"kalshi-pipeline probe: orderbook_delta skipped: no open market from {rest.base_url} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0]})",
+            file=sys.stderr,
+        )
+        return []
+    if picked is None:
+        print(
+            f"kalshi-pipeline probe: orderbook_delta skipped: {rest.base_url} lists no open market",
+            file=sys.stderr,
+        )
+        return []
+    print(f"kalshi-pipeline probe: orderbook_delta follows {picked} (pass --market to choose)")
+    return [picked]

@@ -134,6 +134,22 @@ def test_pkcs1_and_pkcs8_load_the_same_key(key_pair) -> None:
     assert one.private_numbers() == eight.private_numbers()
 
 
+def test_pem_with_escaped_newlines_on_one_line_loads(key_pair) -> None:
+    # Secret stores often hold a PEM on one line with its newlines escaped as a literal backslash-n.
+    for pem in (key_pair.pkcs1_pem, key_pair.pkcs8_pem):
+        escaped = pem.strip().replace("\n", "\\n")
+        assert "\n" not in escaped
+        for text in (escaped, escaped.encode()):
+            key = load_private_key(text, source="KALSHI_PRIVATE_KEY")
+            assert key.private_numbers() == key_pair.private_key.private_numbers()
+    broken = (
+        key_pair.pkcs1_pem.strip().replace("\n", "\\n")[:200] + "\\n-----END RSA PRIVATE KEY-----"
+    )
+    with pytest.raises(KalshiConfigError, match="KALSHI_PRIVATE_KEY") as err:
+        load_private_key(broken, source="KALSHI_PRIVATE_KEY")
+    assert "\n" not in str(err.value)
+
+
 def test_file_loading_and_one_line_errors(key_pair, tmp_path: Path) -> None:
     good = tmp_path / "kalshi.key"
     good.write_text(key_pair.pkcs1_pem)

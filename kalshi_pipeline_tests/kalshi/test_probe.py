@@ -69,10 +69,35 @@ def test_probe_errors_are_one_line_with_exit_codes(
 ) -> None:
     assert main(["probe", "--channels", "ticker,fills", "--seconds", "1"]) == 2
     assert "--channels" in capsys.readouterr().err
-    assert main(["probe", "--channels", "orderbook_delta", "--seconds", "1"]) == 2
-    assert "needs at least one --market" in capsys.readouterr().err
     monkeypatch.delenv("KALSHI_API_KEY_ID")
     monkeypatch.delenv("KALSHI_PRIVATE_KEY_PATH")
     assert main(["probe", "--url", sim.ws_url, "--channels", "ticker", "--seconds", "1"]) == 3
     err = capsys.readouterr().err
     assert "401" in err and "no credentials" in err
+
+
+def test_probe_without_markets_follows_the_most_traded_open_market(
+    sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The default command used to fail ("orderbook_delta needs at least one --market").
+    world = sim.app.state.world
+    open_markets = {t for g in world.games for t in g.market_tickers}
+    out = tmp_path / "probe.json"
+    assert main(["probe", "--seconds", "2", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["markets"] == [] and len(report["orderbook_markets"]) == 1
+    picked = report["orderbook_markets"][0]
+    assert picked in open_markets and f"orderbook_delta follows {picked}" in printed
+    assert report["message_types"]["orderbook_snapshot"] >= 1
+    assert {s["channel"] for s in report["list_subscriptions"]} == {
+        "ticker",
+        "trade",
+        "orderbook_delta",
+        "market_lifecycle_v2",
+    }
+    # Asking only for a book at a WebSocket URL unrelated to the configured REST one skips it plainly.
+    other = sim.ws_url.replace("127.0.0.1", "localhost")
+    assert main(["probe", "--url", other, "--channels", "orderbook_delta", "--seconds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "orderbook_delta skipped" in err and "needs a --market" in err

@@ -15,19 +15,25 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kalshi_pipeline.kalshi.auth import KalshiSigner
-from kalshi_pipeline.kalshi.errors import KalshiAuthError, KalshiConfigError
-from kalshi_pipeline.kalshi.ws import (
-    DEFAULT_WS_URL,
-    KalshiWebSocket,
+from kalshi_pipeline.kalshi.config import DEFAULT_WS_URL, KalshiConfig, derive_ws_url
+from kalshi_pipeline.kalshi.errors import (
+    KalshiAuthError,
+    KalshiConfigError,
+    KalshiProtocolError,
     KalshiWebSocketError,
+    WsCommandError,
+    WsMessageError,
+)
+from kalshi_pipeline.kalshi.ws import (
+    KalshiWebSocket,
+    LifecycleMessage,
     OrderbookDelta,
+    OrderbookReplica,
+    OrderbookSnapshot,
     StreamEvent,
     TickerMessage,
     TradeMessage,
-    WsCommandError,
-    derive_ws_url,
     parse_message,
-    ws_url_from_env,
 )
 from kalshi_pipeline_tests.simulated import live_tickers
 
@@ -84,18 +90,17 @@ def test_derive_ws_url(base: str, expected: str) -> None:
     assert derive_ws_url(base) == expected
 
 
-def test_ws_url_from_env_precedence() -> None:
-    assert ws_url_from_env({}) == DEFAULT_WS_URL
+def test_from_config_uses_the_explicit_url_else_the_configured_one() -> None:
+    derived = KalshiConfig(base_url="http://h:1/trade-api/v2")
+    assert KalshiWebSocket.from_config(derived).url == "ws://h:1/trade-api/ws/v2"
+    explicit = KalshiConfig(base_url="demo", ws_url="ws://x:2/trade-api/ws/v2")
+    assert KalshiWebSocket.from_config(explicit).url == "ws://x:2/trade-api/ws/v2"
     assert (
-        ws_url_from_env({"KALSHI_API_BASE_URL": "http://h:1/trade-api/v2"})
-        == "ws://h:1/trade-api/ws/v2"
+        KalshiWebSocket.from_config(explicit, url="ws://y:3/trade-api/ws/v2").url
+        == "ws://y:3/trade-api/ws/v2"
     )
-    assert ws_url_from_env(
-        {"KALSHI_WS_URL": "ws://x:2/trade-api/ws/v2", "KALSHI_API_BASE_URL": "demo"}
-    ) == ("ws://x:2/trade-api/ws/v2")
-    assert "demo" in ws_url_from_env({"KALSHI_API_BASE_URL": "demo"})
     with pytest.raises(KalshiConfigError, match="KALSHI_WS_URL"):
-        ws_url_from_env({"KALSHI_WS_URL": "ftp://nope"})
+        KalshiWebSocket("ftp://nope")
 
 
 def test_parse_ticker_uses_decimal_and_falls_back_to_ts() -> None:
@@ -149,9 +154,105 @@ def test_malformed_frames_raise_clear_errors(raw: str) -> None:
         parse_message(raw)
 
 
+@pytest.mark.parametrize(
+    ("msg", "field"),
+    [
+        ({"type": "ticker", "msg": {"market_ticker": "M", "price_dollars": 56}}, "price_dollars"),
+        ({"type": "ticker", "msg": {"market_ticker": "M", "volume_fp": 1200}}, "volume_fp"),
+        (
+            {"type": "trade", "msg": {"market_ticker": "M", "count_fp": "3.00", "yes_price_dollars": 36}},
+            "yes_price_dollars",
+        ),
+        ({"type": "trade", "msg": {"market_ticker": "M", "count_fp": 3}}, "count_fp"),
+        (
+            {"type": "orderbook_delta", "msg": {"market_ticker": "M", "price_dollars": 0.08,
+                                                "delta_fp": "-54.00", "side": "no"}},
+            "price_dollars",
+        ),
+        (
+            {"type": "orderbook_delta", "msg": {"market_ticker": "M", "price_dollars": "0.0800",
+                                                "delta_fp": -54, "side": "no"}},
+            "delta_fp",
+        ),
+        (
+            {"type": "orderbook_snapshot", "msg": {"market_ticker": "M",
+                                                   "yes_dollars_fp": [["0.0800", 300]]}},
+            "yes_dollars_fp[0][1]",
+        ),
+        (
+            {"type": "market_lifecycle_v2", "msg": {"market_ticker": "M", "event_type": "determined",
+                                                    "result": "yes", "settlement_value": 1}},
+            "settlement_value",
+        ),
+    ],
+)  # fmt: skip
+def test_bare_number_in_a_fixed_point_field_is_refused(msg: dict[str, Any], field: str) -> None:
+    # A bare number there is a legacy integer (cents or whole contracts), never silently read as dollars;
+    # the same parser refuses it in REST payloads (test_models.py).
+    with pytest.raises(WsMessageError) as err:
+        parse_message(json.dumps(msg))
+    text = str(err.value)
+    assert repr(field) in text and "should be a fixed-point string" in text and "\n" not in text
+    assert msg["type"] in text and "'M'" in text  # names the frame and the market
+    assert isinstance(err.value, KalshiProtocolError) and isinstance(
+        err.value, KalshiWebSocketError
+    )
+
+
+def test_fixed_point_strings_parse_exactly_in_every_message_type() -> None:
+    snapshot = parse_message(
+        '{"type":"orderbook_snapshot","sid":2,"seq":1,"msg":{"market_ticker":"M","market_id":"",'
+        '"yes_dollars_fp":[["0.4200","13.00"],["0.4100","10.00"]]}}'
+    )
+    assert isinstance(snapshot, OrderbookSnapshot)
+    assert snapshot.yes == (
+        (Decimal("0.4100"), Decimal("10.00")),
+        (Decimal("0.4200"), Decimal("13.00")),
+    )
+    assert snapshot.no == ()
+    settled = parse_message(
+        '{"type":"market_lifecycle_v2","sid":4,"seq":9,"msg":{"market_ticker":"M",'
+        '"event_type":"settled","settlement_value":"1.0000","settled_ts":1766200000}}'
+    )
+    assert isinstance(settled, LifecycleMessage)
+    assert settled.settlement_value == Decimal("1.0000") and settled.ts_ms == 1766200000000
+
+
+def test_orderbook_replica_follows_snapshot_and_deltas() -> None:
+    book = OrderbookReplica("M")
+    assert book.stale and book.levels("yes") == []
+    snapshot = parse_message(
+        '{"type":"orderbook_snapshot","sid":2,"seq":1,"msg":{"market_ticker":"M",'
+        '"yes_dollars_fp":[["0.4100","10.00"]],"no_dollars_fp":[["0.5500","3.00"],["0.5600","0.00"]]}}'
+    )
+    assert isinstance(snapshot, OrderbookSnapshot)
+    book.apply_snapshot(snapshot)
+    assert not book.stale
+    assert book.levels("no") == [(Decimal("0.5500"), Decimal("3.00"))]  # empty levels are dropped
+
+    def delta(price: str, change: str, side: str) -> OrderbookDelta:
+        message = parse_message(
+            json.dumps(
+                {"type": "orderbook_delta", "sid": 2, "seq": 2,
+                 "msg": {"market_ticker": "M", "price_dollars": price, "delta_fp": change, "side": side}}
+            )
+        )  # fmt: skip
+        assert isinstance(message, OrderbookDelta)
+        return message
+
+    book.apply_delta(delta("0.4200", "5.00", "yes"))
+    book.apply_delta(delta("0.4100", "-4.00", "yes"))
+    book.apply_delta(delta("0.5500", "-3.00", "no"))
+    assert book.levels("yes") == [
+        (Decimal("0.4100"), Decimal("6.00")),
+        (Decimal("0.4200"), Decimal("5.00")),
+    ]
+    assert book.levels("no") == []
+
+
 def test_bad_settings_fail_fast() -> None:
     with pytest.raises(KalshiConfigError, match="overflow"):
-        KalshiWebSocket("ws://x/trade-api/ws/v2", overflow="explode")  # type: ignore[arg-type]
+        KalshiWebSocket("ws://x/trade-api/ws/v2", overflow="explode")  # type: ignore[arg-type]  # invalid on purpose
 
     async def go() -> None:
         ws = KalshiWebSocket("ws://127.0.0.1:9/trade-api/ws/v2")

@@ -1,0 +1,663 @@
+"""`KalshiWebSocket`: a signed, reconnecting WebSocket session with seq tracking and resyncs.
+
+The client keeps one connection to `/trade-api/ws/v2` and one subscription (sid) per channel. Consumers
+iterate over it and receive typed market-data messages interleaved with `StreamEvent`s that describe the
+connection (connect, disconnect, gap, resync, error).
+
+Gaps: a `seq` jump on a sid (or a dropped message under the "drop" overflow policy, or Kalshi's error 25)
+emits a `StreamEvent(kind="gap")`. Orderbook sids are resynced here (`get_snapshot` for the sid's markets,
+then a `resync` event); for trades and tickers the gap event names the markets and the exchange-time window
+so the caller can backfill those minutes from REST. A reconnect re-signs the handshake, resets all sid/seq
+trackers (they are per connection), resubscribes and emits a `gap` for the time the socket was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from kalshi_pipeline.kalshi.config import WS_PATH, KalshiConfig, validate_ws_url
+from kalshi_pipeline.kalshi.errors import (
+    AUTH_HINT,
+    KalshiAuthError,
+    KalshiConfigError,
+    KalshiWebSocketError,
+    WsMessageError,
+)
+from kalshi_pipeline.kalshi.ws.buffer import OverflowPolicy, StreamBuffer
+from kalshi_pipeline.kalshi.ws.commands import PendingCommands
+from kalshi_pipeline.kalshi.ws.connection import StreamStats, WatchedConnection, open_connection
+from kalshi_pipeline.kalshi.ws.messages import (
+    ControlMessage,
+    EventKind,
+    LifecycleMessage,
+    OrderbookDelta,
+    OrderbookSnapshot,
+    StreamEvent,
+    StreamItem,
+    TickerMessage,
+    TradeMessage,
+    WsMessage,
+    parse_message,
+)
+from kalshi_pipeline.kalshi.ws.orderbook import OrderbookReplica
+from kalshi_pipeline.kalshi.ws.subscriptions import ChannelState, Subscriptions, group_by_markets
+
+__all__ = ["KalshiWebSocket", "Signer"]
+
+Signer = Callable[[str, str], Mapping[str, str]]
+"""A function `(method, path) -> headers` producing Kalshi's three `KALSHI-ACCESS-*` headers."""
+
+
+class KalshiWebSocket:
+    """A reconnecting Kalshi WebSocket session; iterate it for messages and stream events.
+
+    ```python
+    ws = KalshiWebSocket.from_config(config)
+    await ws.subscribe(["ticker", "trade"], ["KXNBAGAME-25DEC19SASATL-ATL"])
+    async with ws:
+        async for item in ws:
+            ...
+    ```
+
+    Args:
+        url: The WebSocket URL (`ws://` or `wss://`; a REST base URL is mapped to its WebSocket URL).
+        signer: `(method, path) -> headers`; called on every connect with `("GET", <url path>)`. Kalshi
+            rejects unsigned handshakes with HTTP 401.
+        queue_size: Capacity of the buffer between the socket reader and the consumer.
+        overflow: What the reader does when that buffer is full: "block" (stop reading the socket until the
+            consumer catches up; TCP pushes back and Kalshi may answer with error 25) or "drop" (drop the
+            message, emit a gap for its channel once the buffer has room, resync orderbooks).
+        heartbeat_timeout: Reconnect when no frame at all (data, Ping or Pong) arrived for this long;
+            Kalshi pings every 10 s, so quiet markets never trigger it.
+        backoff_initial: First reconnect delay ceiling in seconds (doubles per failed attempt, full jitter).
+        backoff_max: Cap of the reconnect delay ceiling.
+        open_timeout: Handshake timeout in seconds.
+        ack_timeout: How long command helpers wait for Kalshi's answer.
+        max_reconnects: Give up (raise from the iterator) after this many consecutive failed connects;
+            None retries forever.
+        track_books: Maintain an `OrderbookReplica` per market of the orderbook channel in `.books`.
+        rng: Source of the reconnect jitter.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        signer: Signer | None = None,
+        queue_size: int = 10_000,
+        overflow: OverflowPolicy = "block",
+        heartbeat_timeout: float = 30.0,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        open_timeout: float = 10.0,
+        ack_timeout: float = 10.0,
+        max_reconnects: int | None = None,
+        track_books: bool = True,
+        rng: random.Random | None = None,
+    ) -> None:
+        if overflow not in ("block", "drop"):
+            raise KalshiConfigError(f"overflow must be 'block' or 'drop', got {overflow!r}")
+        if queue_size < 1:
+            raise KalshiConfigError(f"queue_size must be >= 1, got {queue_size!r}")
+        self.url = validate_ws_url(url)
+        self.path = urlsplit(self.url).path or WS_PATH
+        self._signer = signer
+        self.queue_size = queue_size
+        self.overflow = overflow
+        self.heartbeat_timeout = heartbeat_timeout
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.open_timeout = open_timeout
+        self.ack_timeout = ack_timeout
+        self.max_reconnects = max_reconnects
+        self.track_books = track_books
+        self._rng = rng or random.Random()
+        self.stats = StreamStats()
+        self.books: dict[str, OrderbookReplica] = {}
+        self.connection_number = 0
+        self._channels = Subscriptions()
+        self._buffer = StreamBuffer(queue_size, self.stats)
+        self._commands = PendingCommands()
+        self._conn: WatchedConnection | None = None
+        self._connected = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._closing = False
+        self._dropped_channels: dict[str, int | None] = {}
+        self._last_exchange_ms: int | None = None
+        self._fatal: BaseException | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def from_config(
+        cls, config: KalshiConfig, *, url: str | None = None, **kwargs: Any
+    ) -> KalshiWebSocket:
+        """Build a client from a `KalshiConfig`: its signer, and `url` or else `config.websocket_url()`.
+
+        Raises:
+            KalshiConfigError: The private key cannot be loaded or the URL is not a WebSocket URL.
+        """
+        signer = config.signer()
+        target = url or config.websocket_url()
+        return cls(target, signer=signer.sign if signer is not None else None, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"KalshiWebSocket(url={self.url!r}, connection={self.connection_number})"
+
+    # ----------------------------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> KalshiWebSocket:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        """Start the background connect/read loop (idempotent)."""
+        if self._runner is None:
+            self._closing = False
+            self._runner = asyncio.create_task(self._run(), name="kalshi-ws")
+
+    async def close(self) -> None:
+        """Stop reconnecting, close the socket and end iteration."""
+        self._closing = True
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._runner
+            self._runner = None
+        self._commands.fail_all(
+            KalshiWebSocketError("the WebSocket client was closed"), forget=True
+        )
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is currently open."""
+        return self._connected.is_set()
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait until the socket is open.
+
+        Raises:
+            KalshiAuthError: The handshake was rejected (the client gave up).
+            KalshiWebSocketError: The client gave up for another reason.
+            TimeoutError: Not connected after `timeout` seconds.
+        """
+        self.start()
+        assert self._runner is not None
+        waiter = asyncio.ensure_future(self._connected.wait())
+        done, _ = await asyncio.wait(
+            {waiter, self._runner}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if waiter in done:
+            return
+        waiter.cancel()
+        if self._fatal is not None:
+            raise self._fatal
+        if self._runner in done:
+            raise KalshiWebSocketError(f"the connection loop to {self.url} ended")
+        raise TimeoutError(f"not connected to {self.url} after {timeout} s")
+
+    async def force_reconnect(self) -> None:
+        """Drop the current connection as if the network failed (the client reconnects and resubscribes)."""
+        if self._conn is not None:
+            self._conn.transport.abort()
+
+    def queue_depth(self) -> int:
+        """Items waiting for the consumer."""
+        return self._buffer.depth()
+
+    # ----------------------------------------------------------------------------------- iterate
+
+    def __aiter__(self) -> AsyncIterator[StreamItem]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[StreamItem]:
+        self.start()
+        while True:
+            yield await self._buffer.get()
+
+    def next_nowait(self) -> StreamItem | None:
+        """Return the next buffered message or event without waiting (None when the buffer is empty)."""
+        return self._buffer.get_nowait()
+
+    async def next_item(self, timeout: float | None = None) -> StreamItem:
+        """Return the next message or event (raises TimeoutError after `timeout` seconds)."""
+        self.start()
+        return await self._buffer.get(timeout)
+
+    # ----------------------------------------------------------------------------------- commands
+
+    async def subscribe(
+        self, channels: Iterable[str], market_tickers: Iterable[str] | None = None
+    ) -> dict[str, int]:
+        """Subscribe to channels (one sid per channel) for some markets (None = all, where allowed).
+
+        The subscription is remembered and renewed after every reconnect. When connected, waits for the
+        `subscribed`/`ok` answers and returns `{channel: sid}`; otherwise returns `{}` and subscribes on connect.
+
+        Raises:
+            KalshiConfigError: An unknown channel, or an orderbook subscription without markets.
+            WsCommandError: Kalshi answered with an error frame.
+        """
+        names = list(dict.fromkeys(channels))
+        tickers = None if market_tickers is None else list(dict.fromkeys(market_tickers))
+        Subscriptions.validate(names, tickers)
+        fresh: list[ChannelState] = []
+        for name in names:
+            state, is_new, added = self._channels.want(name, tickers)
+            if is_new:
+                fresh.append(state)
+            elif added and self.connected and state.sid is not None:
+                await self._command(
+                    "update_subscription",
+                    {"sids": [state.sid], "market_tickers": sorted(added), "action": "add_markets"},
+                )
+        if fresh and self.connected:
+            for group in group_by_markets(fresh):
+                await self._send_subscribe(group, wait=True)
+        sids = self._channels.as_sids()
+        return {name: sid for name in names if (sid := sids.get(name)) is not None}
+
+    async def unsubscribe(self, channels: Iterable[str]) -> None:
+        """Unsubscribe from channels and forget them (waits for `unsubscribed` when connected)."""
+        sids = []
+        for name in channels:
+            state = self._channels.forget(name)
+            if state is not None and state.sid is not None:
+                sids.append(state.sid)
+        if sids and self.connected:
+            await self._command("unsubscribe", {"sids": sids})
+
+    async def delete_markets(self, channel: str, market_tickers: Iterable[str]) -> None:
+        """Remove markets from a channel's subscription (`update_subscription` `delete_markets`)."""
+        state = self._channels.get(channel)
+        tickers = sorted(set(market_tickers))
+        if state is None or not tickers:
+            return
+        if state.tickers is not None:
+            state.tickers -= set(tickers)
+        for ticker in tickers:
+            self.books.pop(ticker, None)
+        if self.connected and state.sid is not None:
+            await self._command(
+                "update_subscription",
+                {"sids": [state.sid], "market_tickers": tickers, "action": "delete_markets"},
+            )
+
+    async def request_snapshot(self, market_tickers: Iterable[str] | None = None) -> None:
+        """Ask for fresh orderbook snapshots (`update_subscription` `get_snapshot`) without waiting."""
+        state = self._channels.get("orderbook_delta")
+        if state is None or state.sid is None or not self.connected:
+            return
+        tickers = sorted(market_tickers if market_tickers is not None else (state.tickers or ()))
+        if not tickers:
+            return
+        for ticker in tickers:
+            if ticker in self.books:
+                self.books[ticker].stale = True
+        await self._send(
+            "update_subscription",
+            {"sids": [state.sid], "market_tickers": tickers, "action": "get_snapshot"},
+        )
+
+    async def list_subscriptions(self) -> list[dict[str, Any]]:
+        """Ask Kalshi for this connection's subscriptions: `[{"channel": ..., "sid": ...}, ...]`."""
+        replies = await self._command("list_subscriptions", None)
+        body = replies[0].body if replies else None
+        return list(body) if isinstance(body, list) else []
+
+    def subscriptions(self) -> dict[str, int | None]:
+        """The channels this client wants, with their sid on the current connection (None = not yet)."""
+        return self._channels.as_sids()
+
+    def subscribed_tickers(self, channel: str) -> set[str] | None:
+        """The markets wanted on a channel (None = all markets)."""
+        state = self._channels.get(channel)
+        return None if state is None or state.tickers is None else set(state.tickers)
+
+    async def _send(
+        self, cmd: str, params: dict[str, Any] | None, command_id: int | None = None
+    ) -> int:
+        if self._conn is None:
+            raise KalshiWebSocketError(f"cannot send {cmd}: not connected")
+        if command_id is None:
+            command_id = self._commands.new_id()
+        payload: dict[str, Any] = {"id": command_id, "cmd": cmd}
+        if params is not None:
+            payload["params"] = params
+        await self._conn.send(json.dumps(payload))
+        return command_id
+
+    async def _command(
+        self, cmd: str, params: dict[str, Any] | None, *, channels: set[str] | None = None
+    ) -> list[ControlMessage]:
+        command_id, future = self._commands.await_answer(channels)
+        try:
+            await self._send(cmd, params, command_id)
+            return await asyncio.wait_for(future, self.ack_timeout)
+        finally:
+            self._commands.forget(command_id)
+
+    async def _send_subscribe(self, states: list[ChannelState], *, wait: bool) -> None:
+        """Subscribe channels sharing one market filter with a single command.
+
+        One command means Kalshi starts all of them at the same instant, so a ticker snapshot and the trade
+        stream that follows it leave no hole between them.
+        """
+        params: dict[str, Any] = {"channels": [s.name for s in states]}
+        tickers = states[0].tickers
+        if tickers is not None:
+            params["market_tickers"] = sorted(tickers)
+        if any(s.name == "ticker" for s in states):
+            params["send_initial_snapshot"] = True
+        names = {s.name for s in states}
+        if wait:
+            await self._command("subscribe", params, channels=names)
+        else:
+            self._commands.expect_channels(await self._send("subscribe", params), names)
+
+    # ----------------------------------------------------------------------------------- consumer side
+
+    def _event(self, kind: EventKind, detail: str = "", **fields: Any) -> StreamEvent:
+        return StreamEvent(
+            kind=kind,
+            at_ms=int(time.time() * 1000),
+            connection=self.connection_number,
+            detail=detail,
+            **fields,
+        )
+
+    async def _emit(self, item: StreamItem | BaseException) -> None:
+        """Hand an item to the consumer following the overflow policy."""
+        if isinstance(item, (StreamEvent, BaseException)) or self.overflow == "block":
+            # Events are rare and must not be lost: they always wait for room.
+            await self._buffer.put(item)
+            return
+        if self._dropped_channels:
+            self._flush_dropped()
+        if not self._buffer.offer(item):
+            channel = self._channels.channel_of(item.sid)
+            state = self._channels.get(channel)
+            if channel is not None and state is not None and channel not in self._dropped_channels:
+                self._dropped_channels[channel] = state.last_ts_ms
+
+    def _flush_dropped(self) -> None:
+        """After drops, emit gap events (and resync orderbooks) once the buffer has room for them."""
+        if not self._buffer.has_room_for_reports():
+            return
+        now_ms = int(time.time() * 1000)
+        for channel, since in list(self._dropped_channels.items()):
+            state = self._channels.get(channel)
+            self._buffer.put_nowait(
+                self._event(
+                    "gap",
+                    f"consumer too slow: messages of {channel} dropped (overflow policy 'drop')",
+                    channel=channel,
+                    sid=state.sid if state else None,
+                    market_tickers=state.sorted_tickers() if state else (),
+                    since_ms=since,
+                    until_ms=self._last_exchange_ms or now_ms,
+                )
+            )
+            self.stats.gaps += 1
+            if channel == "orderbook_delta":
+                task = asyncio.get_running_loop().create_task(self._resync_orderbook("overflow"))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+        self._dropped_channels.clear()
+
+    async def _resync_orderbook(self, reason: str) -> None:
+        state = self._channels.get("orderbook_delta")
+        if state is None or state.sid is None or not self.connected:
+            return
+        tickers = state.sorted_tickers()
+        with contextlib.suppress(KalshiWebSocketError, ConnectionClosed):
+            await self.request_snapshot(tickers)
+            self.stats.resyncs += 1
+            await self._emit(
+                self._event(
+                    "resync",
+                    f"requested orderbook snapshots after {reason}",
+                    channel="orderbook_delta",
+                    sid=state.sid,
+                    market_tickers=tickers,
+                )
+            )
+
+    # ----------------------------------------------------------------------------------- connection
+
+    async def _run(self) -> None:
+        failures = 0
+        disconnected_at_ms: int | None = None
+        while not self._closing:
+            try:
+                headers = dict(self._signer("GET", self.path)) if self._signer else {}
+                conn = await open_connection(
+                    self.url, headers, open_timeout=self.open_timeout, stats=self.stats
+                )
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                if status in (401, 403):
+                    error = KalshiAuthError(
+                        f"WebSocket handshake to {self.url} rejected with HTTP {status}: {AUTH_HINT}; "
+                        f"the handshake signs GET {self.path}",
+                        status=status,
+                        method="GET",
+                        path=self.path,
+                    )
+                    self._fatal = error
+                    await self._emit(self._event("error", str(error).split(";")[0], code=status))
+                    await self._emit(error)
+                    return
+                failures += 1
+                await self._emit(
+                    self._event("error", f"handshake failed: HTTP {status}", code=status)
+                )
+            except (OSError, TimeoutError, InvalidHandshake) as exc:
+                failures += 1
+                await self._emit(
+                    self._event("error", f"connect failed: {type(exc).__name__}: {exc}")
+                )
+            else:
+                lived = await self._serve_connection(conn, disconnected_at_ms)
+                disconnected_at_ms = self._last_exchange_ms or int(time.time() * 1000)
+                failures = 0 if lived else failures + 1
+            if self._closing:
+                return
+            if self.max_reconnects is not None and failures > self.max_reconnects:
+                self._fatal = KalshiWebSocketError(
+                    f"gave up on {self.url} after {failures} failed connects"
+                )
+                await self._emit(self._fatal)
+                return
+            ceiling = min(self.backoff_max, self.backoff_initial * 2 ** max(failures - 1, 0))
+            await asyncio.sleep(
+                self._rng.uniform(0, ceiling) if failures else self.backoff_initial / 4
+            )
+
+    async def _serve_connection(self, conn: WatchedConnection, down_since_ms: int | None) -> bool:
+        """Run one connection until it drops; return whether it delivered data (backoff resets)."""
+        self.connection_number += 1
+        self.stats.connects += 1
+        self._conn = conn
+        self._channels.reset_connection()
+        for book in self.books.values():
+            book.stale = True
+        await self._emit(self._event("connect", f"connected to {self.url}"))
+        if down_since_ms is not None:
+            for state in self._channels:
+                if state.name in ("ticker", "trade"):
+                    self.stats.gaps += 1
+                    await self._emit(
+                        self._event(
+                            "gap",
+                            "reconnected: messages sent while disconnected are lost "
+                            "(until the first message of the new connection)",
+                            channel=state.name,
+                            market_tickers=state.sorted_tickers(),
+                            since_ms=down_since_ms,
+                            until_ms=None,
+                        )
+                    )
+        frames_before = self.stats.frames
+        reason = "closed"
+        watchdog = asyncio.create_task(self._watchdog(conn))
+        try:
+            for group in group_by_markets(self._channels):
+                await self._send_subscribe(group, wait=False)
+            self._connected.set()
+            async for raw in conn:
+                await self._handle_frame(raw)
+        except ConnectionClosed as exc:
+            reason = f"connection closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
+        except asyncio.CancelledError:
+            reason = "client closed"
+            raise
+        finally:
+            watchdog.cancel()
+            self._connected.clear()
+            self._conn = None
+            self.stats.disconnects += 1
+            self._commands.fail_all(KalshiWebSocketError(f"connection lost: {reason}"))
+            if not watchdog.cancelled() and watchdog.done() and watchdog.result():
+                reason = watchdog.result() or reason
+            if not self._closing:
+                await self._emit(self._event("disconnect", reason))
+        return self.stats.frames > frames_before
+
+    async def _watchdog(self, conn: WatchedConnection) -> str | None:
+        while True:
+            await asyncio.sleep(min(1.0, self.heartbeat_timeout / 4))
+            silent = time.monotonic() - conn.last_frame_monotonic
+            if self._buffer.blocked:
+                conn.last_frame_monotonic = time.monotonic()
+                continue
+            if silent > self.heartbeat_timeout:
+                await self._emit(
+                    self._event(
+                        "heartbeat_timeout",
+                        f"no frame (data or Ping) for {silent:.1f} s; reconnecting",
+                    )
+                )
+                conn.transport.abort()
+                return f"heartbeat timeout after {silent:.1f} s"
+
+    # ----------------------------------------------------------------------------------- frames
+
+    async def _handle_frame(self, raw: str | bytes) -> None:
+        received_ms = int(time.time() * 1000)
+        self.stats.frames += 1
+        try:
+            message = parse_message(raw, received_ms=received_ms)
+        except WsMessageError as exc:
+            self.stats.malformed += 1
+            self.stats.errors += 1
+            await self._emit(self._event("error", f"malformed frame skipped: {exc}"))
+            return
+        self.stats.by_type[message.type] += 1
+        if isinstance(message, ControlMessage):
+            await self._handle_control(message)
+            return
+        if message.ts_ms is not None:
+            self._last_exchange_ms = max(self._last_exchange_ms or 0, message.ts_ms)
+        channel = self._channels.channel_of(message.sid)
+        if message.seq is not None and message.sid is not None:
+            await self._check_seq(message.sid, message.seq, message.ts_ms, channel)
+        state = self._channels.get(channel)
+        if state is not None and message.ts_ms is not None:
+            state.last_ts_ms = message.ts_ms
+        if self.track_books:
+            self._track_book(message)
+        if isinstance(
+            message,
+            (TickerMessage, TradeMessage, OrderbookSnapshot, OrderbookDelta, LifecycleMessage),
+        ):
+            await self._emit(message)  # an `UnknownMessage` is counted in stats, never emitted
+
+    def _track_book(self, message: WsMessage) -> None:
+        if isinstance(message, OrderbookSnapshot):
+            book = self.books.setdefault(
+                message.market_ticker, OrderbookReplica(message.market_ticker)
+            )
+            book.apply_snapshot(message)
+        elif isinstance(message, OrderbookDelta):
+            book = self.books.setdefault(
+                message.market_ticker, OrderbookReplica(message.market_ticker)
+            )
+            if not book.stale:
+                book.apply_delta(message)
+
+    async def _check_seq(self, sid: int, seq: int, ts_ms: int | None, channel: str | None) -> None:
+        state = self._channels.get(channel)
+        if state is None:
+            return
+        expected = Subscriptions.advance_seq(state, seq)
+        if expected is None:
+            return
+        self.stats.gaps += 1
+        await self._emit(
+            self._event(
+                "gap",
+                f"seq gap on sid {sid}: expected {expected}, got {seq}",
+                channel=channel,
+                sid=sid,
+                market_tickers=state.sorted_tickers(),
+                since_ms=state.last_ts_ms,
+                until_ms=ts_ms,
+            )
+        )
+        if channel == "orderbook_delta":
+            await self._resync_orderbook(f"seq gap (expected {expected}, got {seq})")
+
+    async def _handle_control(self, message: ControlMessage) -> None:
+        if message.type == "subscribed":
+            self._channels.confirm(message.channel, message.sid)
+        elif message.type == "ok" and message.seq is not None and message.sid is not None:
+            channel = self._channels.channel_of(message.sid)
+            await self._check_seq(message.sid, message.seq, None, channel)
+        elif message.type == "error":
+            self.stats.errors += 1
+            if not self._commands.is_awaited(message.id):
+                await self._emit(
+                    self._event(
+                        "error",
+                        f"Kalshi error {message.code}: {message.message}",
+                        code=message.code,
+                        sid=message.sid,
+                    )
+                )
+            if message.code == 25:
+                await self._report_buffer_overflow()
+        self._commands.route(message)
+
+    async def _report_buffer_overflow(self) -> None:
+        """Kalshi dropped messages for a slow reader (error 25): every channel has a gap."""
+        for state in self._channels:
+            if state.name != "orderbook_delta":
+                self.stats.gaps += 1
+                await self._emit(
+                    self._event(
+                        "gap",
+                        "Kalshi error 25 (subscription buffer overflow): messages were dropped",
+                        channel=state.name,
+                        sid=state.sid,
+                        market_tickers=state.sorted_tickers(),
+                        since_ms=state.last_ts_ms,
+                        until_ms=None,
+                        code=25,
+                    )
+                )
+        await self._resync_orderbook("error 25 (buffer overflow)")

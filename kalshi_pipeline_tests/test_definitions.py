@@ -3,13 +3,14 @@
 import dagster as dg
 
 from kalshi_pipeline.defs.partitions import game_date_partitions
-from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
+from kalshi_pipeline.defs.resources import KalshiApiResource, LiveResource, WarehouseResource
 
 
 def test_definitions_load_with_assets_checks_and_resources() -> None:
     from kalshi_pipeline.definitions import defs
 
-    repo = defs.get_repository_def()
+    definitions = defs()
+    repo = definitions.get_repository_def()
     graph = repo.asset_graph
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert {"kalshi/markets", "kalshi/candlesticks_raw", "kalshi/candlesticks"} <= keys
@@ -32,15 +33,19 @@ def test_definitions_load_with_assets_checks_and_resources() -> None:
     assert graph.get(dg.AssetKey(["kalshi", "candlesticks_raw"])).parent_keys == {
         dg.AssetKey(["kalshi", "markets"])
     }
-    resources = defs.resources
+    resources = definitions.resources
     assert isinstance(resources["kalshi"], KalshiApiResource)
     assert isinstance(resources["warehouse"], WarehouseResource)
+    assert isinstance(resources["live"], LiveResource)
+    # The stream's own tables are in the graph too, on the same partitions.
+    for key in ("ticks", "trades", "stream_events", "candlesticks_ws"):
+        assert graph.get(dg.AssetKey(["kalshi", key])).partitions_def == game_date_partitions
 
 
 def test_rejects_check_is_blocking() -> None:
     from kalshi_pipeline.definitions import defs
 
-    graph = defs.get_repository_def().asset_graph
+    graph = defs().get_repository_def().asset_graph
     spec = graph.get_check_spec(
         dg.AssetCheckKey(dg.AssetKey(["kalshi", "candlesticks"]), "rejects")
     )

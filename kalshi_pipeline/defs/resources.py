@@ -20,10 +20,10 @@ from pydantic import Field
 
 from kalshi_pipeline.defs.live.planning import LIVE_MODES, LiveSettings
 from kalshi_pipeline.defs.settings import SettingError, resolved_text, resource_fields
-from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig
+from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig, KalshiError
 from kalshi_pipeline.kalshi.config import PRODUCTION_BASE_URL
 from kalshi_pipeline.kalshi.ratelimit import RateLimiter, shared_limiter, tier_bucket
-from kalshi_pipeline.warehouse import Warehouse, open_warehouse, resolve_url
+from kalshi_pipeline.warehouse import Warehouse, WarehouseError, open_warehouse, resolve_url
 from kalshi_pipeline.warehouse.rate_budget import shared_rate_budget
 from kalshi_pipeline.warehouse.urls import redact_url
 
@@ -291,17 +291,20 @@ def check_resources(resources: Mapping[str, Any]) -> None:
     """Validate the settings now (URLs, tier, key, live mode), so a mistake shows at load, not in a run.
 
     Raises:
-        SettingError, KalshiConfigError, WarehouseConfigError: One line naming the variable and the fix.
+        SettingError: One line naming the variable and the fix.
     """
-    kalshi: KalshiApiResource = resources["kalshi"]
-    values = {name: resolved_text(getattr(kalshi, name)) for name in type(kalshi).model_fields}
-    resolved = KalshiApiResource(**values)
-    resolved.series_tickers()
-    resolved.client_config().validate()
-    warehouse: WarehouseResource = resources["warehouse"]
-    resolve_url(resolved_text(warehouse.url), source="KALSHI_WAREHOUSE_URL")
-    live: LiveResource = resources["live"]
-    LiveResource(mode=resolved_text(live.mode)).settings(resolved.has_credentials)
+    try:
+        kalshi: KalshiApiResource = resources["kalshi"]
+        values = {name: resolved_text(getattr(kalshi, name)) for name in type(kalshi).model_fields}
+        resolved = KalshiApiResource(**values)
+        resolved.series_tickers()
+        resolved.client_config().validate()
+        warehouse: WarehouseResource = resources["warehouse"]
+        resolve_url(resolved_text(warehouse.url), source="KALSHI_WAREHOUSE_URL")
+        live: LiveResource = resources["live"]
+        LiveResource(mode=resolved_text(live.mode)).settings(resolved.has_credentials)
+    except (KalshiError, WarehouseError, ValueError) as exc:
+        raise SettingError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from None
 
 
 @dg.definitions

@@ -10,8 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kalshi_pipeline.defs.resources import (
     KalshiApiResource,
     WarehouseResource,
-    kalshi_resource_from_env,
-    warehouse_resource_from_env,
+    resources_from_env,
 )
 from kalshi_pipeline.kalshi.ratelimit import UnlimitedLimiter
 
@@ -34,7 +33,7 @@ def test_env_vars_feed_the_resource_through_envvar(
     monkeypatch.setenv("KALSHI_PRIVATE_KEY", pem)
     monkeypatch.setenv("KALSHI_SERIES", " kxnbagame, KXNHLGAME,KXNBAGAME ")
     monkeypatch.setenv("KALSHI_RATE_LIMIT_TIER", "advanced")
-    resource = kalshi_resource_from_env()
+    resource = resources_from_env()["kalshi"]
     assert isinstance(resource.private_key, dg.EnvVar)
     assert isinstance(resource.base_url, dg.EnvVar)
 
@@ -70,12 +69,12 @@ def test_defaults_without_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "KALSHI_ENV",
     ):
         monkeypatch.delenv(name, raising=False)
-    kalshi = kalshi_resource_from_env()
+    kalshi = resources_from_env()["kalshi"]
     assert kalshi.client_config().base_url == "https://external-api.kalshi.com/trade-api/v2"
     assert kalshi.series_tickers() == ["KXNBAGAME"]
     assert kalshi.private_key is None and kalshi.api_key_id is None
     assert not kalshi.client_config().has_credentials
-    assert warehouse_resource_from_env().url == "duckdb:///data/kalshi.duckdb"
+    assert resources_from_env()["warehouse"].url == "duckdb:///data/kalshi.duckdb"
 
 
 def test_empty_series_is_a_clear_error() -> None:
@@ -104,5 +103,5 @@ def test_kalshi_env_picks_the_demo_preset(monkeypatch: pytest.MonkeyPatch) -> No
     def base(kalshi: KalshiApiResource) -> str:
         return kalshi.client_config().base_url
 
-    result = dg.materialize([base], resources={"kalshi": kalshi_resource_from_env()})
+    result = dg.materialize([base], resources={"kalshi": resources_from_env()["kalshi"]})
     assert result.output_for_node("base") == "https://external-api.demo.kalshi.co/trade-api/v2"

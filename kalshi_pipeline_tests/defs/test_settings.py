@@ -116,7 +116,7 @@ def test_settings_are_checked_when_the_definitions_load(
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises(SettingError, match=re.escape(message)):
         check_resources(resources_from_env())
 
 
@@ -185,9 +185,16 @@ def signed(exchange: Any, **extra: str) -> Env:
 
 
 def failure(result: dg.ExecuteInProcessResult) -> str:
+    """The failed step's error and its causes, one message per line."""
     assert not result.success
     events = [e for e in result.all_events if e.is_step_failure]
-    return str(events[0].step_failure_data.error.message) if events else ""
+    assert events, "the run failed outside its step"
+    messages = []
+    error = events[0].step_failure_data.error
+    while error is not None:
+        messages.append(error.message.strip())
+        error = error.cause
+    return "\n".join(messages)
 
 
 def requests_seen(exchange: Any) -> int:

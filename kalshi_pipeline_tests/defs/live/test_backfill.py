@@ -16,7 +16,7 @@ from kalshi_pipeline.warehouse import open_warehouse
 def test_policy_runs_a_season_in_few_runs() -> None:
     from kalshi_pipeline.definitions import defs
 
-    graph = defs.get_repository_def().asset_graph
+    graph = defs().get_repository_def().asset_graph
     for key in ALL_KEYS:
         policy = graph.get(key).backfill_policy
         assert policy is not None

@@ -7,6 +7,7 @@ to its date, because rows are keyed by the ticker's date, never by the candle's 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -54,3 +55,8 @@ def day_bounds(game_date: date) -> tuple[datetime, datetime]:
     start = datetime.combine(game_date, time(0), tzinfo=GAME_TZ)
     end = datetime.combine(game_date + timedelta(days=1), time(0), tzinfo=GAME_TZ)
     return start, end
+
+
+def dates_label(dates: Sequence[date]) -> str:
+    """Return `2025-12-19` for one date or `2025-12-01..2025-12-31` for a range (as a run's metadata says)."""
+    return str(dates[0]) if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"

@@ -1,12 +1,13 @@
 """What every asset reports: metadata values, previews and the shared `schema` check result."""
 
 from collections.abc import Sequence
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import dagster as dg
 import pandas as pd
+
+from kalshi_pipeline.kalshi import RequestStats
 
 PREVIEW_ROWS = 10
 
@@ -28,7 +29,7 @@ def preview_md(
     return dg.MetadataValue.md("\n".join(lines))
 
 
-def stats_metadata(stats: Any) -> dict[str, Any]:
+def stats_metadata(stats: RequestStats) -> dict[str, Any]:
     """Return the client's request counters as metadata (requests, retries, 429s, throttled seconds)."""
     return {
         "api_requests": int(stats.requests),
@@ -36,11 +37,6 @@ def stats_metadata(stats: Any) -> dict[str, Any]:
         "api_rate_limited": int(stats.rate_limited),
         "api_throttled_seconds": dg.MetadataValue.float(round(float(stats.throttled_seconds), 3)),
     }
-
-
-def dates_label(dates: Sequence[date]) -> str:
-    """Return `2025-12-19` for one date or `2025-12-01..2025-12-31` for a range."""
-    return str(dates[0]) if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
 
 
 def schema_check_result(
@@ -72,10 +68,3 @@ def schema_check_result(
         passed=not problems,
         metadata={"rows_checked": len(written), "problems": "; ".join(problems) or "none"},
     )
-
-
-def with_columns(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """Give an empty query result the table's columns (drivers may return none for zero rows)."""
-    if df.empty and not set(columns) <= set(df.columns):
-        return pd.DataFrame(columns=list(columns))
-    return df

@@ -21,10 +21,10 @@ A game with no scheduled start, or whose active window is empty (not started yet
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 import pandas as pd
+
+from kalshi_pipeline.warehouse import unix_seconds, unix_seconds_column
 
 #: Quiet time allowed between the final buzzer and the market's early close.
 CLOSE_GRACE_S = 300
@@ -48,31 +48,6 @@ class GameCompleteness:
         return self.missing_minutes / self.active_minutes if self.active_minutes else 0.0
 
 
-def _ts(value: Any) -> int | None:
-    if value is None or value is pd.NaT:
-        return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return int(pd.Timestamp(value).timestamp())
-
-
-def _end_ts_seconds(series: pd.Series) -> list[int]:
-    if pd.api.types.is_datetime64_any_dtype(series):
-        naive = (
-            series.dt.tz_convert("UTC").dt.tz_localize(None)
-            if isinstance(series.dtype, pd.DatetimeTZDtype)
-            else series
-        )
-        ns = naive.to_numpy(dtype="datetime64[ns]").astype(np.int64)
-        if len(ns) and not pd.isna(naive).any() and not (ns % 1_000_000_000).any():
-            return (ns // 1_000_000_000).tolist()  # whole seconds: exact, as Timestamp.timestamp()
-        return [int(pd.Timestamp(v).timestamp()) for v in series]
-    return [int(v) for v in series]
-
-
 def game_completeness(
     markets: pd.DataFrame, candles: pd.DataFrame, *, window_start_ts: int = 0
 ) -> list[GameCompleteness]:
@@ -88,7 +63,7 @@ def game_completeness(
 
     def stamps_of(ticker: str) -> list[int]:
         if ticker not in seconds:
-            seconds[ticker] = _end_ts_seconds(by_ticker[ticker]["end_period_ts"])
+            seconds[ticker] = unix_seconds_column(by_ticker[ticker]["end_period_ts"])
         return seconds[ticker]
 
     out: list[GameCompleteness] = []
@@ -98,10 +73,13 @@ def game_completeness(
         stored_ends = [s for t in group["ticker"] if str(t) in by_ticker for s in stamps_of(str(t))]
         pulled_until = max(stored_ends, default=0)
         for market in group.to_dict("records"):
-            start = _ts(market.get("scheduled_start"))
+            start = unix_seconds(market.get("scheduled_start"))
             closes = [
                 ts - CLOSE_GRACE_S
-                for ts in (_ts(market.get("close_time")), _ts(market.get("settlement_ts")))
+                for ts in (
+                    unix_seconds(market.get("close_time")),
+                    unix_seconds(market.get("settlement_ts")),
+                )
                 if ts is not None
             ]
             end = min([pulled_until, *closes]) // 60 * 60

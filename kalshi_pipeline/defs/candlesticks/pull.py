@@ -19,21 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from kalshi_pipeline.kalshi import KalshiClient
-from kalshi_pipeline.kalshi.errors import KalshiNotFound
-from kalshi_pipeline.kalshi.candles import Candlestick
+from kalshi_pipeline.kalshi import Candlestick, KalshiClient, KalshiNotFound
+from kalshi_pipeline.warehouse import unix_seconds
 from kalshi_pipeline.warehouse.schema import CANDLESTICKS_RAW
 
 PERIOD_INTERVAL = 1
-RAW_COLUMNS = list(CANDLESTICKS_RAW.column_names)
 
 
 @dataclass(frozen=True)
@@ -64,29 +62,19 @@ class GamePull:
     fell_back_to_historical: list[str] = field(default_factory=list)
 
 
-def _unix(value: Any) -> int | None:
-    if value is None or value is pd.NaT or (isinstance(value, float) and pd.isna(value)):
-        return None
-    if isinstance(value, int | float):
-        return int(value)
-    if isinstance(value, datetime):
-        return int(value.timestamp())
-    return int(pd.Timestamp(value).timestamp())
-
-
 def market_window(
-    market: dict[str, Any], *, now_ts: int, cutoff_ts: int, start_ts: int | None = None
+    market: Mapping[str, Any], *, now_ts: int, cutoff_ts: int, start_ts: int | None = None
 ) -> MarketWindow:
     """Compute a market's candle window from its `kalshi.markets` row (see the module docstring)."""
-    open_ts = _unix(market.get("open_time")) or 0
+    open_ts = unix_seconds(market.get("open_time")) or 0
     ends = [now_ts]
     for key in ("close_time", "settlement_ts"):
-        ts = _unix(market.get(key))
+        ts = unix_seconds(market.get(key))
         if ts is not None:
             ends.append(ts)
     end = min(ends) // 60 * 60
     start = open_ts if start_ts is None else max(open_ts, int(start_ts))
-    settled = _unix(market.get("settlement_ts"))
+    settled = unix_seconds(market.get("settlement_ts"))
     archived = market.get("source") == "historical" or (settled is not None and settled < cutoff_ts)
     return MarketWindow(
         ticker=str(market["ticker"]),
@@ -173,7 +161,7 @@ def raw_frame(pulls: Sequence[GamePull], ingested_at: pd.Timestamp) -> pd.DataFr
     """Turn pulled candles into `kalshi.candlesticks_raw` rows, payloads as JSON text as received."""
     pairs = [pair for pull in pulls for pair in pull.candles]
     if not pairs:
-        return pd.DataFrame([], columns=RAW_COLUMNS)
+        return pd.DataFrame([], columns=list(CANDLESTICKS_RAW.column_names))
     windows = [w for w, _ in pairs]
     candles = [c for _, c in pairs]
     dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -190,7 +178,7 @@ def raw_frame(pulls: Sequence[GamePull], ingested_at: pd.Timestamp) -> pd.DataFr
             "payload": [dumps(c.raw) for c in candles],
             "ingested_at": ingested_at,
         },
-        columns=RAW_COLUMNS,
+        columns=list(CANDLESTICKS_RAW.column_names),
     )
     # A candle can only be returned once per market, but guard the primary key anyway.
     return df.drop_duplicates(["ticker", "period_interval", "end_period_ts"], keep="last")

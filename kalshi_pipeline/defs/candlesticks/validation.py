@@ -26,18 +26,17 @@ import pandas as pd
 import pandera.pandas as pa
 
 from kalshi_pipeline.warehouse.schema import (
-    CANDLE_COUNT_COLUMNS,
     CANDLE_PRICE_COLUMNS,
+    CANDLE_VALUE_COLUMNS,
     CANDLESTICKS,
 )
 
 OHLC_GROUPS = ("price", "yes_bid", "yes_ask")
-PRICE_COLUMNS = list(CANDLE_PRICE_COLUMNS)
-COUNT_COLUMNS = list(CANDLE_COUNT_COLUMNS)
-KEY_COLUMNS = list(CANDLESTICKS.primary_key)
-CANDLE_COLUMNS = list(CANDLESTICKS.column_names)
-REJECTED_COLUMNS = [*CANDLE_COLUMNS, "reasons", "payload"]
+#: The columns of a frame of parsed candles (what `validate_candles` takes): the clean table's columns
+#: without `ingested_at`, plus the raw `payload` each row was parsed from (kept for the rejects).
+PARSED_COLUMNS = (*(c for c in CANDLESTICKS.column_names if c != "ingested_at"), "payload")
 VALID_PERIODS = (1, 60, 1440)
+_NONE = np.array(None, dtype=object)  # compared element-wise: which missing cells hold None itself
 ZERO, ONE = Decimal(0), Decimal(1)
 
 
@@ -98,7 +97,7 @@ def _decimal_column(series: pd.Series) -> _DecimalColumn | None:
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     missing = codes < 0
     # Missing must mean None, not NaN / pd.NA / NaT / Decimal('NaN').
-    if missing.any() and not np.equal(values[missing], None).all():
+    if missing.any() and not np.equal(values[missing], _NONE).all():
         return None
     distinct = list(uniques)
     if not all(isinstance(d, Decimal) and d.is_finite() for d in distinct):
@@ -171,7 +170,9 @@ class _ColumnCache:
         return self._columns[name]
 
 
-def _rowwise(columns: list[str], rule: Callable[..., bool]) -> Callable[[pd.DataFrame], pd.Series]:
+def _rowwise(
+    columns: Sequence[str], rule: Callable[..., bool]
+) -> Callable[[pd.DataFrame], pd.Series]:
     """Turn a per-row predicate over some columns into a pandera wide check returning a bool Series."""
 
     def check(df: pd.DataFrame) -> pd.Series:
@@ -182,7 +183,7 @@ def _rowwise(columns: list[str], rule: Callable[..., bool]) -> Callable[[pd.Data
 
 
 def _decimal_rule(
-    columns: list[str],
+    columns: Sequence[str],
     rule: Callable[..., bool],
     vectorized: Callable[[Sequence[_DecimalColumn]], np.ndarray],
     cache: _ColumnCache | None,
@@ -198,8 +199,9 @@ def _decimal_rule(
                 views = [_decimal_column(df[c]) for c in columns]
             else:
                 views = [cache.get(df, c) for c in columns]
-            if all(v is not None for v in views):
-                return pd.Series(vectorized(views), index=df.index, dtype=bool)  # type: ignore[arg-type]
+            present = [v for v in views if v is not None]
+            if len(present) == len(views):
+                return pd.Series(vectorized(present), index=df.index, dtype=bool)
         except Exception:
             pass
         return rowwise(df)
@@ -242,12 +244,12 @@ RULES = [
 
 
 def _checks(allowed: frozenset[str], cache: _ColumnCache | None) -> list[pa.Check]:
-    def rule(columns: list[str], row_rule: Callable[..., bool], vectorized: Any) -> Any:
+    def rule(columns: Sequence[str], row_rule: Callable[..., bool], vectorized: Any) -> Any:
         return _decimal_rule(columns, row_rule, vectorized, cache)
 
     pairs: list[tuple[Callable[[pd.DataFrame], pd.Series], str]] = [
-        (rule(PRICE_COLUMNS, _is_decimal_or_none, _vec_finite), RULES[0]),
-        (rule(PRICE_COLUMNS, _in_unit_interval, _vec_unit_interval), RULES[1]),
+        (rule(CANDLE_PRICE_COLUMNS, _is_decimal_or_none, _vec_finite), RULES[0]),
+        (rule(CANDLE_PRICE_COLUMNS, _in_unit_interval, _vec_unit_interval), RULES[1]),
     ]
     for group in OHLC_GROUPS:
         cols = [f"{group}_open", f"{group}_high", f"{group}_low", f"{group}_close"]
@@ -278,11 +280,10 @@ def _schema(allowed_tickers: Iterable[str], cache: _ColumnCache | None) -> pa.Da
             "ticker": pa.Column(nullable=False),
             "period_interval": pa.Column("int64", nullable=False),
             "end_period_ts": pa.Column("int64", nullable=False),
-            **{c: pa.Column(object, nullable=True) for c in PRICE_COLUMNS},
-            **{c: pa.Column(object, nullable=True) for c in COUNT_COLUMNS},
+            **{c: pa.Column(object, nullable=True) for c in CANDLE_VALUE_COLUMNS},
         },
         checks=_checks(frozenset(allowed_tickers), cache),
-        unique=KEY_COLUMNS,
+        unique=list(CANDLESTICKS.primary_key),
         report_duplicates="exclude_first",
         strict=False,
         name="kalshi.candlesticks",
@@ -327,7 +328,7 @@ def validate_candles(
     frame = df.reset_index(drop=True).copy()
     frame["period_interval"] = frame["period_interval"].astype("int64")
     frame["end_period_ts"] = frame["end_period_ts"].astype("int64")
-    for col in (*PRICE_COLUMNS, *COUNT_COLUMNS):
+    for col in CANDLE_VALUE_COLUMNS:
         if col in frame.columns:
             frame[col] = _nan_to_none(frame[col])
     reasons: dict[int, list[str]] = {}

@@ -1,46 +1,25 @@
-"""The `kalshi/markets` asset: every game market of the partition's date(s) in `kalshi.markets`."""
+"""The `kalshi/markets` asset: every game market of the partition's date(s) in `kalshi.markets`.
+
+The work is `refresh.refresh_markets`; this module wires the resources, metadata and check results.
+"""
 
 import asyncio
 import warnings
-from collections.abc import Sequence
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import UTC, datetime
 
 import dagster as dg
-import pandas as pd
 
-from kalshi_pipeline.defs.markets.discovery import MARKET_COLUMNS, discover_markets
-from kalshi_pipeline.defs.partitions import game_date_partitions, partition_dates
-from kalshi_pipeline.defs.reporting import (
-    dates_label,
-    preview_md,
-    schema_check_result,
-    stats_metadata,
-    with_columns,
-)
+from kalshi_pipeline.defs.markets.refresh import MarketsRefresh, refresh_markets
+from kalshi_pipeline.defs.partitions import dates_label, game_date_partitions, partition_dates
+from kalshi_pipeline.defs.reporting import preview_md, schema_check_result, stats_metadata
 from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
+from kalshi_pipeline.kalshi import RequestStats
+from kalshi_pipeline.warehouse import Warehouse
+from kalshi_pipeline.warehouse.schema import MARKETS
 
 # backfill_policy is marked beta in dagster 1.13 but is the documented way to run ranges in one run.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 MARKETS_KEY = dg.AssetKey(["kalshi", "markets"])
-
-
-def select_markets(
-    wh: Any, dates: Sequence[date], event_tickers: Sequence[str] = ()
-) -> pd.DataFrame:
-    """Read `kalshi.markets` rows of some game dates (optionally only some games) from the warehouse."""
-    df = wh.query_df(
-        "SELECT * FROM kalshi.markets WHERE game_date >= %(first)s AND game_date <= %(last)s "
-        "ORDER BY event_ticker, ticker",
-        {"first": min(dates), "last": max(dates)},
-    )
-    df = with_columns(df, MARKET_COLUMNS)
-    if event_tickers:
-        wanted = {e.strip().upper() for e in event_tickers}
-        df = df[df["event_ticker"].isin(wanted)]
-    wanted_dates = set(dates)
-    mask = pd.Series([d in wanted_dates for d in df["game_date"]], index=df.index, dtype=bool)
-    return df.loc[mask].reset_index(drop=True)
 
 
 @dg.asset(
@@ -68,63 +47,51 @@ def markets(
     """Discover the partition's games and upsert their markets into `kalshi.markets`."""
     dates = partition_dates(context)
     series = kalshi.series_tickers()
-    now = datetime.now(UTC)
 
-    async def run() -> tuple[Any, Any]:
+    async def run(wh: Warehouse) -> tuple[MarketsRefresh, RequestStats]:
         async with kalshi.client() as client:
-            found = await discover_markets(client, series, dates, now=now)
-            return found, client.stats
+            done = await refresh_markets(wh, client, series, dates, now=datetime.now(UTC))
+            return done, client.stats
 
-    found, stats = asyncio.run(run())
-    df = found.frame()
     with warehouse.open() as wh:
-        with wh.transaction() as tx:
-            if len(df):
-                tx.upsert("markets", df)
-        written = select_markets(wh, dates)
+        done, stats = asyncio.run(run(wh))
+    found = done.discovery
     context.log.info(
-        f"{len(found.events)} games, {len(df)} markets for {dates_label(dates)} "
+        f"{len(found.events)} games, {len(done.discovered)} markets for {dates_label(dates)} "
         f"({found.historical_lookups} historical lookups)"
     )
-
-    teams_ok: list[str] = []
-    problems: list[str] = []
-    for event_ticker, group in written.groupby("event_ticker"):
-        away, home = group["away_team"].iloc[0], group["home_team"].iloc[0]
-        if {away, home} <= set(group["team"]):
-            teams_ok.append(str(event_ticker))
-        else:
-            problems.append(f"{event_ticker}: teams {sorted(group['team'])}")
     checks = [
         schema_check_result(
             MARKETS_KEY,
-            written,
-            MARKET_COLUMNS,
+            done.stored,
+            MARKETS.column_names,
             ["settlement_value_dollars", "last_price_dollars", "volume", "open_interest"],
         ),
         dg.AssetCheckResult(
             asset_key=MARKETS_KEY,
             check_name="markets_per_game",
-            passed=not problems,
+            passed=not done.team_problems,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"games_ok": len(teams_ok), "problems": "; ".join(problems[:20]) or "none"},
+            metadata={
+                "games_ok": len(done.complete_games),
+                "problems": "; ".join(done.team_problems[:20]) or "none",
+            },
         ),
     ]
-    by_source = df["source"].value_counts().to_dict() if len(df) else {}
     return dg.MaterializeResult(
         metadata={
             "dates": dates_label(dates),
             "series": ", ".join(series),
             "games": len(found.events),
-            "markets": len(df),
-            "markets_live": int(by_source.get("live", 0)),
-            "markets_historical": int(by_source.get("historical", 0)),
+            "markets": len(done.discovered),
+            "markets_live": done.markets_from("live"),
+            "markets_historical": done.markets_from("historical"),
             "historical_cutoff": str(found.cutoff),
             "historical_lookups": found.historical_lookups,
             "window": dates_label(dates),
             **stats_metadata(stats),
             "preview": preview_md(
-                df,
+                done.discovered,
                 [
                     "ticker",
                     "away_team",

@@ -32,9 +32,16 @@ from typing import Any
 import pandas as pd
 
 from kalshi_pipeline.defs.partitions import day_bounds
-from kalshi_pipeline.kalshi import KalshiClient
-from kalshi_pipeline.kalshi.errors import KalshiError, KalshiNotFound
-from kalshi_pipeline.kalshi.tickers import market_team, parse_game_event
+from kalshi_pipeline.kalshi import (
+    Event,
+    KalshiClient,
+    KalshiError,
+    KalshiNotFound,
+    Market,
+    market_team,
+    parse_game_event,
+)
+from kalshi_pipeline.warehouse.schema import MARKETS
 
 log = logging.getLogger(__name__)
 
@@ -53,33 +60,6 @@ TYPICAL_GAME_LENGTH: dict[str, timedelta] = {
 }
 DEFAULT_GAME_LENGTH = timedelta(hours=3)
 
-MARKET_COLUMNS = [
-    "ticker",
-    "event_ticker",
-    "series_ticker",
-    "game_date",
-    "away_team",
-    "home_team",
-    "team",
-    "title",
-    "yes_sub_title",
-    "status",
-    "result",
-    "open_time",
-    "close_time",
-    "expected_expiration_time",
-    "scheduled_start",
-    "scheduled_start_source",
-    "settlement_ts",
-    "settlement_value_dollars",
-    "last_price_dollars",
-    "volume",
-    "open_interest",
-    "source",
-    "updated_time",
-    "ingested_at",
-]
-
 
 class UnknownSeriesError(ValueError):
     """A configured series ticker does not exist on the exchange."""
@@ -97,7 +77,7 @@ class Discovery:
 
     def frame(self) -> pd.DataFrame:
         """Return the rows as a `kalshi.markets` frame (exact column names, Decimal money)."""
-        return pd.DataFrame(self.rows, columns=MARKET_COLUMNS)
+        return pd.DataFrame(self.rows, columns=list(MARKETS.column_names))
 
 
 def _utc(value: datetime | None) -> pd.Timestamp | None:
@@ -113,15 +93,12 @@ def _opt_decimal(value: Any) -> Decimal | None:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
-def _milestone_start(event: Any) -> datetime | None:
+def _milestone_start(event: Event) -> datetime | None:
     """Return the start date of the event's game milestone, if Kalshi attached one."""
-    milestones = list(getattr(event, "milestones", None) or ())
     ticker = event.event_ticker
     best: datetime | None = None
-    for milestone in milestones:
-        start = getattr(milestone, "start_date", None)
-        if start is None:
-            continue
+    for milestone in event.milestones:
+        start = milestone.start_date
         related = (*milestone.related_event_tickers, *milestone.primary_event_tickers)
         if related and ticker not in related:
             continue
@@ -131,7 +108,7 @@ def _milestone_start(event: Any) -> datetime | None:
 
 
 def market_row(
-    market: Any,
+    market: Market,
     *,
     series_ticker: str,
     source: str,
@@ -225,7 +202,7 @@ async def discover_markets(
         }
         if first_start > cutoff:
             filters["min_close_ts"] = int(first_start.timestamp())
-        games: list[tuple[Any, date]] = []
+        games: list[tuple[Event, date]] = []
         listed = 0
         async for event in client.iter_events(**filters):
             listed += 1
@@ -240,23 +217,17 @@ async def discover_markets(
         if not listed:
             await _check_series(client, series)
 
-        async def archived(event_ticker: str) -> list[Any]:
+        async def archived(event_ticker: str) -> list[Market]:
             result.historical_lookups += 1
             return await client.list_historical_markets(event_ticker=event_ticker)
 
-        lookups = [
-            e
-            for e, game_date in games
-            if not (getattr(e, "markets", None) or ()) or game_date in edge_dates
-        ]
+        lookups = [e for e, game_date in games if not e.markets or game_date in edge_dates]
         archived_lists = await asyncio.gather(*(archived(e.event_ticker) for e in lookups))
         archived_by_event = {
             e.event_ticker: ms for e, ms in zip(lookups, archived_lists, strict=True)
         }
         unnested = [
-            e
-            for e, _ in games
-            if not (getattr(e, "markets", None) or ()) and not archived_by_event.get(e.event_ticker)
+            e for e, _ in games if not e.markets and not archived_by_event.get(e.event_ticker)
         ]
         live_lists = await asyncio.gather(
             *(client.list_markets(event_ticker=e.event_ticker) for e in unnested)
@@ -269,7 +240,7 @@ async def discover_markets(
             for source, markets in (
                 (
                     "live",
-                    getattr(event, "markets", None) or live_by_event.get(event.event_ticker, ()),
+                    event.markets or live_by_event.get(event.event_ticker, ()),
                 ),
                 ("historical", archived_by_event.get(event.event_ticker, ())),
             ):

@@ -6,32 +6,16 @@ price and count fields must be equal. Minutes still served from the stream long 
 reported as unreconciled (the REST replacement did not happen).
 """
 
+from datetime import timedelta
+
 import dagster as dg
 import pandas as pd
 
 from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY
-from kalshi_pipeline.defs.candlesticks.validation import COUNT_COLUMNS, PRICE_COLUMNS
 from kalshi_pipeline.defs.resources import WarehouseResource
 
 LOOKBACK_HOURS = 48
 UNRECONCILED_AFTER_MINUTES = 15
-_VALUES = [*PRICE_COLUMNS, *COUNT_COLUMNS]
-
-_COMPARE_SQL = f"""
-SELECT w.ticker, w.end_period_ts,
-       CASE WHEN {" OR ".join(f"w.{c} IS DISTINCT FROM c.{c}" for c in _VALUES)} THEN 1 ELSE 0 END AS differs
-FROM kalshi.candlesticks_ws AS w
-JOIN kalshi.candlesticks AS c
-  ON c.ticker = w.ticker AND c.period_interval = w.period_interval AND c.end_period_ts = w.end_period_ts
-WHERE w.complete AND c.source <> 'ws' AND w.period_interval = 1
-  AND w.end_period_ts >= %(since)s AND w.end_period_ts <= %(closed)s
-  AND c.ingested_at >= c.end_period_ts
-"""
-
-_UNRECONCILED_SQL = """
-SELECT count(*) AS n FROM kalshi.candlesticks
-WHERE source = 'ws' AND end_period_ts >= %(since)s AND end_period_ts <= %(stale)s
-"""
 
 
 @dg.asset_check(
@@ -46,19 +30,19 @@ WHERE source = 'ws' AND end_period_ts >= %(since)s AND end_period_ts <= %(stale)
 )
 def stream_vs_rest(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Compare stream-built and REST candles of recently closed minutes."""
-    now = pd.Timestamp.now(tz="UTC").floor("s")
-    params = {
-        "since": (now - pd.Timedelta(hours=LOOKBACK_HOURS)).to_pydatetime(),
-        "closed": now.to_pydatetime(),
-        "stale": (now - pd.Timedelta(minutes=UNRECONCILED_AFTER_MINUTES)).to_pydatetime(),
-    }
+    now = pd.Timestamp.now(tz="UTC").floor("s").to_pydatetime()
+    since = now - timedelta(hours=LOOKBACK_HOURS)
     with warehouse.open() as wh:
-        compared = wh.query_df(_COMPARE_SQL, params)
-        unreconciled = int(wh.query_df(_UNRECONCILED_SQL, params)["n"].iloc[0])
-    differing = compared[compared["differs"].astype(int) == 1] if len(compared) else compared
+        compared = wh.stream_rest_comparison(since, now)
+        unreconciled = wh.stream_served_candles(
+            since, now - timedelta(minutes=UNRECONCILED_AFTER_MINUTES)
+        )
+    differing = compared[compared["differs"]]
     sample = [
-        f"{row.ticker} @ {pd.Timestamp(row.end_period_ts).isoformat()}"
-        for row in differing.head(20).itertuples()
+        f"{ticker} @ {pd.Timestamp(ts).isoformat()}"
+        for ticker, ts in zip(
+            differing["ticker"].head(20), differing["end_period_ts"].head(20), strict=True
+        )
     ]
     return dg.AssetCheckResult(
         passed=len(differing) == 0,

@@ -29,15 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from kalshi_pipeline.defs.candlesticks.pull import RAW_COLUMNS
-from kalshi_pipeline.defs.candlesticks.validation import (
-    CANDLE_COLUMNS,
-    COUNT_COLUMNS,
-    PRICE_COLUMNS,
-    REJECTED_COLUMNS,
-    to_table,
-    validate_candles,
-)
+from kalshi_pipeline.defs.candlesticks.validation import PARSED_COLUMNS, to_table, validate_candles
 from kalshi_pipeline.kalshi.candles import Candlestick
 from kalshi_pipeline.kalshi.client import KalshiClient
 from kalshi_pipeline.kalshi.live_candles import CandleKey, LiveCandle, LiveCandleBuilder
@@ -50,12 +42,18 @@ from kalshi_pipeline.kalshi.ws import (
 )
 from kalshi_pipeline.warehouse import SETTLED_STATUSES, Warehouse
 from kalshi_pipeline.warehouse.errors import WarehouseError
+from kalshi_pipeline.warehouse.schema import (
+    CANDLE_VALUE_COLUMNS,
+    CANDLESTICKS,
+    CANDLESTICKS_RAW,
+    CANDLESTICKS_REJECTED,
+)
 from kalshi_pipeline.warehouse.stream import StreamWriter
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHANNELS = ("ticker", "trade", "market_lifecycle_v2")
-_VALUE_FIELDS = (*PRICE_COLUMNS, *COUNT_COLUMNS)
+_VALUE_FIELDS = CANDLE_VALUE_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -232,7 +230,7 @@ def write_rest_candles(
             base["payload"] = json.dumps(c.raw, separators=(",", ":"))
             raw_rows.append(base)
             parsed.append({**base, **{n: getattr(c, n) for n in _VALUE_FIELDS}})
-    cols = [c for c in CANDLE_COLUMNS if c != "ingested_at"] + ["payload"]
+    cols = list(PARSED_COLUMNS)
     frame = pd.DataFrame(parsed, columns=cols)
     valid, rejected = validate_candles(frame, set(infos)) if len(frame) else (frame, frame)
 
@@ -240,11 +238,16 @@ def write_rest_candles(
     with warehouse.transaction() as tx:
         tx.delete_candles("candlesticks", tickers, lo, hi, period_interval=1, source="ws")
         if raw_rows:
-            tx.upsert("candlesticks_raw", to_table(pd.DataFrame(raw_rows), RAW_COLUMNS, now))
+            tx.upsert(
+                "candlesticks_raw",
+                to_table(pd.DataFrame(raw_rows), CANDLESTICKS_RAW.column_names, now),
+            )
         if len(valid):
-            tx.upsert("candlesticks", to_table(valid, CANDLE_COLUMNS, now))
+            tx.upsert("candlesticks", to_table(valid, CANDLESTICKS.column_names, now))
         if len(rejected):
-            tx.upsert("candlesticks_rejected", to_table(rejected, REJECTED_COLUMNS, now))
+            tx.upsert(
+                "candlesticks_rejected", to_table(rejected, CANDLESTICKS_REJECTED.column_names, now)
+            )
     return len(valid), len(rejected)
 
 

@@ -10,12 +10,14 @@ from typing import Any
 import pandas as pd
 import psycopg
 import pytest
+from psycopg import sql
 
-from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY, RAW_KEY, parse_raw
-from kalshi_pipeline.defs.candlesticks.validation import CANDLE_COLUMNS
+from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY, RAW_KEY
+from kalshi_pipeline.defs.candlesticks.clean import parse_raw
 from kalshi_pipeline.defs.markets.assets import MARKETS_KEY
-from kalshi_pipeline.kalshi.errors import KalshiError
-from kalshi_pipeline.kalshi.candles import CANDLE_VALUE_FIELDS, Candlestick
+from kalshi_pipeline.kalshi import Candlestick, KalshiError
+from kalshi_pipeline.kalshi.candles import CANDLE_VALUE_FIELDS
+from kalshi_pipeline.warehouse.schema import CANDLESTICKS
 from kalshi_pipeline_tests.defs.markets.helpers import (
     SimDates,
     checks_by_name,
@@ -45,13 +47,14 @@ def _assert_clean_run(result: Any, url: str, games: int) -> None:
     assert set(candles["ticker"]) == set(markets["ticker"])
     assert table(url, "candlesticks_rejected").empty
     assert all(isinstance(v, Decimal) for v in candles["volume"])
-    assert candles["yes_bid_close"].dropna().map(lambda v: Decimal(0) <= v <= Decimal(1)).all()
+    assert all(Decimal(0) <= v <= Decimal(1) for v in candles["yes_bid_close"].dropna())
     checks = checks_by_name(result)
     assert {name for _, name in checks} == {"schema", "markets_per_game", "rejects", "minute_grid"}
     failed = {k: e.metadata for k, e in checks.items() if not e.passed}
     assert not failed
     grid = checks[("kalshi/candlesticks", "minute_grid")].metadata
-    assert grid["active_minutes"].value > 0 and grid["missing_minutes"].value == 0
+    active = grid["active_minutes"].value
+    assert isinstance(active, int) and active > 0 and grid["missing_minutes"].value == 0
     meta = materialization_metadata(result, "kalshi/candlesticks_raw")
     assert meta["candles"] == len(raw) and meta["api_requests"] > 0
     assert "open_time" in meta["window"] or ".." in meta["window"]
@@ -105,8 +108,10 @@ def test_failed_write_rolls_back_to_previous_state(
     # (NOT VALID: existing rows are not checked, new ones are).
     with psycopg.connect(fresh_pg_url, autocommit=True) as conn:
         conn.execute(
-            "ALTER TABLE kalshi.candlesticks ADD CONSTRAINT fail_late CHECK (end_period_ts < %s) "
-            "NOT VALID".replace("%s", f"'{last.isoformat()}'::timestamptz")
+            sql.SQL(
+                "ALTER TABLE kalshi.candlesticks ADD CONSTRAINT fail_late CHECK (end_period_ts < {}) "
+                "NOT VALID"
+            ).format(sql.Literal(last.to_pydatetime()))
         )
     result = materialize(
         simulator.base_url,
@@ -244,7 +249,7 @@ def _reference_parse_raw(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
             continue
         values = {c: getattr(candle, c) for c in CANDLE_VALUE_FIELDS}
         parsed.append({**base, **values, "payload": row["payload"]})
-    cols = [c for c in CANDLE_COLUMNS if c != "ingested_at"] + ["payload"]
+    cols = [c for c in CANDLESTICKS.column_names if c != "ingested_at"] + ["payload"]
     return pd.DataFrame(parsed, columns=cols), pd.DataFrame(broken, columns=[*cols, "reasons"])
 
 

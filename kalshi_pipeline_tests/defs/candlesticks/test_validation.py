@@ -8,12 +8,11 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
-from kalshi_pipeline.defs.candlesticks.validation import (
-    CANDLE_COLUMNS,
-    COUNT_COLUMNS,
-    PRICE_COLUMNS,
-    RULES,
-    validate_candles,
+from kalshi_pipeline.defs.candlesticks.validation import RULES, validate_candles
+from kalshi_pipeline.warehouse.schema import (
+    CANDLE_COUNT_COLUMNS,
+    CANDLE_PRICE_COLUMNS,
+    CANDLESTICKS,
 )
 
 TICKERS = {"KXNBAGAME-25DEC19SASATL-ATL", "KXNBAGAME-25DEC19SASATL-SAS"}
@@ -22,7 +21,7 @@ BASE_TS = 1766188800  # 2025-12-20T00:00:00Z, a multiple of 60
 
 def candle(**overrides: Any) -> dict[str, Any]:
     """A valid candle row; overrides make it bad in one way."""
-    row: dict[str, Any] = dict.fromkeys(CANDLE_COLUMNS)
+    row: dict[str, Any] = dict.fromkeys(CANDLESTICKS.column_names)
     row.update(
         ticker="KXNBAGAME-25DEC19SASATL-ATL",
         event_ticker="KXNBAGAME-25DEC19SASATL",
@@ -52,13 +51,17 @@ def candle(**overrides: Any) -> dict[str, Any]:
 
 
 def frame(*rows: dict[str, Any]) -> pd.DataFrame:
-    return pd.DataFrame(list(rows), columns=CANDLE_COLUMNS)
+    return pd.DataFrame(list(rows), columns=CANDLESTICKS.column_names)
 
 
 def test_valid_rows_pass_including_no_trade_candles() -> None:
     no_trade = candle(
         end_period_ts=BASE_TS + 60,
-        **{c: None for c in PRICE_COLUMNS if c.startswith("price_") and c != "price_previous"},
+        **{
+            c: None
+            for c in CANDLE_PRICE_COLUMNS
+            if c.startswith("price_") and c != "price_previous"
+        },
         volume=D("0.00"),
     )
     valid, rejected = validate_candles(frame(candle(), no_trade), TICKERS)
@@ -88,7 +91,7 @@ def test_bad_row_is_rejected_with_reason(overrides: dict[str, Any], reason: str)
     assert len(valid) == 1
     assert valid.loc[0, "end_period_ts"] == BASE_TS - 60
     assert len(rejected) == 1
-    assert reason in rejected.loc[0, "reasons"].split("; ")
+    assert reason in rejected["reasons"].iloc[0].split("; ")
 
 
 def test_duplicate_keeps_first_and_rejects_the_rest() -> None:
@@ -102,14 +105,14 @@ def test_duplicate_keeps_first_and_rejects_the_rest() -> None:
 def test_several_reasons_are_joined() -> None:
     bad = candle(price_high=D("1.5"), volume=D("-2"))
     _, rejected = validate_candles(frame(bad), TICKERS)
-    reasons = rejected.loc[0, "reasons"].split("; ")
+    reasons = rejected["reasons"].iloc[0].split("; ")
     assert "price outside [0, 1]" in reasons
     assert "volume missing or negative" in reasons
 
 
 def test_float_prices_are_rejected() -> None:
     _, rejected = validate_candles(frame(candle(price_open=0.55)), TICKERS)
-    assert "price not a finite decimal" in rejected.loc[0, "reasons"]
+    assert "price not a finite decimal" in rejected["reasons"].iloc[0]
 
 
 def test_empty_frame() -> None:
@@ -127,8 +130,8 @@ def _reference_validate(df: pd.DataFrame, allowed: set[str]) -> tuple[pd.DataFra
     from kalshi_pipeline.defs.candlesticks import validation as v
 
     checks = [
-        pa.Check(v._rowwise(PRICE_COLUMNS, v._is_decimal_or_none), name=v.RULES[0]),
-        pa.Check(v._rowwise(PRICE_COLUMNS, v._in_unit_interval), name=v.RULES[1]),
+        pa.Check(v._rowwise(CANDLE_PRICE_COLUMNS, v._is_decimal_or_none), name=v.RULES[0]),
+        pa.Check(v._rowwise(CANDLE_PRICE_COLUMNS, v._in_unit_interval), name=v.RULES[1]),
     ]
     for group in v.OHLC_GROUPS:
         cols = [f"{group}_open", f"{group}_high", f"{group}_low", f"{group}_close"]
@@ -150,17 +153,20 @@ def _reference_validate(df: pd.DataFrame, allowed: set[str]) -> tuple[pd.DataFra
             "ticker": pa.Column(nullable=False),
             "period_interval": pa.Column("int64", nullable=False),
             "end_period_ts": pa.Column("int64", nullable=False),
-            **{c: pa.Column(object, nullable=True) for c in [*PRICE_COLUMNS, *COUNT_COLUMNS]},
+            **{
+                c: pa.Column(object, nullable=True)
+                for c in [*CANDLE_PRICE_COLUMNS, *CANDLE_COUNT_COLUMNS]
+            },
         },
         checks=checks,
-        unique=v.KEY_COLUMNS,
+        unique=list(CANDLESTICKS.primary_key),
         report_duplicates="exclude_first",
         strict=False,
     )
     frame = df.reset_index(drop=True).copy()
     frame["period_interval"] = frame["period_interval"].astype("int64")
     frame["end_period_ts"] = frame["end_period_ts"].astype("int64")
-    for col in (*PRICE_COLUMNS, *COUNT_COLUMNS):
+    for col in (*CANDLE_PRICE_COLUMNS, *CANDLE_COUNT_COLUMNS):
         frame[col] = pd.Series(
             [None if isinstance(x, float) and x != x else x for x in frame[col].tolist()],
             index=frame.index,
@@ -179,7 +185,7 @@ def _reference_validate(df: pd.DataFrame, allowed: set[str]) -> tuple[pd.DataFra
                 reasons.setdefault(row, set()).add(label)
     bad = sorted(reasons)
     rejected = frame.loc[bad].copy().reset_index(drop=True)
-    rejected["reasons"] = [reasons[i] for i in bad]
+    rejected["reasons"] = pd.Series([reasons[i] for i in bad], dtype=object)
     return frame.drop(index=bad).reset_index(drop=True), rejected
 
 
@@ -215,7 +221,7 @@ def _random_frame(rng: random.Random, rows: int, odd: bool) -> pd.DataFrame:
             volume=count(),
             open_interest=count(),
         )
-        for c in PRICE_COLUMNS:
+        for c in CANDLE_PRICE_COLUMNS:
             if rng.random() < 0.6:
                 row[c] = price()
         out.append(row)

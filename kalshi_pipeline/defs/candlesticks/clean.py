@@ -1,0 +1,207 @@
+"""Parsing, validating and storing a run's raw candles as `kalshi.candlesticks` (no API calls here).
+
+One game date at a time, each in its own transaction: the raw payloads of the covered games are parsed,
+validated (`validation.py`), and written over the run's window of the clean and rejected tables (rows of the
+window are deleted first, so a candle that turned invalid does not linger). Memory stays bounded on long
+single-run backfills, and a failure leaves that date exactly as it was. Afterwards each date's stored candles
+are read back for the minute-grid completeness check and a schema sample.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+
+from kalshi_pipeline.defs.candlesticks.completeness import GameCompleteness, game_completeness
+from kalshi_pipeline.defs.candlesticks.pull import PERIOD_INTERVAL
+from kalshi_pipeline.defs.candlesticks.scope import candle_scope
+from kalshi_pipeline.defs.candlesticks.validation import PARSED_COLUMNS, to_table, validate_candles
+from kalshi_pipeline.kalshi import KalshiError
+from kalshi_pipeline.kalshi.candles import CANDLE_VALUE_FIELDS, parse_candle_values
+from kalshi_pipeline.warehouse import Warehouse, unix_seconds_column
+from kalshi_pipeline.warehouse.schema import (
+    CANDLESTICKS,
+    CANDLESTICKS_RAW,
+    CANDLESTICKS_REJECTED,
+)
+
+#: The `kalshi.candlesticks` columns the minute-grid check reads back.
+GRID_COLUMNS = ("ticker", "event_ticker", "period_interval", "end_period_ts", "price_close")
+
+
+@dataclass(frozen=True)
+class CleanCandles:
+    """What a clean run parsed, accepted, rejected and found complete."""
+
+    games: int
+    markets: int
+    #: Raw rows read.
+    raw: int
+    valid: int
+    rejected: int
+    #: Candle end times replaced: from `window_start` (Unix s; 0 = each market's open) to `window_end`
+    #: (the newest parsed candle), None when nothing was parsed.
+    window_start: int
+    window_end: int | None
+    #: How many rejected rows failed each rule (a row may fail several).
+    reason_counts: dict[str, int]
+    #: The minute-grid completeness of each covered game that has markets.
+    completeness: tuple[GameCompleteness, ...]
+    #: The first valid candles (at most `preview_rows`), `end_period_ts` in Unix seconds.
+    preview: pd.DataFrame
+    #: Stored rows of `kalshi.candlesticks` read back for the schema check.
+    sample: pd.DataFrame
+
+    @property
+    def reject_fraction(self) -> float:
+        """Rejected rows as a share of all rows parsed or refused (0 when there were none)."""
+        total = self.valid + self.rejected
+        return self.rejected / total if total else 0.0
+
+    def top_reasons(self, n: int = 10) -> dict[str, int]:
+        """The `n` most frequent rejection reasons with their counts, most frequent first."""
+        return dict(sorted(self.reason_counts.items(), key=lambda kv: -kv[1])[:n])
+
+
+def clean_candles(
+    wh: Warehouse,
+    dates: Sequence[date],
+    *,
+    now: datetime,
+    event_tickers: Sequence[str] = (),
+    start_ts: int | None = None,
+    preview_rows: int,
+) -> CleanCandles:
+    """Parse and validate the dates' raw candles and replace them in the clean and rejected tables.
+
+    Covers every game of the dates, or only `event_tickers`; `start_ts` (Unix s) limits the run to candles
+    ending at or after it (an incremental run). `now` stamps `ingested_at`.
+    """
+    scope = candle_scope(wh, dates, event_tickers)
+    ingested_at = pd.Timestamp(int(now.timestamp()), unit="s", tz="UTC")
+    window_start = start_ts if start_ts is not None else 0
+    allowed = scope.allowed_tickers
+    events = scope.event_tickers
+    raw_rows = valid_rows = rejected_rows = 0
+    window_end: int | None = None
+    reason_counts: dict[str, int] = {}
+    games: list[GameCompleteness] = []
+    preview = pd.DataFrame()
+    sample = pd.DataFrame(columns=list(CANDLESTICKS.column_names))
+    for day in dates:
+        raw = wh.candles(CANDLESTICKS_RAW.name, [day], event_tickers=events, since=start_ts)
+        day_markets = scope.scoped_on(day)
+        parsed, unparseable = parse_raw(raw)
+        valid, rejected = validate_candles(parsed, allowed)
+        if len(unparseable):
+            rejected = pd.concat([rejected, unparseable], ignore_index=True)
+        tickers = sorted(set(day_markets["ticker"]) | set(raw["ticker"]))
+        day_end = int(parsed["end_period_ts"].max()) if len(parsed) else None
+        with wh.transaction() as tx:
+            if tickers and day_end is not None:
+                for spec in (CANDLESTICKS, CANDLESTICKS_REJECTED):
+                    tx.delete_candles(spec.name, tickers, window_start, day_end, PERIOD_INTERVAL)
+            if len(rejected):
+                rows = to_table(rejected, CANDLESTICKS_REJECTED.column_names, ingested_at)
+                tx.upsert(CANDLESTICKS_REJECTED.name, rows)
+            if len(valid):
+                tx.upsert(
+                    CANDLESTICKS.name, to_table(valid, CANDLESTICKS.column_names, ingested_at)
+                )
+        raw_rows += len(raw)
+        valid_rows += len(valid)
+        rejected_rows += len(rejected)
+        if day_end is not None:
+            window_end = day_end if window_end is None else max(window_end, day_end)
+        for reasons_text in rejected["reasons"] if len(rejected) else ():
+            for reason in str(reasons_text).split("; "):
+                reason_counts[reason] = reason_counts.get(reason, 0) + 1
+        if preview.empty and len(valid):
+            preview = valid.head(preview_rows)
+        if len(day_markets):
+            # The grid needs five columns of the stored rows; the schema sample needs whole rows.
+            written = wh.candles(CANDLESTICKS.name, [day], columns=GRID_COLUMNS)
+            if sample.empty and len(written):
+                sample = wh.sample_rows(CANDLESTICKS.name, [day])
+            written = written[written["event_ticker"].isin(events)]
+            games += game_completeness(day_markets, written, window_start_ts=window_start)
+    if sample.empty:
+        sample = wh.sample_rows(CANDLESTICKS.name, limit=1)
+    return CleanCandles(
+        games=scope.games,
+        markets=len(scope.scoped),
+        raw=raw_rows,
+        valid=valid_rows,
+        rejected=rejected_rows,
+        window_start=window_start,
+        window_end=window_end,
+        reason_counts=reason_counts,
+        completeness=tuple(games),
+        preview=preview,
+        sample=sample,
+    )
+
+
+def parse_raw(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Parse raw payloads once each (`parse_candle_values`, the parser behind `Candlestick.from_payload`).
+
+    Returns (parsed, unparseable): parsed candles with their payload, and the rows whose payload could not
+    be parsed as rejects with the reason. Columns are built whole, never row by row.
+    """
+    cols = list(PARSED_COLUMNS)
+    tickers = raw["ticker"].tolist()
+    payloads = raw["payload"].tolist()
+    sources = raw["source"].tolist()
+    intervals = [int(v) for v in raw["period_interval"].tolist()]
+    ends = unix_seconds_column(raw["end_period_ts"])
+    good: list[int] = []
+    values: list[tuple[Any, ...]] = []
+    bad: list[int] = []
+    bad_reasons: list[str] = []
+    for i, (ticker, payload, source) in enumerate(zip(tickers, payloads, sources, strict=True)):
+        try:
+            _, parsed = parse_candle_values(
+                json.loads(payload), ticker=ticker, historical=source == "historical"
+            )
+        except (ValueError, TypeError, KalshiError) as exc:
+            bad.append(i)
+            bad_reasons.append(f"unparseable payload: {exc}")
+            continue
+        good.append(i)
+        values.append(parsed)
+
+    def base(rows: list[int]) -> dict[str, list[Any]]:
+        if len(rows) == len(raw):
+            pick: Any = list
+        else:
+            pick = lambda column: [column[i] for i in rows]  # noqa: E731
+        return {
+            "ticker": pick(tickers),
+            "event_ticker": pick(raw["event_ticker"].tolist()),
+            "series_ticker": pick(raw["series_ticker"].tolist()),
+            "game_date": pick(raw["game_date"].tolist()),
+            "period_interval": pick(intervals),
+            "end_period_ts": pick(ends),
+            "source": pick(sources),
+            "payload": pick(payloads),
+        }
+
+    parsed_columns = base(good)
+    by_field = list(zip(*values, strict=True)) if values else [()] * len(CANDLE_VALUE_FIELDS)
+    for name, column in zip(CANDLE_VALUE_FIELDS, by_field, strict=True):
+        parsed_columns[name] = list(column)
+    broken_columns = base(bad)
+    for name in CANDLE_VALUE_FIELDS:
+        broken_columns[name] = [None] * len(bad)
+    broken_columns["reasons"] = bad_reasons
+    return (
+        pd.DataFrame(parsed_columns, columns=cols) if good else pd.DataFrame([], columns=cols),
+        pd.DataFrame(broken_columns, columns=[*cols, "reasons"])
+        if bad
+        else pd.DataFrame([], columns=[*cols, "reasons"]),
+    )

@@ -94,6 +94,8 @@ class Connections:
         connections = self
 
         class SimulatorHttpProtocol(TrackedHttpProtocol):
+            """uvicorn's HTTP protocol filing its connections in this registry."""
+
             registry = connections
 
         return SimulatorHttpProtocol

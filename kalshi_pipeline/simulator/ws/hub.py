@@ -56,6 +56,8 @@ class WsHub:
         hub = self
 
         class SimulatorWsConnection(WsConnection):
+            """A WebSocket connection served by this hub."""
+
             endpoint = hub
 
         return SimulatorWsConnection

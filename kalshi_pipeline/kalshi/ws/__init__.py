@@ -10,10 +10,11 @@ async with ws:
         ...
 ```
 
-Modules: `client` (the session: connection, subscriptions, gaps, reconnects), `messages` (typed frames,
-`parse_message`, `StreamEvent`), `orderbook` (`OrderbookReplica`), and the client's parts `connection`,
-`buffer`, `subscriptions` and `commands`. Errors live in `kalshi_pipeline.kalshi.errors`; URLs in
-`kalshi_pipeline.kalshi.config`.
+Modules: `client` (the session's public API and its reconnect loop), `dispatch` (each received frame: seq
+checks, gaps, resyncs, books), `messages` (typed frames, `parse_message`, `StreamEvent`), `orderbook`
+(`OrderbookReplica`), and the client's parts `connection` (the watched socket, `StreamStats`), `buffer` (the
+consumer's bounded buffer), `subscriptions` (channels, sids, seqs) and `commands` (command ids and answers).
+Errors live in `kalshi_pipeline.kalshi.errors`; URLs in `kalshi_pipeline.kalshi.config`.
 """
 
 from kalshi_pipeline.kalshi.ws.buffer import OverflowPolicy

@@ -4,11 +4,11 @@ The client keeps one connection to `/trade-api/ws/v2` and one subscription (sid)
 iterate over it and receive typed market-data messages interleaved with `StreamEvent`s that describe the
 connection (connect, disconnect, gap, resync, error).
 
-Gaps: a `seq` jump on a sid (or a dropped message under the "drop" overflow policy, or Kalshi's error 25)
-emits a `StreamEvent(kind="gap")`. Orderbook sids are resynced here (`get_snapshot` for the sid's markets,
-then a `resync` event); for trades and tickers the gap event names the markets and the exchange-time window
-so the caller can backfill those minutes from REST. A reconnect re-signs the handshake, resets all sid/seq
-trackers (they are per connection), resubscribes and emits a `gap` for the time the socket was down.
+This module holds the public API (lifecycle, iteration, commands) and the connection loop: a reconnect
+re-signs the handshake, resets all sid/seq trackers (they are per connection), resubscribes and emits a `gap`
+for the time the socket was down; backoff is exponential with full jitter, and a watchdog reconnects a socket
+silent for longer than `heartbeat_timeout`. What happens to each received frame (seq checks, gaps, resyncs,
+books) is `dispatch.FrameDispatcher`'s job.
 """
 
 from __future__ import annotations
@@ -30,24 +30,12 @@ from kalshi_pipeline.kalshi.errors import (
     KalshiAuthError,
     KalshiConfigError,
     KalshiWebSocketError,
-    WsMessageError,
 )
 from kalshi_pipeline.kalshi.ws.buffer import OverflowPolicy, StreamBuffer
 from kalshi_pipeline.kalshi.ws.commands import PendingCommands
 from kalshi_pipeline.kalshi.ws.connection import StreamStats, WatchedConnection, open_connection
-from kalshi_pipeline.kalshi.ws.messages import (
-    ControlMessage,
-    EventKind,
-    LifecycleMessage,
-    OrderbookDelta,
-    OrderbookSnapshot,
-    StreamEvent,
-    StreamItem,
-    TickerMessage,
-    TradeMessage,
-    WsMessage,
-    parse_message,
-)
+from kalshi_pipeline.kalshi.ws.dispatch import FrameDispatcher
+from kalshi_pipeline.kalshi.ws.messages import ControlMessage, StreamItem
 from kalshi_pipeline.kalshi.ws.orderbook import OrderbookReplica
 from kalshi_pipeline.kalshi.ws.subscriptions import ChannelState, Subscriptions, group_by_markets
 
@@ -112,29 +100,48 @@ class KalshiWebSocket:
         self.path = urlsplit(self.url).path or WS_PATH
         self._signer = signer
         self.queue_size = queue_size
-        self.overflow = overflow
         self.heartbeat_timeout = heartbeat_timeout
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.open_timeout = open_timeout
         self.ack_timeout = ack_timeout
         self.max_reconnects = max_reconnects
-        self.track_books = track_books
         self._rng = rng or random.Random()
         self.stats = StreamStats()
-        self.books: dict[str, OrderbookReplica] = {}
-        self.connection_number = 0
         self._channels = Subscriptions()
         self._buffer = StreamBuffer(queue_size, self.stats)
         self._commands = PendingCommands()
+        self._dispatch = FrameDispatcher(
+            channels=self._channels,
+            commands=self._commands,
+            buffer=self._buffer,
+            stats=self.stats,
+            overflow=overflow,
+            track_books=track_books,
+            request_snapshot=self.request_snapshot,
+            connected=lambda: self.connected,
+        )
+        self.books: dict[str, OrderbookReplica] = self._dispatch.books
         self._conn: WatchedConnection | None = None
         self._connected = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._closing = False
-        self._dropped_channels: dict[str, int | None] = {}
-        self._last_exchange_ms: int | None = None
         self._fatal: BaseException | None = None
-        self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def overflow(self) -> OverflowPolicy:
+        """What the reader does when the consumer's buffer is full ("block" or "drop")."""
+        return self._dispatch.overflow
+
+    @property
+    def track_books(self) -> bool:
+        """Whether an `OrderbookReplica` is kept per market of the orderbook channel."""
+        return self._dispatch.track_books
+
+    @property
+    def connection_number(self) -> int:
+        """The current connection's number (1 for the first connect, +1 per reconnect; 0 before)."""
+        return self._dispatch.connection
 
     @classmethod
     def from_config(
@@ -369,74 +376,6 @@ class KalshiWebSocket:
         else:
             self._commands.expect_channels(await self._send("subscribe", params), names)
 
-    # ----------------------------------------------------------------------------------- consumer side
-
-    def _event(self, kind: EventKind, detail: str = "", **fields: Any) -> StreamEvent:
-        return StreamEvent(
-            kind=kind,
-            at_ms=int(time.time() * 1000),
-            connection=self.connection_number,
-            detail=detail,
-            **fields,
-        )
-
-    async def _emit(self, item: StreamItem | BaseException) -> None:
-        """Hand an item to the consumer following the overflow policy."""
-        if isinstance(item, (StreamEvent, BaseException)) or self.overflow == "block":
-            # Events are rare and must not be lost: they always wait for room.
-            await self._buffer.put(item)
-            return
-        if self._dropped_channels:
-            self._flush_dropped()
-        if not self._buffer.offer(item):
-            channel = self._channels.channel_of(item.sid)
-            state = self._channels.get(channel)
-            if channel is not None and state is not None and channel not in self._dropped_channels:
-                self._dropped_channels[channel] = state.last_ts_ms
-
-    def _flush_dropped(self) -> None:
-        """After drops, emit gap events (and resync orderbooks) once the buffer has room for them."""
-        if not self._buffer.has_room_for_reports():
-            return
-        now_ms = int(time.time() * 1000)
-        for channel, since in list(self._dropped_channels.items()):
-            state = self._channels.get(channel)
-            self._buffer.put_nowait(
-                self._event(
-                    "gap",
-                    f"consumer too slow: messages of {channel} dropped (overflow policy 'drop')",
-                    channel=channel,
-                    sid=state.sid if state else None,
-                    market_tickers=state.sorted_tickers() if state else (),
-                    since_ms=since,
-                    until_ms=self._last_exchange_ms or now_ms,
-                )
-            )
-            self.stats.gaps += 1
-            if channel == "orderbook_delta":
-                task = asyncio.get_running_loop().create_task(self._resync_orderbook("overflow"))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
-        self._dropped_channels.clear()
-
-    async def _resync_orderbook(self, reason: str) -> None:
-        state = self._channels.get("orderbook_delta")
-        if state is None or state.sid is None or not self.connected:
-            return
-        tickers = state.sorted_tickers()
-        with contextlib.suppress(KalshiWebSocketError, ConnectionClosed):
-            await self.request_snapshot(tickers)
-            self.stats.resyncs += 1
-            await self._emit(
-                self._event(
-                    "resync",
-                    f"requested orderbook snapshots after {reason}",
-                    channel="orderbook_delta",
-                    sid=state.sid,
-                    market_tickers=tickers,
-                )
-            )
-
     # ----------------------------------------------------------------------------------- connection
 
     async def _run(self) -> None:
@@ -459,21 +398,23 @@ class KalshiWebSocket:
                         path=self.path,
                     )
                     self._fatal = error
-                    await self._emit(self._event("error", str(error).split(";")[0], code=status))
-                    await self._emit(error)
+                    await self._dispatch.emit(
+                        self._dispatch.event("error", str(error).split(";")[0], code=status)
+                    )
+                    await self._dispatch.emit(error)
                     return
                 failures += 1
-                await self._emit(
-                    self._event("error", f"handshake failed: HTTP {status}", code=status)
+                await self._dispatch.emit(
+                    self._dispatch.event("error", f"handshake failed: HTTP {status}", code=status)
                 )
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 failures += 1
-                await self._emit(
-                    self._event("error", f"connect failed: {type(exc).__name__}: {exc}")
+                await self._dispatch.emit(
+                    self._dispatch.event("error", f"connect failed: {type(exc).__name__}: {exc}")
                 )
             else:
                 lived = await self._serve_connection(conn, disconnected_at_ms)
-                disconnected_at_ms = self._last_exchange_ms or int(time.time() * 1000)
+                disconnected_at_ms = self._dispatch.last_exchange_ms or int(time.time() * 1000)
                 failures = 0 if lived else failures + 1
             if self._closing:
                 return
@@ -481,7 +422,7 @@ class KalshiWebSocket:
                 self._fatal = KalshiWebSocketError(
                     f"gave up on {self.url} after {failures} failed connects"
                 )
-                await self._emit(self._fatal)
+                await self._dispatch.emit(self._fatal)
                 return
             ceiling = min(self.backoff_max, self.backoff_initial * 2 ** max(failures - 1, 0))
             await asyncio.sleep(
@@ -490,19 +431,19 @@ class KalshiWebSocket:
 
     async def _serve_connection(self, conn: WatchedConnection, down_since_ms: int | None) -> bool:
         """Run one connection until it drops; return whether it delivered data (backoff resets)."""
-        self.connection_number += 1
+        self._dispatch.connection += 1
         self.stats.connects += 1
         self._conn = conn
         self._channels.reset_connection()
         for book in self.books.values():
             book.stale = True
-        await self._emit(self._event("connect", f"connected to {self.url}"))
+        await self._dispatch.emit(self._dispatch.event("connect", f"connected to {self.url}"))
         if down_since_ms is not None:
             for state in self._channels:
                 if state.name in ("ticker", "trade"):
                     self.stats.gaps += 1
-                    await self._emit(
-                        self._event(
+                    await self._dispatch.emit(
+                        self._dispatch.event(
                             "gap",
                             "reconnected: messages sent while disconnected are lost "
                             "(until the first message of the new connection)",
@@ -520,7 +461,7 @@ class KalshiWebSocket:
                 await self._send_subscribe(group, wait=False)
             self._connected.set()
             async for raw in conn:
-                await self._handle_frame(raw)
+                await self._dispatch.handle(raw)
         except ConnectionClosed as exc:
             reason = f"connection closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
         except asyncio.CancelledError:
@@ -535,7 +476,7 @@ class KalshiWebSocket:
             if not watchdog.cancelled() and watchdog.done() and watchdog.result():
                 reason = watchdog.result() or reason
             if not self._closing:
-                await self._emit(self._event("disconnect", reason))
+                await self._dispatch.emit(self._dispatch.event("disconnect", reason))
         return self.stats.frames > frames_before
 
     async def _watchdog(self, conn: WatchedConnection) -> str | None:
@@ -546,118 +487,11 @@ class KalshiWebSocket:
                 conn.last_frame_monotonic = time.monotonic()
                 continue
             if silent > self.heartbeat_timeout:
-                await self._emit(
-                    self._event(
+                await self._dispatch.emit(
+                    self._dispatch.event(
                         "heartbeat_timeout",
                         f"no frame (data or Ping) for {silent:.1f} s; reconnecting",
                     )
                 )
                 conn.transport.abort()
                 return f"heartbeat timeout after {silent:.1f} s"
-
-    # ----------------------------------------------------------------------------------- frames
-
-    async def _handle_frame(self, raw: str | bytes) -> None:
-        received_ms = int(time.time() * 1000)
-        self.stats.frames += 1
-        try:
-            message = parse_message(raw, received_ms=received_ms)
-        except WsMessageError as exc:
-            self.stats.malformed += 1
-            self.stats.errors += 1
-            await self._emit(self._event("error", f"malformed frame skipped: {exc}"))
-            return
-        self.stats.by_type[message.type] += 1
-        if isinstance(message, ControlMessage):
-            await self._handle_control(message)
-            return
-        if message.ts_ms is not None:
-            self._last_exchange_ms = max(self._last_exchange_ms or 0, message.ts_ms)
-        channel = self._channels.channel_of(message.sid)
-        if message.seq is not None and message.sid is not None:
-            await self._check_seq(message.sid, message.seq, message.ts_ms, channel)
-        state = self._channels.get(channel)
-        if state is not None and message.ts_ms is not None:
-            state.last_ts_ms = message.ts_ms
-        if self.track_books:
-            self._track_book(message)
-        if isinstance(
-            message,
-            (TickerMessage, TradeMessage, OrderbookSnapshot, OrderbookDelta, LifecycleMessage),
-        ):
-            await self._emit(message)  # an `UnknownMessage` is counted in stats, never emitted
-
-    def _track_book(self, message: WsMessage) -> None:
-        if isinstance(message, OrderbookSnapshot):
-            book = self.books.setdefault(
-                message.market_ticker, OrderbookReplica(message.market_ticker)
-            )
-            book.apply_snapshot(message)
-        elif isinstance(message, OrderbookDelta):
-            book = self.books.setdefault(
-                message.market_ticker, OrderbookReplica(message.market_ticker)
-            )
-            if not book.stale:
-                book.apply_delta(message)
-
-    async def _check_seq(self, sid: int, seq: int, ts_ms: int | None, channel: str | None) -> None:
-        state = self._channels.get(channel)
-        if state is None:
-            return
-        expected = Subscriptions.advance_seq(state, seq)
-        if expected is None:
-            return
-        self.stats.gaps += 1
-        await self._emit(
-            self._event(
-                "gap",
-                f"seq gap on sid {sid}: expected {expected}, got {seq}",
-                channel=channel,
-                sid=sid,
-                market_tickers=state.sorted_tickers(),
-                since_ms=state.last_ts_ms,
-                until_ms=ts_ms,
-            )
-        )
-        if channel == "orderbook_delta":
-            await self._resync_orderbook(f"seq gap (expected {expected}, got {seq})")
-
-    async def _handle_control(self, message: ControlMessage) -> None:
-        if message.type == "subscribed":
-            self._channels.confirm(message.channel, message.sid)
-        elif message.type == "ok" and message.seq is not None and message.sid is not None:
-            channel = self._channels.channel_of(message.sid)
-            await self._check_seq(message.sid, message.seq, None, channel)
-        elif message.type == "error":
-            self.stats.errors += 1
-            if not self._commands.is_awaited(message.id):
-                await self._emit(
-                    self._event(
-                        "error",
-                        f"Kalshi error {message.code}: {message.message}",
-                        code=message.code,
-                        sid=message.sid,
-                    )
-                )
-            if message.code == 25:
-                await self._report_buffer_overflow()
-        self._commands.route(message)
-
-    async def _report_buffer_overflow(self) -> None:
-        """Kalshi dropped messages for a slow reader (error 25): every channel has a gap."""
-        for state in self._channels:
-            if state.name != "orderbook_delta":
-                self.stats.gaps += 1
-                await self._emit(
-                    self._event(
-                        "gap",
-                        "Kalshi error 25 (subscription buffer overflow): messages were dropped",
-                        channel=state.name,
-                        sid=state.sid,
-                        market_tickers=state.sorted_tickers(),
-                        since_ms=state.last_ts_ms,
-                        until_ms=None,
-                        code=25,
-                    )
-                )
-        await self._resync_orderbook("error 25 (buffer overflow)")

@@ -1,0 +1,262 @@
+"""From received frames to what a WebSocket client's consumer reads: messages, gap events and resyncs.
+
+`FrameDispatcher` parses each frame, counts it, checks each sid's seq, keeps the order book replicas, and
+reports gaps: a seq jump, Kalshi's error 25 (it dropped messages for a slow reader) and messages dropped here
+under the "drop" overflow policy. Orderbook gaps are repaired at once (fresh snapshots, then a `resync`
+event); trade and ticker gaps name the markets and the exchange-time window so the caller can backfill
+those minutes from REST. Everything reaches the consumer through the `StreamBuffer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed
+
+from kalshi_pipeline.kalshi.errors import KalshiWebSocketError, WsMessageError
+from kalshi_pipeline.kalshi.ws.buffer import OverflowPolicy, StreamBuffer
+from kalshi_pipeline.kalshi.ws.commands import PendingCommands
+from kalshi_pipeline.kalshi.ws.connection import StreamStats
+from kalshi_pipeline.kalshi.ws.messages import (
+    ControlMessage,
+    EventKind,
+    LifecycleMessage,
+    OrderbookDelta,
+    OrderbookSnapshot,
+    StreamEvent,
+    StreamItem,
+    TickerMessage,
+    TradeMessage,
+    WsMessage,
+    parse_message,
+)
+from kalshi_pipeline.kalshi.ws.orderbook import OrderbookReplica
+from kalshi_pipeline.kalshi.ws.subscriptions import Subscriptions
+
+__all__ = ["FrameDispatcher"]
+
+
+class FrameDispatcher:
+    """Turns a client's received frames into consumer items, keeping its streams' integrity.
+
+    Attributes:
+        books: The order book replica of each market of the orderbook channel (when books are tracked).
+        connection: The connection number stamped on events (1 for the first connect, +1 per reconnect).
+        last_exchange_ms: The newest exchange time seen (Unix ms), where a gap after a disconnect starts.
+    """
+
+    def __init__(
+        self,
+        *,
+        channels: Subscriptions,
+        commands: PendingCommands,
+        buffer: StreamBuffer,
+        stats: StreamStats,
+        overflow: OverflowPolicy,
+        track_books: bool,
+        request_snapshot: Callable[[Sequence[str]], Awaitable[None]],
+        connected: Callable[[], bool],
+    ) -> None:
+        """Wire the dispatcher to its client's channel states, pending commands, buffer and counters.
+
+        Args:
+            channels: The client's channel states (sids, seqs, wanted markets).
+            commands: The client's pending commands, which receive command answers.
+            buffer: The consumer's buffer.
+            stats: The client's counters.
+            overflow: The buffer's overflow policy.
+            track_books: Whether to keep an `OrderbookReplica` per market.
+            request_snapshot: Sends `get_snapshot` for some markets (the client's `request_snapshot`).
+            connected: Whether a connection is open.
+        """
+        self.books: dict[str, OrderbookReplica] = {}
+        self.connection = 0
+        self.last_exchange_ms: int | None = None
+        self._channels = channels
+        self._commands = commands
+        self._buffer = buffer
+        self._stats = stats
+        self.overflow: OverflowPolicy = overflow
+        self.track_books = track_books
+        self._request_snapshot = request_snapshot
+        self._connected = connected
+        self._dropped_channels: dict[str, int | None] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    def event(self, kind: EventKind, detail: str = "", **fields: Any) -> StreamEvent:
+        """A stream event of the current connection, stamped now."""
+        return StreamEvent(
+            kind=kind,
+            at_ms=int(time.time() * 1000),
+            connection=self.connection,
+            detail=detail,
+            **fields,
+        )
+
+    async def emit(self, item: StreamItem | BaseException) -> None:
+        """Hand an item to the consumer following the overflow policy."""
+        if isinstance(item, (StreamEvent, BaseException)) or self.overflow == "block":
+            # Events are rare and must not be lost: they always wait for room.
+            await self._buffer.put(item)
+            return
+        if self._dropped_channels:
+            self._flush_dropped()
+        if not self._buffer.offer(item):
+            channel = self._channels.channel_of(item.sid)
+            state = self._channels.get(channel)
+            if channel is not None and state is not None and channel not in self._dropped_channels:
+                self._dropped_channels[channel] = state.last_ts_ms
+
+    def _flush_dropped(self) -> None:
+        """After drops, emit gap events (and resync orderbooks) once the buffer has room for them."""
+        if not self._buffer.has_room_for_reports():
+            return
+        now_ms = int(time.time() * 1000)
+        for channel, since in list(self._dropped_channels.items()):
+            state = self._channels.get(channel)
+            self._buffer.put_nowait(
+                self.event(
+                    "gap",
+                    f"consumer too slow: messages of {channel} dropped (overflow policy 'drop')",
+                    channel=channel,
+                    sid=state.sid if state else None,
+                    market_tickers=state.sorted_tickers() if state else (),
+                    since_ms=since,
+                    until_ms=self.last_exchange_ms or now_ms,
+                )
+            )
+            self._stats.gaps += 1
+            if channel == "orderbook_delta":
+                task = asyncio.get_running_loop().create_task(self.resync_orderbook("overflow"))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+        self._dropped_channels.clear()
+
+    async def resync_orderbook(self, reason: str) -> None:
+        """Ask for fresh snapshots of every orderbook market and report a `resync` (after a gap)."""
+        state = self._channels.get("orderbook_delta")
+        if state is None or state.sid is None or not self._connected():
+            return
+        tickers = state.sorted_tickers()
+        with contextlib.suppress(KalshiWebSocketError, ConnectionClosed):
+            await self._request_snapshot(tickers)
+            self._stats.resyncs += 1
+            await self.emit(
+                self.event(
+                    "resync",
+                    f"requested orderbook snapshots after {reason}",
+                    channel="orderbook_delta",
+                    sid=state.sid,
+                    market_tickers=tickers,
+                )
+            )
+
+    async def handle(self, raw: str | bytes) -> None:
+        """Handle one received frame (a malformed one is counted and reported, then skipped)."""
+        received_ms = int(time.time() * 1000)
+        self._stats.frames += 1
+        try:
+            message = parse_message(raw, received_ms=received_ms)
+        except WsMessageError as exc:
+            self._stats.malformed += 1
+            self._stats.errors += 1
+            await self.emit(self.event("error", f"malformed frame skipped: {exc}"))
+            return
+        self._stats.by_type[message.type] += 1
+        if isinstance(message, ControlMessage):
+            await self._handle_control(message)
+            return
+        if message.ts_ms is not None:
+            self.last_exchange_ms = max(self.last_exchange_ms or 0, message.ts_ms)
+        channel = self._channels.channel_of(message.sid)
+        if message.seq is not None and message.sid is not None:
+            await self._check_seq(message.sid, message.seq, message.ts_ms, channel)
+        state = self._channels.get(channel)
+        if state is not None and message.ts_ms is not None:
+            state.last_ts_ms = message.ts_ms
+        if self.track_books:
+            self._track_book(message)
+        if isinstance(
+            message,
+            (TickerMessage, TradeMessage, OrderbookSnapshot, OrderbookDelta, LifecycleMessage),
+        ):
+            await self.emit(message)  # an `UnknownMessage` is counted in stats, never emitted
+
+    def _track_book(self, message: WsMessage) -> None:
+        if isinstance(message, OrderbookSnapshot):
+            book = self.books.setdefault(
+                message.market_ticker, OrderbookReplica(message.market_ticker)
+            )
+            book.apply_snapshot(message)
+        elif isinstance(message, OrderbookDelta):
+            book = self.books.setdefault(
+                message.market_ticker, OrderbookReplica(message.market_ticker)
+            )
+            if not book.stale:
+                book.apply_delta(message)
+
+    async def _check_seq(self, sid: int, seq: int, ts_ms: int | None, channel: str | None) -> None:
+        state = self._channels.get(channel)
+        if state is None:
+            return
+        expected = Subscriptions.advance_seq(state, seq)
+        if expected is None:
+            return
+        self._stats.gaps += 1
+        await self.emit(
+            self.event(
+                "gap",
+                f"seq gap on sid {sid}: expected {expected}, got {seq}",
+                channel=channel,
+                sid=sid,
+                market_tickers=state.sorted_tickers(),
+                since_ms=state.last_ts_ms,
+                until_ms=ts_ms,
+            )
+        )
+        if channel == "orderbook_delta":
+            await self.resync_orderbook(f"seq gap (expected {expected}, got {seq})")
+
+    async def _handle_control(self, message: ControlMessage) -> None:
+        if message.type == "subscribed":
+            self._channels.confirm(message.channel, message.sid)
+        elif message.type == "ok" and message.seq is not None and message.sid is not None:
+            channel = self._channels.channel_of(message.sid)
+            await self._check_seq(message.sid, message.seq, None, channel)
+        elif message.type == "error":
+            self._stats.errors += 1
+            if not self._commands.is_awaited(message.id):
+                await self.emit(
+                    self.event(
+                        "error",
+                        f"Kalshi error {message.code}: {message.message}",
+                        code=message.code,
+                        sid=message.sid,
+                    )
+                )
+            if message.code == 25:
+                await self._report_buffer_overflow()
+        self._commands.route(message)
+
+    async def _report_buffer_overflow(self) -> None:
+        """Kalshi dropped messages for a slow reader (error 25): every channel has a gap."""
+        for state in self._channels:
+            if state.name != "orderbook_delta":
+                self._stats.gaps += 1
+                await self.emit(
+                    self.event(
+                        "gap",
+                        "Kalshi error 25 (subscription buffer overflow): messages were dropped",
+                        channel=state.name,
+                        sid=state.sid,
+                        market_tickers=state.sorted_tickers(),
+                        since_ms=state.last_ts_ms,
+                        until_ms=None,
+                        code=25,
+                    )
+                )
+        await self.resync_orderbook("error 25 (buffer overflow)")

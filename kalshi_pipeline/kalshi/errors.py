@@ -15,7 +15,7 @@ KalshiError
 │   ├── KalshiBadRequest       400
 │   ├── KalshiRateLimited      429 until the retry budget was spent
 │   └── KalshiServerError      5xx until the retry budget was spent
-└── KalshiWebSocketError       the stream cannot continue (gave up reconnecting, not connected)
+└── KalshiWebSocketError       the stream cannot continue (gave up reconnecting, not connected, closed)
     ├── WsCommandError         Kalshi answered a command with an error frame (.code)
     └── WsMessageError         a malformed WebSocket frame (also a KalshiProtocolError)
 ```
@@ -48,7 +48,11 @@ class KalshiTransportError(KalshiError):
 
 
 class KalshiWebSocketError(KalshiError):
-    """The WebSocket stream cannot continue (handshake rejected, command refused, protocol violation)."""
+    """A WebSocket problem: the stream cannot continue, or a command or a frame failed.
+
+    The stream cannot continue when the client gave up reconnecting, is not connected or was closed;
+    `WsCommandError` is a refused command and `WsMessageError` a malformed frame.
+    """
 
 
 class WsCommandError(KalshiWebSocketError):

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from kalshi_pipeline.kalshi.config import KalshiConfig
 
 # Each subcommand lives with the layer it belongs to; the module exposes
 # `configure_parser(parser)` and `run(args) -> int` and is imported only when chosen.
@@ -44,44 +39,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_probe(probe: ModuleType, args: argparse.Namespace) -> int:
-    """Run the probe with a `KalshiConfig` built from the environment (exit code 2 on bad settings)."""
-    from kalshi_pipeline.kalshi.errors import KalshiConfigError
+    """Run the probe with the client settings the code location would use (exit code 2 on bad ones)."""
+    from kalshi_pipeline.defs.resources import kalshi_config_from_env
+    from kalshi_pipeline.defs.settings import SettingError
 
     try:
-        config = _kalshi_config_from_env()
-    except KalshiConfigError as exc:
+        config = kalshi_config_from_env()
+    except SettingError as exc:
         print(f"kalshi-pipeline probe: {exc}", file=sys.stderr)
         return 2
     return int(probe.run(args, config) or 0)
-
-
-def _kalshi_config_from_env() -> KalshiConfig:
-    """The probe's `KalshiConfig` from `KALSHI_*` variables (URLs, credentials, rate-limit tier).
-
-    `KALSHI_API_BASE_URL` (a URL or `prod`/`demo`) wins over `KALSHI_ENV` (default production);
-    `KALSHI_WS_URL` overrides the WebSocket URL derived from the base URL.
-    """
-    from kalshi_pipeline.kalshi.config import ENVIRONMENTS, KalshiConfig
-    from kalshi_pipeline.kalshi.errors import KalshiConfigError
-
-    def get(name: str) -> str | None:
-        value = os.environ.get(name, "").strip()
-        return value or None
-
-    env_name = (get("KALSHI_ENV") or "prod").lower()
-    if get("KALSHI_API_BASE_URL") is None and env_name not in ENVIRONMENTS:
-        raise KalshiConfigError(
-            f"KALSHI_ENV={env_name!r} is unknown; expected one of {', '.join(ENVIRONMENTS)}"
-        )
-    pem = get("KALSHI_PRIVATE_KEY")
-    return KalshiConfig(
-        base_url=get("KALSHI_API_BASE_URL") or ENVIRONMENTS[env_name],
-        ws_url=get("KALSHI_WS_URL"),
-        api_key_id=get("KALSHI_API_KEY_ID"),
-        private_key_pem=pem,
-        private_key_path=None if pem else get("KALSHI_PRIVATE_KEY_PATH"),
-        rate_limit_tier=get("KALSHI_RATE_LIMIT_TIER") or "basic",
-    ).validate()
 
 
 if __name__ == "__main__":

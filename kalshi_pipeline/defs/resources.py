@@ -21,7 +21,7 @@ from pydantic import Field
 from kalshi_pipeline.defs.live.planning import LIVE_MODES, LiveSettings
 from kalshi_pipeline.defs.settings import SettingError, resolved_text, resource_fields
 from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig, KalshiError
-from kalshi_pipeline.kalshi.config import PRODUCTION_BASE_URL
+from kalshi_pipeline.kalshi.config import ENVIRONMENTS, PRODUCTION_BASE_URL
 from kalshi_pipeline.kalshi.ratelimit import RateLimiter, shared_limiter, tier_bucket
 from kalshi_pipeline.warehouse import Warehouse, WarehouseError, open_warehouse, resolve_url
 from kalshi_pipeline.warehouse.rate_budget import shared_rate_budget
@@ -287,24 +287,52 @@ def resources_from_env(
     }
 
 
-def check_resources(resources: Mapping[str, Any]) -> None:
+def resolved_kalshi(
+    resources: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> KalshiApiResource:
+    """The `kalshi` resource with its `EnvVar` fields read now, as Dagster reads them in a run."""
+    kalshi: KalshiApiResource = resources["kalshi"]
+    values = {
+        name: resolved_text(getattr(kalshi, name), environ) for name in type(kalshi).model_fields
+    }
+    return KalshiApiResource(**{k: v for k, v in values.items() if v is not None})
+
+
+def check_resources(resources: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> None:
     """Validate the settings now (URLs, tier, key, live mode), so a mistake shows at load, not in a run.
 
     Raises:
         SettingError: One line naming the variable and the fix.
     """
+    env = os.environ if environ is None else environ
     try:
-        kalshi: KalshiApiResource = resources["kalshi"]
-        values = {name: resolved_text(getattr(kalshi, name)) for name in type(kalshi).model_fields}
-        resolved = KalshiApiResource(**values)
-        resolved.series_tickers()
-        resolved.client_config().validate()
+        preset = (env.get("KALSHI_ENV") or "").strip().lower()
+        base_url_set = bool((env.get("KALSHI_API_BASE_URL") or "").strip())
+        if preset and not base_url_set and preset not in ENVIRONMENTS:
+            raise SettingError(
+                f"KALSHI_ENV={preset!r} is unknown; expected one of {', '.join(ENVIRONMENTS)} "
+                "(or set KALSHI_API_BASE_URL)"
+            )
+        kalshi = resolved_kalshi(resources, env)
+        kalshi.series_tickers()
+        kalshi.client_config().validate()
         warehouse: WarehouseResource = resources["warehouse"]
-        resolve_url(resolved_text(warehouse.url), source="KALSHI_WAREHOUSE_URL")
+        resolve_url(resolved_text(warehouse.url, env), source="KALSHI_WAREHOUSE_URL")
         live: LiveResource = resources["live"]
-        LiveResource(mode=resolved_text(live.mode)).settings(resolved.has_credentials)
+        LiveResource(mode=resolved_text(live.mode, env) or "").settings(kalshi.has_credentials)
     except (KalshiError, WarehouseError, ValueError) as exc:
         raise SettingError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from None
+
+
+def kalshi_config_from_env(environ: Mapping[str, str] | None = None) -> KalshiConfig:
+    """The client configuration the `KALSHI_*` variables give, checked (for command-line tools).
+
+    Raises:
+        SettingError: One line naming the variable and the fix.
+    """
+    built = resources_from_env(environ)
+    check_resources(built, environ)
+    return resolved_kalshi(built, environ).client_config()
 
 
 @dg.definitions

@@ -122,6 +122,9 @@ def resource_fields(environ: Mapping[str, str] | None = None) -> dict[str, dict[
     return fields
 
 
-def resolved_text(value: Any) -> Any:
-    """Return an `EnvVar`'s current value (its variable read now), or any other value unchanged."""
-    return value.get_value() if isinstance(value, dg.EnvVar) else value
+def resolved_text(value: Any, environ: Mapping[str, str] | None = None) -> Any:
+    """Return an `EnvVar`'s value in `environ` (default: the process environment), else `value` unchanged."""
+    if not isinstance(value, dg.EnvVar):
+        return value
+    env = os.environ if environ is None else environ
+    return env.get(value.env_var_name)

@@ -29,9 +29,11 @@ from kalshi_pipeline.defs.resources import (
     LiveResource,
     WarehouseResource,
     check_resources,
+    kalshi_config_from_env,
     resources_from_env,
 )
 from kalshi_pipeline.defs.settings import SETTINGS, SettingError, resource_fields
+from kalshi_pipeline.kalshi import DEMO_BASE_URL, PRODUCTION_BASE_URL
 from kalshi_pipeline_tests.defs.markets.helpers import materialization_metadata, sim_dates
 
 README = Path(__file__).parents[2] / "README.md"
@@ -363,3 +365,111 @@ def test_live_settings_come_from_the_live_resource(monkeypatch: pytest.MonkeyPat
     assert fallback.mode == "rest" and "rejects unsigned handshakes" in fallback.note
     with pytest.raises(SettingError, match="KALSHI_LIVE_MODE='grpc' is not one of rest, websocket"):
         LiveResource(mode="grpc").settings(has_credentials=True)
+
+
+# --------------------------------------------------------------------------- the client settings the variables give
+# (moved from the client's own tests when the client stopped reading the environment)
+
+
+def test_no_variables_mean_production_unsigned() -> None:
+    config = kalshi_config_from_env({})
+    assert config.base_url == PRODUCTION_BASE_URL
+    assert config.rate_limit_tier == "basic"
+    assert not config.has_credentials and config.signer() is None
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"KALSHI_ENV": "demo"}, DEMO_BASE_URL),
+        ({"KALSHI_API_BASE_URL": "demo"}, DEMO_BASE_URL),
+        ({"KALSHI_API_BASE_URL": "PROD"}, PRODUCTION_BASE_URL),
+        (
+            {"KALSHI_ENV": "demo", "KALSHI_API_BASE_URL": "http://127.0.0.1:8765/trade-api/v2/"},
+            "http://127.0.0.1:8765/trade-api/v2",
+        ),
+    ],
+)
+def test_base_url_presets_and_override(env: Env, expected: str) -> None:
+    assert kalshi_config_from_env(env).base_url == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"KALSHI_API_BASE_URL": "external-api.kalshi.com"}, "KALSHI_API_BASE_URL"),
+        ({"KALSHI_API_BASE_URL": "ftp://x/trade-api/v2"}, "KALSHI_API_BASE_URL"),
+        ({"KALSHI_ENV": "staging"}, "KALSHI_ENV='staging' is unknown"),
+        ({"KALSHI_RATE_LIMIT_TIER": "platinum"}, "KALSHI_RATE_LIMIT_TIER"),
+        ({"KALSHI_MAX_RETRIES": "many"}, "KALSHI_MAX_RETRIES='many'"),
+        ({"KALSHI_TIMEOUT_S": "-1"}, "KALSHI_TIMEOUT_S='-1'"),
+        ({"KALSHI_API_KEY_ID": "key-1"}, "KALSHI_PRIVATE_KEY"),
+        ({"KALSHI_PRIVATE_KEY_PATH": "/tmp/x.key"}, "KALSHI_API_KEY_ID"),
+        ({"KALSHI_WS_URL": "ftp://nope"}, "KALSHI_WS_URL"),
+    ],
+)
+def test_bad_client_settings_are_one_line_errors(env: Env, needle: str) -> None:
+    with pytest.raises(SettingError) as info:
+        kalshi_config_from_env(env)
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_key_from_path_and_from_escaped_pem_text(tmp_path: Path) -> None:
+    key_file = tmp_path / "key.pem"
+    key_file.write_text(PEM)
+    from_path = kalshi_config_from_env(
+        {"KALSHI_API_KEY_ID": "key-1", "KALSHI_PRIVATE_KEY_PATH": str(key_file)}
+    )
+    assert from_path.signer() is not None
+    pkcs1 = KEY.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    escaped = pkcs1.strip().replace("\n", "\\n")
+    from_text = kalshi_config_from_env(
+        {"KALSHI_API_KEY_ID": "key-1", "KALSHI_PRIVATE_KEY": escaped}
+    )
+    assert from_text.signer() is not None
+    both = kalshi_config_from_env(
+        {
+            "KALSHI_API_KEY_ID": "key-1",
+            "KALSHI_PRIVATE_KEY": PEM,
+            "KALSHI_PRIVATE_KEY_PATH": "/does/not/exist.pem",
+        }
+    )
+    assert both.private_key_path is None and both.signer() is not None
+    tuned = kalshi_config_from_env(
+        {"KALSHI_RATE_LIMIT_TIER": " Premier ", "KALSHI_MAX_RETRIES": "2"}
+    )
+    assert (tuned.rate_limit_tier, tuned.max_retries) == ("premier", 2)
+
+
+def test_a_missing_or_malformed_key_fails_when_the_settings_are_read(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pem"
+    with pytest.raises(SettingError, match="does not exist") as info:
+        kalshi_config_from_env({"KALSHI_API_KEY_ID": "k", "KALSHI_PRIVATE_KEY_PATH": str(missing)})
+    assert str(missing) in str(info.value)
+    bad = tmp_path / "bad.pem"
+    bad.write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(SettingError) as info:
+        kalshi_config_from_env({"KALSHI_API_KEY_ID": "k", "KALSHI_PRIVATE_KEY_PATH": str(bad)})
+    assert str(bad) in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(SettingError, match="KALSHI_PRIVATE_KEY"):
+        kalshi_config_from_env({"KALSHI_API_KEY_ID": "k", "KALSHI_PRIVATE_KEY": "garbage"})
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "wss://external-api-ws.kalshi.com/trade-api/ws/v2"),
+        ({"KALSHI_API_BASE_URL": "http://h:1/trade-api/v2"}, "ws://h:1/trade-api/ws/v2"),
+        (
+            {"KALSHI_WS_URL": "ws://x:2/trade-api/ws/v2", "KALSHI_API_BASE_URL": "demo"},
+            "ws://x:2/trade-api/ws/v2",
+        ),
+        ({"KALSHI_API_BASE_URL": "demo"}, "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2"),
+    ],
+)
+def test_websocket_url_precedence(env: Env, expected: str) -> None:
+    assert kalshi_config_from_env(env).websocket_url() == expected

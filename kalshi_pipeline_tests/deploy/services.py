@@ -28,6 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 BIN = Path(sys.executable).parent
 LOCATION_NAME = "kalshi_pipeline"
+#: What the daemon's environment adds in deploy/compose.yaml and deploy/helm/values.yaml: an asset backfill
+#: evaluated while its code location cannot be loaded (a code server restarting) waits for the location
+#: instead of failing and cancelling its runs.
+DAEMON_ENV = {"DAGSTER_BACKFILL_RETRY_DEFINITION_CHANGED_ERROR": "1"}
 
 T = TypeVar("T")
 
@@ -143,6 +147,16 @@ class Service:
             if not any(_group_alive(g) for g in self.groups):
                 return
 
+    def log_size(self) -> int:
+        """The log's current length in bytes (a mark for `log_since`)."""
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def log_since(self, mark: int) -> str:
+        """What the service logged after `mark`."""
+        with open(self.log_path, "rb") as log:
+            log.seek(mark)
+            return log.read().decode(errors="replace")
+
     def log_tail(self, chars: int = 2500) -> str:
         """The end of the service's log."""
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -199,7 +213,7 @@ class Deployment:
         self.daemon = Service(
             "daemon",
             [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-            env,
+            {**env, **DAEMON_ENV},
             logs / "daemon.log",
         )
         self.services = (self.code_server, self.webserver, self.daemon)

@@ -23,7 +23,7 @@ from dagster._config import process_config
 from dagster_docker import DockerRunLauncher
 from psycopg.conninfo import conninfo_to_dict
 
-from kalshi_pipeline_tests.deploy.services import DEPLOY, ROOT
+from kalshi_pipeline_tests.deploy.services import DAEMON_ENV, DEPLOY, ROOT
 
 pytestmark = pytest.mark.integration  # they start Docker Compose, and one uses Postgres
 
@@ -82,6 +82,7 @@ def test_one_image_for_every_dagster_service(resolved: dict[str, Any]) -> None:
     assert services["webserver"]["command"][0] == "dagster-webserver"
     assert services["daemon"]["command"][:2] == ["dagster-daemon", "run"]
     assert any(v["target"] == "/var/run/docker.sock" for v in services["daemon"]["volumes"])
+    assert DAEMON_ENV.items() <= services["daemon"]["environment"].items()
     for service in dagster_services:
         mounts = {v["target"]: Path(v["source"]) for v in service["volumes"]}
         assert (

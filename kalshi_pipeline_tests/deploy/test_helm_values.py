@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kalshi_pipeline_tests.deploy.services import DEPLOY, ROOT
+from kalshi_pipeline_tests.deploy.services import DAEMON_ENV, DEPLOY, ROOT
 
 VALUES_PATH = DEPLOY / "helm" / "values.yaml"
 CHART_KEYS = Path(__file__).with_name("chart_1_13_keys.txt")
@@ -103,6 +103,8 @@ def test_one_image_and_the_code_location(values: dict[str, Any]) -> None:
     assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert values["postgresql"]["enabled"] is False
+    daemon_env = {e["name"]: e["value"] for e in values["dagsterDaemon"]["env"]}
+    assert DAEMON_ENV.items() <= daemon_env.items()
 
 
 def test_secrets_come_from_kubernetes_secrets_only(values: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from pydantic import Field
 from kalshi_pipeline.defs.candlesticks.clean import CleanCandles, clean_candles
 from kalshi_pipeline.defs.candlesticks.ingest import RawIngest, ingest_raw_candles
 from kalshi_pipeline.defs.candlesticks.pull import MarketWindow
+from kalshi_pipeline.defs.live.automation import SWEEP_CONDITION
 from kalshi_pipeline.defs.markets.assets import MARKETS_KEY
 from kalshi_pipeline.defs.partitions import dates_label, game_date_partitions, partition_dates
 from kalshi_pipeline.defs.reporting import (
@@ -87,6 +88,7 @@ def _window_label(windows: Sequence[MarketWindow]) -> str:
     deps=[MARKETS_KEY],
     partitions_def=game_date_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    automation_condition=SWEEP_CONDITION,
     group_name="kalshi",
     kinds={"python"},
     description=(
@@ -134,6 +136,7 @@ def candlesticks_raw(
             "window": _window_label(done.pulled_windows),
             "start_ts": config.start_ts if config.start_ts is not None else "open_time",
             **stats_metadata(stats),
+            **kalshi.settings_metadata(),
             "preview": preview_md(done.preview, ["ticker", "end_period_ts", "source", "payload"]),
         },
         check_results=[
@@ -147,6 +150,7 @@ def candlesticks_raw(
     deps=[RAW_KEY],
     partitions_def=game_date_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    automation_condition=SWEEP_CONDITION,
     group_name="kalshi",
     kinds={"python", "pandera"},
     description=(

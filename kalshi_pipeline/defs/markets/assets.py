@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from kalshi_pipeline.defs.live.automation import DISCOVERY_CONDITION
 from kalshi_pipeline.defs.markets.refresh import MarketsRefresh, refresh_markets
 from kalshi_pipeline.defs.partitions import dates_label, game_date_partitions, partition_dates
 from kalshi_pipeline.defs.reporting import preview_md, schema_check_result, stats_metadata
@@ -26,6 +27,7 @@ MARKETS_KEY = dg.AssetKey(["kalshi", "markets"])
     key=MARKETS_KEY,
     partitions_def=game_date_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    automation_condition=DISCOVERY_CONDITION,
     group_name="kalshi",
     kinds={"python"},
     description=(
@@ -90,6 +92,7 @@ def markets(
             "historical_lookups": found.historical_lookups,
             "window": dates_label(dates),
             **stats_metadata(stats),
+            **kalshi.settings_metadata(),
             "preview": preview_md(
                 done.discovered,
                 [

@@ -16,7 +16,7 @@ import pytest
 import websockets
 from cryptography.hazmat.primitives.asymmetric import rsa
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Frame, Opcode
 
 from kalshi_pipeline.simulator.paths import WS_PATH
@@ -310,6 +310,32 @@ def test_server_pings_with_heartbeat_payload(sim: Any) -> None:
                 await asyncio.sleep(0.1)
             assert len(ws.pings) >= 2
             assert set(ws.pings) == {b"heartbeat"}
+
+    asyncio.run(go())
+
+
+def test_client_pings_are_answered(sim: Any) -> None:
+    async def go() -> None:
+        async with websockets.connect(sim.ws_url, additional_headers=signed_headers()) as ws:
+            latency = await asyncio.wait_for(await ws.ping(b"are you there"), 10)
+            assert latency >= 0
+
+    asyncio.run(go())
+
+
+def test_open_connections_get_close_1012_when_the_server_stops(start_simulator: Any) -> None:
+    server = start_simulator()
+
+    async def go() -> None:
+        async with websockets.connect(server.ws_url, additional_headers=signed_headers()) as ws:
+            await subscribe(ws, 1, {"channels": ["market_lifecycle_v2"]})
+            assert (await recv_json(ws))["type"] == "subscribed"
+            stopping = asyncio.create_task(asyncio.to_thread(server.stop))
+            with pytest.raises(ConnectionClosed) as info:
+                while True:
+                    await recv_json(ws)
+            await stopping
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1012
 
     asyncio.run(go())
 

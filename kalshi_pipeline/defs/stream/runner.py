@@ -53,7 +53,6 @@ from kalshi_pipeline.warehouse.stream import StreamWriter
 log = logging.getLogger(__name__)
 
 DEFAULT_CHANNELS = ("ticker", "trade", "market_lifecycle_v2")
-_VALUE_FIELDS = CANDLE_VALUE_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ def candle_row(candle: LiveCandle, info: MarketInfo) -> dict[str, Any]:
         "period_interval": candle.period_interval,
         "end_period_ts": pd.Timestamp(candle.end_period_ts, unit="s", tz="UTC"),
     }
-    for name in _VALUE_FIELDS:
+    for name in CANDLE_VALUE_COLUMNS:
         row[name] = getattr(candle, name)
     row["complete"] = candle.complete
     row["last_event_ts"] = (
@@ -194,7 +193,7 @@ def differing_fields(live: LiveCandle, rest: Candlestick | None) -> str:
         return "REST has no candle for this minute"
     return ", ".join(
         f"{name} {getattr(live, name)}->{getattr(rest, name)}"
-        for name in _VALUE_FIELDS
+        for name in CANDLE_VALUE_COLUMNS
         if getattr(live, name) != getattr(rest, name)
     )
 
@@ -229,7 +228,7 @@ def write_rest_candles(
             }
             base["payload"] = json.dumps(c.raw, separators=(",", ":"))
             raw_rows.append(base)
-            parsed.append({**base, **{n: getattr(c, n) for n in _VALUE_FIELDS}})
+            parsed.append({**base, **{n: getattr(c, n) for n in CANDLE_VALUE_COLUMNS}})
     cols = list(PARSED_COLUMNS)
     frame = pd.DataFrame(parsed, columns=cols)
     valid, rejected = validate_candles(frame, set(infos)) if len(frame) else (frame, frame)

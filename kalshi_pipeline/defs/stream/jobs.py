@@ -236,7 +236,18 @@ def report_progress(context: dg.OpExecutionContext, game_date: str, summary: Str
         "Long-running WebSocket stream of one game date's live games (launched by live_games_sensor in "
         "websocket mode); ends when the games settle or the run is terminated."
     ),
-    tags={"kalshi/stream": "true"},
+    tags={
+        "kalshi/stream": "true",
+        # On Kubernetes (deploy/helm) each run is a pod: a stream is one long, light process per game date.
+        "dagster-k8s/config": {
+            "container_config": {
+                "resources": {
+                    "requests": {"cpu": "100m", "memory": "256Mi"},
+                    "limits": {"memory": "512Mi"},
+                }
+            }
+        },
+    },
 )
 def stream_job() -> None:
     """One op: the stream of one game date."""

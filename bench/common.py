@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
+from psycopg import sql
 
 PG_ADMIN = os.environ.get(
     "KALSHI_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -19,7 +20,7 @@ def create_database(prefix: str, admin_url: str = PG_ADMIN) -> str:
     """Create a uniquely named Postgres database and return its URL."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return f"{admin_url.rsplit('/', 1)[0]}/{name}"
 
 
@@ -27,7 +28,9 @@ def drop_database(url: str, admin_url: str = PG_ADMIN) -> None:
     """Drop the database at `url` (made by `create_database`), closing its connections."""
     name = url.rsplit("/", 1)[1]
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @contextmanager

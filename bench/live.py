@@ -153,7 +153,7 @@ def run_records(home: Path) -> list[dict[str, Any]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--minutes", type=float, default=4.0)
     parser.add_argument("--sample-seconds", type=float, default=3.0)
     parser.add_argument("--live-games", type=int, default=2)

@@ -211,7 +211,7 @@ async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=90.0)
     parser.add_argument("--games", type=int, default=10)
     parser.add_argument("--game-minutes", type=float, default=60.0)

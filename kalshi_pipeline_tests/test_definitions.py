@@ -34,6 +34,7 @@ def test_definitions_load_with_assets_checks_and_resources() -> None:
         dg.AssetKey(["kalshi", "markets"])
     }
     resources = definitions.resources
+    assert resources is not None
     assert isinstance(resources["kalshi"], KalshiApiResource)
     assert isinstance(resources["warehouse"], WarehouseResource)
     assert isinstance(resources["live"], LiveResource)

@@ -30,6 +30,7 @@ from kalshi_pipeline.kalshi.errors import (
     WsCommandError,
     WsMessageError,
 )
+from kalshi_pipeline.kalshi.live_data import GameState, GameStats, LiveData
 from kalshi_pipeline.kalshi.models import (
     Event,
     ExchangeStatus,
@@ -55,6 +56,8 @@ __all__ = [
     "Event",
     "ExchangeStatus",
     "GameEvent",
+    "GameState",
+    "GameStats",
     "HistoricalCutoff",
     "KalshiApiError",
     "KalshiAuthError",
@@ -70,6 +73,7 @@ __all__ = [
     "KalshiSigner",
     "KalshiTransportError",
     "KalshiWebSocketError",
+    "LiveData",
     "Market",
     "Milestone",
     "Orderbook",

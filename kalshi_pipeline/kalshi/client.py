@@ -19,6 +19,7 @@ import httpx
 from kalshi_pipeline.kalshi.candles import Candlestick
 from kalshi_pipeline.kalshi.config import KalshiConfig
 from kalshi_pipeline.kalshi.errors import KalshiProtocolError
+from kalshi_pipeline.kalshi.live_data import LIVE_DATA_BATCH_MAX, GameStats, LiveData
 from kalshi_pipeline.kalshi.models import (
     Event,
     ExchangeStatus,
@@ -575,3 +576,40 @@ class KalshiClient:
         path = f"/historical/markets/{ticker}"
         body = await self._session.get_object(path)
         return Market.from_payload(required_field(body, "market", path))
+
+    # ------------------------------------------------------------------ live sports data
+
+    async def get_live_data(self, milestone_id: str) -> LiveData:
+        """`GET /live_data/milestone/{milestone_id}` (no auth); KalshiNotFound when it has no live data."""
+        path = f"/live_data/milestone/{milestone_id}"
+        body = await self._session.get_object(path)
+        return LiveData.from_payload(
+            required_field(body, "live_data", path), milestone_id=milestone_id
+        )
+
+    async def get_live_datas(self, milestone_ids: Sequence[str]) -> list[LiveData]:
+        """Live data of many milestones via `GET /live_data/batch?milestone_ids=A&milestone_ids=B`.
+
+        The parameter is repeated (a comma-joined list silently matches nothing) and at most 100 ids go in
+        one request; larger lists are split. Milestones without live data are simply absent.
+        """
+        if isinstance(milestone_ids, str):
+            raise ValueError("get_live_datas takes a list of milestone ids, not a single string")
+        unique = list(dict.fromkeys(milestone_ids))
+        path = "/live_data/batch"
+
+        async def fetch(ids: list[str]) -> list[LiveData]:
+            body = await self._session.get_object(path, [("milestone_ids", i) for i in ids])
+            return [LiveData.from_payload(e) for e in list_field(body, "live_datas", path)]
+
+        groups = [
+            unique[i : i + LIVE_DATA_BATCH_MAX] for i in range(0, len(unique), LIVE_DATA_BATCH_MAX)
+        ]
+        results = await asyncio.gather(*(fetch(g) for g in groups))
+        return [item for chunk in results for item in chunk]
+
+    async def get_game_stats(self, milestone_id: str) -> GameStats:
+        """`GET /live_data/milestone/{milestone_id}/game_stats`: the play-by-play (empty when unsupported)."""
+        path = f"/live_data/milestone/{milestone_id}/game_stats"
+        body = await self._session.get_object(path)
+        return GameStats.from_payload(body, milestone_id=milestone_id)

@@ -35,6 +35,7 @@ from kalshi_pipeline.simulator.rest.candles import CandleEndpoints
 from kalshi_pipeline.simulator.rest.catalog import Catalog
 from kalshi_pipeline.simulator.rest.events import EventEndpoints
 from kalshi_pipeline.simulator.rest.exchange import ExchangeEndpoints
+from kalshi_pipeline.simulator.rest.live_data import LiveDataEndpoints
 from kalshi_pipeline.simulator.rest.markets import MarketEndpoints
 from kalshi_pipeline.simulator.rest.orderbooks import OrderbookEndpoints
 from kalshi_pipeline.simulator.rest.trades import TradeEndpoints
@@ -129,4 +130,16 @@ def _rest_routes(catalog: Catalog, exchange: ExchangeEndpoints) -> list[BaseRout
         Route(f"{p}/markets/orderbooks", books.orderbooks),
         Route(f"{p}/markets/{{ticker}}", markets.market_one),
         Route(f"{p}/markets/{{ticker}}/orderbook", books.orderbook),
+        *_live_data_routes(catalog),
+    ]
+
+
+def _live_data_routes(catalog: Catalog) -> list[BaseRoute]:
+    """The live sports data routes (the batch path before `{milestone_id}` ones)."""
+    live = LiveDataEndpoints(catalog)
+    p = REST_PREFIX
+    return [
+        Route(f"{p}/live_data/batch", live.batch),
+        Route(f"{p}/live_data/milestone/{{milestone_id}}", live.milestone),
+        Route(f"{p}/live_data/milestone/{{milestone_id}}/game_stats", live.game_stats),
     ]

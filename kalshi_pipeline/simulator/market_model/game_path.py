@@ -1,8 +1,8 @@
 """Generation of a game's two market paths from the seed: one fair home win probability, two quoted books.
 
 Both markets (home team YES and away team YES) follow one fair home win probability: a slow logit random walk
-before tip-off, then the belief implied by a Brownian-bridge score margin during the game, which converges to
-0 or 1 at the final buzzer. Each market quotes that fair value on the tick grid with its own spreads, sizes
+before tip-off, then the belief implied by the game's score and clock (`kalshi_pipeline.simulator.scoring`)
+during the game, which converges to 0 or 1 at the final buzzer. Each market quotes that fair value on the tick grid with its own spreads, sizes
 and trade flow, so the away market's YES price is about 1 - the home market's.
 """
 
@@ -23,6 +23,7 @@ from kalshi_pipeline.simulator.market_model.draws import (
 from kalshi_pipeline.simulator.market_model.flow import TradeFlow, activity_segments, first_quote_ms
 from kalshi_pipeline.simulator.market_model.path import MarketPath
 from kalshi_pipeline.simulator.market_model.prices import EMPTY_ASK, EMPTY_BID, PIPS, quote_prices
+from kalshi_pipeline.simulator.scoring import game_score
 
 if TYPE_CHECKING:
     from kalshi_pipeline.simulator.world import Game
@@ -70,6 +71,7 @@ class GamePath:
 
     def __init__(self, game: Game, seed: int) -> None:
         self.game = game
+        self.seed = seed
         words = seed_words(seed, game.event_ticker)
         rng = np.random.default_rng(words)
         tip_ms, end_ms = game.tip_s * 1000, game.end_s * 1000
@@ -142,15 +144,15 @@ class GamePath:
             fair[pre] = (1.0 / (1.0 + np.exp(-logit)))[::-1]
 
         live = ~pre
-        s = np.clip((grid[live] - tip_ms) / max(end_ms - tip_ms, 1), 0.0, 1.0)
-        if len(s):
-            ds = np.diff(np.concatenate([[0.0], s]))
-            w = np.cumsum(rng.normal(0.0, 1.0, len(s)) * sigma * np.sqrt(ds))
-            w_end = w[-1] + rng.normal(0.0, sigma * math.sqrt(max(1.0 - s[-1], 0.0)))
-            margin = w - s * w_end + s * game.final_margin
-            remaining = np.maximum(1.0 - s, 1e-9)
+        if live.any():
+            # In play the belief follows the score and the game clock (`simulator.scoring`): the current
+            # margin plus the pre-game edge over the time left, settled at the final buzzer.
+            score = game_score(game, self.seed)
+            times = grid[live]
+            margin = score.margin_at(times)
+            remaining = np.maximum(score.remaining_at(times), 1e-9)
             p = normal_cdf((margin + mu * remaining) / (sigma * np.sqrt(remaining)))
-            p = np.where(s >= 1.0, 1.0 if game.home_wins else 0.0, p)
+            p = np.where(times >= end_ms, 1.0 if game.home_wins else 0.0, p)
             fair[live] = p
         return fair
 

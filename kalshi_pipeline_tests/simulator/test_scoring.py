@@ -1,0 +1,115 @@
+"""The scoring process of simulated games, and the market model following the score and the clock."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from datetime import UTC, datetime
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+
+from kalshi_pipeline.simulator.config import SimulatorConfig
+from kalshi_pipeline.simulator.scoring import (
+    OVERTIME_CLOCK_S,
+    PERIOD_CLOCK_S,
+    REGULATION_PERIODS,
+    STATUS_FINISHED,
+    STATUS_LIVE,
+    STATUS_SCHEDULED,
+    GameScore,
+    game_score,
+)
+from kalshi_pipeline.simulator.world import Game, World
+
+NOW = datetime(2026, 2, 10, 12, tzinfo=UTC)
+SEED = 5
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World(SimulatorConfig(seed=SEED, now=NOW))
+
+
+@pytest.fixture(scope="module")
+def finished_games(world: World) -> list[Game]:
+    return [g for g in world.games if g.settled_s < NOW.timestamp() - 86400][:400]
+
+
+def test_final_score_agrees_with_settlement(finished_games: list[Game]) -> None:
+    for game in finished_games:
+        score = game_score(game, SEED)
+        home, away = score.final
+        assert (home > away) == game.home_wins, game.event_ticker
+        final = score.state_at(game.end_s * 1000)
+        assert final.status == STATUS_FINISHED and (final.home_points, final.away_points) == (
+            home,
+            away,
+        )
+        assert final.clock_s == 0 and final.period == score.periods[-1].number
+        plays = score.plays_until(game.end_s * 1000)
+        assert sum(p.points for p in plays if p.side == "home") == home
+        assert sum(p.points for p in plays if p.side == "away") == away
+
+
+def test_periods_clock_and_overtime(finished_games: list[Game]) -> None:
+    overtimes = 0
+    for game in finished_games:
+        score = game_score(game, SEED)
+        periods = score.periods
+        assert [p.number for p in periods] == list(range(1, len(periods) + 1))
+        assert periods[0].start_ms == game.tip_s * 1000 and periods[-1].end_ms == game.end_s * 1000
+        assert all(a.end_ms < b.start_ms for a, b in itertools.pairwise(periods))
+        assert [p.clock_s for p in periods[:REGULATION_PERIODS]] == [PERIOD_CLOCK_S] * 4
+        assert all(p.clock_s == OVERTIME_CLOCK_S for p in periods[REGULATION_PERIODS:])
+        # Each overtime starts tied: every period before it ended level.
+        for p in periods[REGULATION_PERIODS:]:
+            before = score.state_at(p.start_ms - 1)
+            assert before.home_points == before.away_points, game.event_ticker
+            overtimes += 1
+        # The clock runs down inside a period and the score never decreases.
+        mid = periods[1]
+        a = score.state_at(mid.start_ms + 1000)
+        b = score.state_at((mid.start_ms + mid.end_ms) // 2)
+        assert a.status == b.status == STATUS_LIVE and a.period == b.period == 2
+        assert a.clock_s > b.clock_s and b.home_points >= a.home_points
+    assert 0 < overtimes < len(finished_games) // 4
+
+
+def test_before_tipoff_and_determinism(finished_games: list[Game]) -> None:
+    game = finished_games[0]
+    before = game_score(game, SEED).state_at(game.tip_s * 1000 - 1)
+    assert before.status == STATUS_SCHEDULED and before.home_points == before.away_points == 0
+    assert GameScore(game, SEED).final == GameScore(game, SEED).final
+    assert [p.ts_ms for p in GameScore(game, SEED).plays_until(game.end_s * 1000)] == [
+        p.ts_ms for p in GameScore(game, SEED).plays_until(game.end_s * 1000)
+    ]
+    assert any(GameScore(g, SEED + 1).final != GameScore(g, SEED).final for g in finished_games[:5])
+
+
+def test_prices_follow_the_score(world: World, finished_games: list[Game]) -> None:
+    """In play, the home market quotes the win probability implied by the score margin and time left."""
+    for game in finished_games[:20]:
+        home = world.game_path(game).home
+        score = game_score(game, SEED)
+        times = np.arange(game.tip_s * 1000 + 60_000, game.end_s * 1000 - 60_000, 60_000)
+        mids, quoted = [], []
+        for t in times:
+            quote = home.quote_at(int(t))
+            assert quote is not None
+            mids.append((quote.yes_bid + quote.yes_ask) / 2)
+            quoted.append(quote.ts_ms)
+        at = np.array(quoted)
+        sigma = game.margin_sd
+        mu = sigma * NormalDist().inv_cdf(min(max(game.home_p_tip, 0.02), 0.98))
+        left = np.maximum(score.remaining_at(at), 1e-9)
+        fair = [
+            NormalDist().cdf((m + mu * r) / (sigma * math.sqrt(r)))
+            for m, r in zip(score.margin_at(at), left, strict=True)
+        ]
+        # Quotes sit around the fair value: half-spreads up to 1.5 cents plus rounding to the tick grid.
+        gaps = np.abs(np.array(mids) - np.array(fair) * 10_000)
+        assert float(gaps.max()) <= 250, (game.event_ticker, float(gaps.max()))
+        # And a basket moves the price the scorer's way.
+        assert float(np.corrcoef(np.diff(mids), np.diff(score.margin_at(times)))[0, 1]) > 0.3

@@ -294,6 +294,59 @@ CANDLESTICKS_WS = TableSpec(
     indexes=_CANDLE_INDEXES,
 )
 
+# Live game data (written by `kalshi_pipeline.defs.games`): observed game states and per-minute probabilities.
+GAME_STATES = TableSpec(
+    "game_states",
+    columns=(
+        _c("event_ticker", TEXT, nullable=False),
+        _c("observed_at", TIMESTAMPTZ, nullable=False),
+        _c("milestone_id", TEXT, nullable=False),
+        _c("game_date", DATE),
+        #: `live_data` (a poll of the live-data endpoints) or `pbp` (replayed from the play-by-play).
+        _c("source", TEXT, nullable=False),
+        _c("status", TEXT),
+        _c("period", INT),
+        _c("clock", TEXT),
+        _c("clock_seconds", INT),
+        _c("home_points", INT),
+        _c("away_points", INT),
+        _c("winner", TEXT),
+        #: Comma-separated game-state fields the details lacked (empty when all were read).
+        _c("missing_keys", TEXT, nullable=False),
+        _c("details", JSON, nullable=False),
+        _INGESTED_AT,
+    ),
+    primary_key=("event_ticker", "observed_at"),
+    indexes=(("game_date",),),
+)
+
+GAME_PROBABILITIES = TableSpec(
+    "game_probabilities",
+    columns=(
+        _c("ticker", TEXT, nullable=False),
+        _c("minute_ts", TIMESTAMPTZ, nullable=False),
+        _c("event_ticker", TEXT, nullable=False),
+        _c("game_date", DATE),
+        _c("team", TEXT),
+        #: `mid`, `last` or NULL (no price).
+        _c("method", TEXT),
+        _c("raw_price", PRICE),
+        _c("probability", PRICE),
+        #: Sum of the game's raw prices minus 1 at this minute (NULL when an outcome has no price).
+        _c("overround", PRICE),
+        _c("quote_age_s", INT),
+        _c("state_observed_at", TIMESTAMPTZ),
+        _c("status", TEXT),
+        _c("period", INT),
+        _c("clock", TEXT),
+        _c("home_points", INT),
+        _c("away_points", INT),
+        _INGESTED_AT,
+    ),
+    primary_key=("ticker", "minute_ts"),
+    indexes=(("game_date",), ("event_ticker", "minute_ts")),
+)
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -305,6 +358,8 @@ TABLES: dict[str, TableSpec] = {
         TRADES,
         STREAM_EVENTS,
         CANDLESTICKS_WS,
+        GAME_STATES,
+        GAME_PROBABILITIES,
     )
 }
 CANDLE_TABLES = frozenset({"candlesticks_raw", "candlesticks", "candlesticks_rejected"})
@@ -366,6 +421,7 @@ def _both(*specs: TableSpec) -> dict[str, tuple[str, ...]]:
 
 _V1 = _both(MARKETS, CANDLESTICKS_RAW, CANDLESTICKS, CANDLESTICKS_REJECTED)
 _V2 = _both(TICKS, TRADES, STREAM_EVENTS, CANDLESTICKS_WS)
+_V3 = _both(GAME_STATES, GAME_PROBABILITIES)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -379,6 +435,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "WebSocket stream: ticks, trades, stream_events, candlesticks_ws",
         postgres=_V2["postgres"],
         duckdb=_V2["duckdb"],
+    ),
+    Migration(
+        3,
+        "live games: game_states, game_probabilities",
+        postgres=_V3["postgres"],
+        duckdb=_V3["duckdb"],
     ),
 )
 

@@ -20,7 +20,12 @@ from kalshi_pipeline.defs.live.jobs import (
 )
 from kalshi_pipeline.defs.live.planning import LiveSettings
 from kalshi_pipeline.defs.live.sensor import evaluate, live_games_sensor
-from kalshi_pipeline.defs.resources import WarehouseResource
+from kalshi_pipeline.defs.resources import (
+    KalshiApiResource,
+    LiveResource,
+    WarehouseResource,
+    resources_from_env,
+)
 from kalshi_pipeline_tests.defs.live.conftest import candle_frame, event_ticker, market_frame
 
 NOW = datetime(2026, 1, 10, 0, 0, tzinfo=UTC)  # 19:00 ET on game date 2026-01-09
@@ -106,6 +111,8 @@ def test_first_tick_refreshes_the_live_game_and_reconciles_last_night(night, duc
         "markets_per_game",
         "rejects",
         "minute_grid",
+        "historical_fallbacks",
+        "raw_clean_agree",
     }
     assert live.job_name == "kalshi_live_job"
 
@@ -257,9 +264,9 @@ def test_websocket_mode_requests_one_stream_per_date_and_rest_reconciles(night, 
 
 def test_bad_mode_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="KALSHI_LIVE_MODE='smoke'"):
-        LiveSettings.from_env({"KALSHI_LIVE_MODE": "smoke"})
+        LiveResource(mode="smoke").settings(has_credentials=True)
     with pytest.raises(ValueError, match="KALSHI_LIVE_REFRESH_SECONDS"):
-        LiveSettings.from_env({"KALSHI_LIVE_REFRESH_SECONDS": "soon"})
+        resources_from_env({"KALSHI_LIVE_REFRESH_SECONDS": "soon"})
 
 
 def test_decorated_sensor_on_the_real_clock(store, duck_url) -> None:
@@ -275,7 +282,14 @@ def test_decorated_sensor_on_the_real_clock(store, duck_url) -> None:
     )
     warehouse = WarehouseResource(url=duck_url)
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse})
+        context = dg.build_sensor_context(
+            instance=instance,
+            resources={
+                "warehouse": warehouse,
+                "kalshi": KalshiApiResource(),
+                "live": LiveResource(),
+            },
+        )
         result = live_games_sensor(context)
     (req,) = result.run_requests
     assert req.tags[LIVE_KIND_TAG] == "live"

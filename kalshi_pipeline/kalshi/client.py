@@ -495,6 +495,24 @@ class KalshiClient:
             page_size_within(page_size, PAGE_MAX),
         )
 
+    def iter_historical_trades(
+        self,
+        ticker: str | None = None,
+        min_ts: int | None = None,
+        max_ts: int | None = None,
+        *,
+        page_size: int | None = None,
+    ) -> AsyncIterator[Trade]:
+        """Iterate trades behind the historical cutoff (`GET /historical/trades`), times in Unix seconds."""
+        params = {"ticker": ticker, "min_ts": min_ts, "max_ts": max_ts}
+        return self._session.iter_items(
+            "/historical/trades",
+            "trades",
+            Trade.from_payload,
+            params,
+            page_size_within(page_size, PAGE_MAX),
+        )
+
     async def get_orderbook(self, ticker: str, depth: int | None = None) -> Orderbook:
         """`GET /markets/{ticker}/orderbook` (bids only, ascending, best last)."""
         path = f"/markets/{ticker}/orderbook"

@@ -11,28 +11,43 @@ until every market has settled (or the run is cancelled / `max_seconds` passes):
 - a few seconds after each minute closes, fetches the REST candles of the closed minutes it touched (and of
   minutes a gap made incomplete), validates them with the candle asset's pandera rules and writes them over
   the stream's rows (`source = 'live'`), counting stream-vs-REST mismatches of complete minutes;
+- repairs every gap (a disconnect, a seq jump, a terminal error, a silent channel) completely: once the
+  channel is subscribed again, the window's trades come from REST (`repair.backfill_trades`) and their
+  minutes' candles are replaced by REST candles;
+- watches the trade and ticker channels apart from the connection: one silent for `channel_silence_s` while
+  REST shows a newer trade of our markets is subscribed again;
 - polls the markets' status over REST (and listens to lifecycle messages) to stop once all have settled.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import statistics
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import pandas as pd
-
-from kalshi_pipeline.defs.candlesticks.validation import PARSED_COLUMNS, to_table, validate_candles
-from kalshi_pipeline.kalshi.candles import Candlestick
+from kalshi_pipeline.defs.stream.repair import (
+    GapLedger,
+    backfill_trades,
+    rest_has_newer_trades,
+    rest_trade_row,
+)
+from kalshi_pipeline.defs.stream.rows import (
+    MarketInfo,
+    candle_row,
+    differing_fields,
+    event_row,
+    same_values,
+    tick_row,
+    trade_row,
+    write_rest_candles,
+)
 from kalshi_pipeline.kalshi.client import KalshiClient
-from kalshi_pipeline.kalshi.live_candles import CandleKey, LiveCandle, LiveCandleBuilder
+from kalshi_pipeline.kalshi.live_candles import CandleKey, LiveCandleBuilder
 from kalshi_pipeline.kalshi.ws import (
     KalshiWebSocket,
     LifecycleMessage,
@@ -42,12 +57,6 @@ from kalshi_pipeline.kalshi.ws import (
 )
 from kalshi_pipeline.warehouse import SETTLED_STATUSES, Warehouse
 from kalshi_pipeline.warehouse.errors import WarehouseError
-from kalshi_pipeline.warehouse.schema import (
-    CANDLE_VALUE_COLUMNS,
-    CANDLESTICKS,
-    CANDLESTICKS_RAW,
-    CANDLESTICKS_REJECTED,
-)
 from kalshi_pipeline.warehouse.stream import StreamWriter
 
 log = logging.getLogger(__name__)
@@ -72,16 +81,8 @@ class StreamSettings:
     write_ticks: bool = True
     max_buffered_rows: int = 50_000
     progress_every_s: float = 60.0
-
-
-@dataclass(frozen=True)
-class MarketInfo:
-    """What a candle row needs to know about its market."""
-
-    ticker: str
-    event_ticker: str
-    series_ticker: str
-    game_date: date
+    channel_silence_s: float = 60.0
+    silence_check_s: float = 15.0
 
 
 @dataclass
@@ -98,6 +99,8 @@ class StreamSummary:
     compared_minutes: int = 0
     mismatched_minutes: int = 0
     backfilled_gap_minutes: int = 0
+    backfilled_trades: int = 0
+    resubscribed_silent: int = 0
     rest_rejected: int = 0
     flushes: int = 0
     write_errors: int = 0
@@ -106,148 +109,6 @@ class StreamSummary:
     seconds: float = 0.0
     newest_candle_ts: int | None = None
     started: float = field(default_factory=time.monotonic)
-
-
-def candle_row(candle: LiveCandle, info: MarketInfo) -> dict[str, Any]:
-    """A `kalshi.candlesticks_ws` row for a stream-built candle."""
-    row: dict[str, Any] = {
-        "ticker": candle.ticker,
-        "event_ticker": info.event_ticker,
-        "series_ticker": info.series_ticker,
-        "game_date": info.game_date,
-        "period_interval": candle.period_interval,
-        "end_period_ts": pd.Timestamp(candle.end_period_ts, unit="s", tz="UTC"),
-    }
-    for name in CANDLE_VALUE_COLUMNS:
-        row[name] = getattr(candle, name)
-    row["complete"] = candle.complete
-    row["last_event_ts"] = (
-        pd.Timestamp(candle.last_ts_ms, unit="ms", tz="UTC") if candle.last_ts_ms else None
-    )
-    return row
-
-
-def _ts(ms: int | None) -> pd.Timestamp | None:
-    return None if ms is None else pd.Timestamp(ms, unit="ms", tz="UTC")
-
-
-def event_row(event: StreamEvent, run_id: str) -> dict[str, Any]:
-    """A `kalshi.stream_events` row."""
-    return {
-        "event_id": str(uuid.uuid4()),
-        "run_id": run_id,
-        "event_at": _ts(event.at_ms),
-        "kind": event.kind,
-        "connection": event.connection,
-        "channel": event.channel,
-        "sid": event.sid,
-        "market_tickers": ",".join(event.market_tickers) or None,
-        "since_ts": _ts(event.since_ms),
-        "until_ts": _ts(event.until_ms),
-        "code": event.code,
-        "detail": event.detail[:2000],
-    }
-
-
-def tick_row(msg: TickerMessage) -> dict[str, Any]:
-    """A `kalshi.ticks` row."""
-    return {
-        "ticker": msg.market_ticker,
-        "ts": _ts(msg.ts_ms if msg.ts_ms is not None else msg.received_ms),
-        "received_at": _ts(msg.received_ms),
-        "price": msg.price,
-        "yes_bid": msg.yes_bid,
-        "yes_ask": msg.yes_ask,
-        "yes_bid_size": msg.yes_bid_size,
-        "yes_ask_size": msg.yes_ask_size,
-        "volume": msg.volume,
-        "open_interest": msg.open_interest,
-    }
-
-
-def trade_row(msg: TradeMessage) -> dict[str, Any]:
-    """A `kalshi.trades` row (`source = 'ws'`)."""
-    return {
-        "trade_id": msg.trade_id or f"ws:{msg.market_ticker}:{msg.ts_ms}:{msg.count}",
-        "ticker": msg.market_ticker,
-        "ts": _ts(msg.ts_ms if msg.ts_ms is not None else msg.received_ms),
-        "received_at": _ts(msg.received_ms),
-        "yes_price": msg.yes_price,
-        "no_price": msg.no_price,
-        "count": msg.count,
-        "taker_outcome_side": msg.taker_outcome_side or msg.taker_side,
-        "taker_book_side": msg.taker_book_side,
-        "is_block_trade": msg.is_block_trade,
-        "source": "ws",
-    }
-
-
-def same_values(live: LiveCandle, rest: Candlestick) -> bool:
-    """Whether a stream-built candle equals the REST candle in every price and count field."""
-    return not differing_fields(live, rest)
-
-
-def differing_fields(live: LiveCandle, rest: Candlestick | None) -> str:
-    """The fields where a stream-built candle and the REST candle differ, as `name ws->rest` (one line)."""
-    if rest is None:
-        return "REST has no candle for this minute"
-    return ", ".join(
-        f"{name} {getattr(live, name)}->{getattr(rest, name)}"
-        for name in CANDLE_VALUE_COLUMNS
-        if getattr(live, name) != getattr(rest, name)
-    )
-
-
-def write_rest_candles(
-    warehouse: Warehouse,
-    candles: dict[str, list[Candlestick]],
-    infos: dict[str, MarketInfo],
-    lo: int,
-    hi: int,
-) -> tuple[int, int]:
-    """Replace the window `[lo, hi]` (Unix s) of these markets with REST candles; return (valid, rejected).
-
-    Raw payloads go to `candlesticks_raw`, rows passing the candle asset's pandera rules to `candlesticks`
-    (`source = 'live'`), the others to `candlesticks_rejected` with their payload; stream rows REST does
-    not have are removed.
-    """
-    now = pd.Timestamp.now(tz="UTC").floor("s")
-    raw_rows: list[dict[str, Any]] = []
-    parsed: list[dict[str, Any]] = []
-    for ticker, items in candles.items():
-        info = infos[ticker]
-        for c in items:
-            base = {
-                "ticker": ticker,
-                "event_ticker": info.event_ticker,
-                "series_ticker": info.series_ticker,
-                "game_date": info.game_date,
-                "period_interval": c.period_interval,
-                "end_period_ts": c.end_period_ts,
-                "source": "live",
-            }
-            base["payload"] = json.dumps(c.raw, separators=(",", ":"))
-            raw_rows.append(base)
-            parsed.append({**base, **{n: getattr(c, n) for n in CANDLE_VALUE_COLUMNS}})
-    cols = list(PARSED_COLUMNS)
-    frame = pd.DataFrame(parsed, columns=cols)
-    valid, rejected = validate_candles(frame, set(infos)) if len(frame) else (frame, frame)
-
-    tickers = sorted(candles)
-    with warehouse.transaction() as tx:
-        tx.delete_candles("candlesticks", tickers, lo, hi, period_interval=1, source="ws")
-        if raw_rows:
-            tx.upsert(
-                "candlesticks_raw",
-                to_table(pd.DataFrame(raw_rows), CANDLESTICKS_RAW.column_names, now),
-            )
-        if len(valid):
-            tx.upsert("candlesticks", to_table(valid, CANDLESTICKS.column_names, now))
-        if len(rejected):
-            tx.upsert(
-                "candlesticks_rejected", to_table(rejected, CANDLESTICKS_REJECTED.column_names, now)
-            )
-    return len(valid), len(rejected)
 
 
 class StreamRunner:
@@ -288,6 +149,9 @@ class StreamRunner:
         self._touched: set[CandleKey] = set()
         self._unreconciled: set[CandleKey] = set()
         self._pending_latency: list[int] = []
+        self.gaps = GapLedger()
+        self._seen_trade_ids: set[str] = set()
+        self._started_ms = int(time.time() * 1000)
         self.ws: KalshiWebSocket | None = None
         self._stopped_at_s: float | None = None
 
@@ -328,7 +192,7 @@ class StreamRunner:
                 queue_size=s.queue_size, heartbeat_timeout=s.heartbeat_timeout_s
             )
             await ws.subscribe(s.channels, tickers)
-            last_reconcile = last_poll = last_progress = time.monotonic()
+            last_reconcile = last_poll = last_progress = last_watch = time.monotonic()
             try:
                 async with ws:
                     while True:
@@ -362,6 +226,11 @@ class StreamRunner:
                         if self.writer.due():
                             await self._flush()
                         now = time.monotonic()
+                        if self.gaps and self._channel_back(ws):
+                            await self._repair_trades(client)
+                        if now - last_watch >= s.silence_check_s:
+                            last_watch = now
+                            await self._watch_channels(client, ws)
                         if now - last_reconcile >= s.reconcile_every_s:
                             last_reconcile = now
                             await self._reconcile(client, final=False)
@@ -374,6 +243,8 @@ class StreamRunner:
             finally:
                 await self._flush()
                 self._stopped_at_s = time.time()
+            if self.gaps:
+                await self._repair_trades(client)
             await self._reconcile(client, final=True)
         self.summary.seconds = round(time.monotonic() - started, 3)
         self.summary.flushes = self.writer.flushes
@@ -393,6 +264,7 @@ class StreamRunner:
                 f"{', ' + item.channel if item.channel else ''}): {item.detail}"
             )
             self.writer.add("stream_events", event_row(item, self.run_id))
+            self.gaps.add(item, self.infos)
         elif isinstance(item, TickerMessage):
             if item.market_ticker not in self.infos:
                 return
@@ -404,6 +276,7 @@ class StreamRunner:
             if item.market_ticker not in self.infos:
                 return
             self.writer.add("trades", trade_row(item))
+            self._seen_trade_ids.add(item.trade_id)
             self.summary.trades += 1
             self._pending_latency.append(item.received_ms)
         elif isinstance(item, LifecycleMessage):
@@ -419,6 +292,58 @@ class StreamRunner:
                 newest = self.summary.newest_candle_ts
                 self.summary.newest_candle_ts = key[1] if newest is None else max(newest, key[1])
         self._unreconciled |= {k for k in keys if k[0] in self.infos}
+
+    @staticmethod
+    def _channel_back(ws: KalshiWebSocket) -> bool:
+        """Whether the trade channel is subscribed on a live connection (what it misses now, it gets)."""
+        return ws.connected and ws.subscriptions().get("trade") is not None
+
+    async def _repair_trades(self, client: KalshiClient) -> None:
+        """Backfill the trades of the open gap windows from REST and queue their minutes for REST candles."""
+        windows = self.gaps.windows()
+        try:
+            found = await backfill_trades(client, windows, self._seen_trade_ids)
+        except Exception as exc:  # a REST outage must not kill the stream; retried next round
+            self.log.warning(f"REST trade backfill of {len(windows)} gap windows failed: {exc}")
+            return
+        self.gaps.close(windows)
+        for trade in found.trades:
+            self.writer.add("trades", rest_trade_row(trade))
+            self._seen_trade_ids.add(trade.trade_id)
+        self.summary.backfilled_trades += len(found.trades)
+        self._unreconciled |= found.minutes
+        if found.trades:
+            self.log.info(
+                f"backfilled {len(found.trades)} trades the stream missed "
+                f"({len(found.minutes)} minutes to replace with REST candles)"
+            )
+
+    async def _watch_channels(self, client: KalshiClient, ws: KalshiWebSocket) -> None:
+        """Subscribe again a trade or ticker channel silent for long while REST shows newer trades."""
+        if not ws.connected:
+            return
+        now_ms = int(time.time() * 1000)
+        silence_ms = int(self.settings.channel_silence_s * 1000)
+        live = sorted(set(self.infos) - self.settled)
+        for channel in ("trade", "ticker"):
+            if ws.subscriptions().get(channel) is None:
+                continue
+            received_ms, exchange_ms = ws.channel_activity(channel)
+            if now_ms - (received_ms or self._started_ms) < silence_ms:
+                continue
+            try:
+                ticker = await rest_has_newer_trades(client, live, exchange_ms or self._started_ms)
+            except Exception as exc:  # the check is retried next round
+                self.log.warning(f"REST check of the silent {channel} channel failed: {exc}")
+                continue
+            if ticker is None:
+                continue
+            self.summary.resubscribed_silent += 1
+            await ws.resubscribe(
+                [channel],
+                f"no {channel} message for {(now_ms - (received_ms or self._started_ms)) / 1000:.0f} s "
+                f"while REST shows a newer trade of {ticker}",
+            )
 
     async def _flush(self) -> bool:
         """Write the buffered rows (in a thread, so pings keep being answered); False when it failed."""

@@ -7,7 +7,8 @@ connection (connect, disconnect, gap, resync, error).
 This module holds the public API (lifecycle, iteration, commands) and the connection loop: a reconnect
 re-signs the handshake, resets all sid/seq trackers (they are per connection), resubscribes and emits a `gap`
 for the time the socket was down; backoff is exponential with full jitter, and a watchdog reconnects a socket
-silent for longer than `heartbeat_timeout`. What happens to each received frame (seq checks, gaps, resyncs,
+silent for longer than `heartbeat_timeout`. A terminal error (Kalshi's 10 or 25) ends one subscription while
+the connection lives on: that channel is subscribed again after a backoff of its own (`resubscribe`). What happens to each received frame (seq checks, gaps, resyncs,
 books) is `dispatch.FrameDispatcher`'s job.
 """
 
@@ -18,7 +19,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -111,6 +112,8 @@ class KalshiWebSocket:
         self._channels = Subscriptions()
         self._buffer = StreamBuffer(queue_size, self.stats)
         self._commands = PendingCommands()
+        self._resubscribe_attempts: dict[str, int] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self._dispatch = FrameDispatcher(
             channels=self._channels,
             commands=self._commands,
@@ -120,6 +123,7 @@ class KalshiWebSocket:
             track_books=track_books,
             request_snapshot=self.request_snapshot,
             connected=lambda: self.connected,
+            resubscribe=self._resubscribe_later,
         )
         self.books: dict[str, OrderbookReplica] = self._dispatch.books
         self._conn: WatchedConnection | None = None
@@ -180,6 +184,8 @@ class KalshiWebSocket:
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 await self._conn.close()
+        for task in list(self._background):
+            task.cancel()
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -320,6 +326,79 @@ class KalshiWebSocket:
             {"sids": [state.sid], "market_tickers": tickers, "action": "get_snapshot"},
         )
 
+    async def resubscribe(self, channels: Iterable[str], reason: str) -> None:
+        """Replace these channels' subscriptions with new ones (a channel that went silent on a live socket).
+
+        The old sids are unsubscribed (an error answer is ignored: the sid may already be dead), a `gap`
+        event for the ticker and trade channels starts at their last message, and the channels are
+        subscribed again with their wanted markets. Does nothing while disconnected (a reconnect
+        resubscribes everything anyway).
+        """
+        states = [s for name in channels if (s := self._channels.get(name)) is not None]
+        if not states or not self.connected:
+            return
+        dead = [s.sid for s in states if s.sid is not None]
+        if dead:
+            with contextlib.suppress(KalshiWebSocketError, TimeoutError):
+                await self._command("unsubscribe", {"sids": dead})
+        for state in states:
+            if state.name in ("ticker", "trade"):
+                self.stats.gaps += 1
+                await self._dispatch.emit(
+                    self._dispatch.event(
+                        "gap",
+                        f"resubscribing {state.name}: {reason}",
+                        channel=state.name,
+                        sid=state.sid,
+                        market_tickers=state.sorted_tickers(),
+                        since_ms=state.last_ts_ms,
+                        until_ms=None,
+                    )
+                )
+            state.sid, state.last_seq = None, None
+        for group in group_by_markets(states):
+            await self._send_subscribe(group, wait=True)
+
+    def _resubscribe_later(self, names: Sequence[str], reason: str) -> None:
+        """Schedule a new subscription of channels a terminal error ended, after a backoff per channel."""
+        attempts = max((self._resubscribe_attempts.get(n, 0) for n in names), default=0)
+        for name in names:
+            self._resubscribe_attempts[name] = attempts + 1
+        ceiling = min(self.backoff_max, self.backoff_initial * 2**attempts)
+        delay = self._rng.uniform(ceiling / 2, ceiling)
+        connection = self.connection_number
+        task = asyncio.get_running_loop().create_task(
+            self._resubscribe_after(list(names), delay, connection, reason)
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _resubscribe_after(
+        self, names: list[str], delay: float, connection: int, reason: str
+    ) -> None:
+        await asyncio.sleep(delay)
+        if self.connection_number != connection or not self.connected:
+            return  # the connection was replaced; its reconnect subscribed every channel again
+        states = [s for n in names if (s := self._channels.get(n)) is not None and s.sid is None]
+        try:
+            for group in group_by_markets(states):
+                await self._send_subscribe(group, wait=True)
+        except (KalshiWebSocketError, TimeoutError) as exc:
+            await self._dispatch.emit(
+                self._dispatch.event("error", f"resubscribing {', '.join(names)} failed: {exc}")
+            )
+            if self.connection_number == connection and self.connected:
+                self._resubscribe_later(names, reason)
+            return
+        await self._dispatch.emit(
+            self._dispatch.event(
+                "resync",
+                f"subscribed {', '.join(names)} again after: {reason}",
+                channel=names[0] if len(names) == 1 else None,
+                market_tickers=tuple(sorted({t for s in states for t in s.sorted_tickers()})),
+            )
+        )
+
     async def list_subscriptions(self) -> list[dict[str, Any]]:
         """Ask Kalshi for this connection's subscriptions: `[{"channel": ..., "sid": ...}, ...]`."""
         replies = await self._command("list_subscriptions", None)
@@ -329,6 +408,11 @@ class KalshiWebSocket:
     def subscriptions(self) -> dict[str, int | None]:
         """The channels this client wants, with their sid on the current connection (None = not yet)."""
         return self._channels.as_sids()
+
+    def channel_activity(self, channel: str) -> tuple[int | None, int | None]:
+        """A channel's latest message: `(received at, exchange time)` in Unix ms (None before any)."""
+        state = self._channels.get(channel)
+        return (None, None) if state is None else (state.last_message_ms, state.last_ts_ms)
 
     def subscribed_tickers(self, channel: str) -> set[str] | None:
         """The markets wanted on a channel (None = all markets)."""
@@ -435,6 +519,7 @@ class KalshiWebSocket:
         self.stats.connects += 1
         self._conn = conn
         self._channels.reset_connection()
+        self._resubscribe_attempts.clear()
         for book in self.books.values():
             book.stale = True
         await self._dispatch.emit(self._dispatch.event("connect", f"connected to {self.url}"))

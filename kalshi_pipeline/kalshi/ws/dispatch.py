@@ -1,8 +1,9 @@
 """From received frames to what a WebSocket client's consumer reads: messages, gap events and resyncs.
 
-`FrameDispatcher` parses each frame, counts it, checks each sid's seq, keeps the order book replicas, and
-reports gaps: a seq jump, Kalshi's error 25 (it dropped messages for a slow reader) and messages dropped here
-under the "drop" overflow policy. Orderbook gaps are repaired at once (fresh snapshots, then a `resync`
+`FrameDispatcher` parses each frame, counts it, checks each sid's seq (error frames that carry a sid and seq
+advance it too), keeps the order book replicas, and reports gaps: a seq jump, a terminal error (Kalshi's
+error 10 or 25 ends a subscription: its sid is dead and the client must subscribe that channel again) and
+messages dropped here under the "drop" overflow policy. Orderbook gaps are repaired at once (fresh snapshots, then a `resync`
 event); trade and ticker gaps name the markets and the exchange-time window so the caller can backfill
 those minutes from REST. Everything reaches the consumer through the `StreamBuffer`.
 """
@@ -37,7 +38,11 @@ from kalshi_pipeline.kalshi.ws.messages import (
 from kalshi_pipeline.kalshi.ws.orderbook import OrderbookReplica
 from kalshi_pipeline.kalshi.ws.subscriptions import Subscriptions
 
-__all__ = ["FrameDispatcher"]
+__all__ = ["TERMINAL_ERROR_CODES", "FrameDispatcher"]
+
+#: Kalshi's WebSocket error codes that end a subscription (10 channel error, 25 subscription buffer
+#: overflow): the sid sends nothing more and the channel must be subscribed again.
+TERMINAL_ERROR_CODES: frozenset[int] = frozenset({10, 25})
 
 
 class FrameDispatcher:
@@ -60,6 +65,7 @@ class FrameDispatcher:
         track_books: bool,
         request_snapshot: Callable[[Sequence[str]], Awaitable[None]],
         connected: Callable[[], bool],
+        resubscribe: Callable[[Sequence[str], str], None] = lambda names, reason: None,
     ) -> None:
         """Wire the dispatcher to its client's channel states, pending commands, buffer and counters.
 
@@ -72,6 +78,7 @@ class FrameDispatcher:
             track_books: Whether to keep an `OrderbookReplica` per market.
             request_snapshot: Sends `get_snapshot` for some markets (the client's `request_snapshot`).
             connected: Whether a connection is open.
+            resubscribe: Schedules a new subscription of channels whose sid a terminal error ended.
         """
         self.books: dict[str, OrderbookReplica] = {}
         self.connection = 0
@@ -84,6 +91,7 @@ class FrameDispatcher:
         self.track_books = track_books
         self._request_snapshot = request_snapshot
         self._connected = connected
+        self._resubscribe = resubscribe
         self._dropped_channels: dict[str, int | None] = {}
         self._background: set[asyncio.Task[None]] = set()
 
@@ -170,14 +178,19 @@ class FrameDispatcher:
         if isinstance(message, ControlMessage):
             await self._handle_control(message)
             return
-        if message.ts_ms is not None:
-            self.last_exchange_ms = max(self.last_exchange_ms or 0, message.ts_ms)
+        # The stream clock: the message's exchange time, never later than its receipt (a clock ahead of
+        # ours, or a bad field, must not push a later gap's start into the future).
+        clock_ms = None if message.ts_ms is None else min(message.ts_ms, message.received_ms)
+        if clock_ms is not None:
+            self.last_exchange_ms = max(self.last_exchange_ms or 0, clock_ms)
         channel = self._channels.channel_of(message.sid)
         if message.seq is not None and message.sid is not None:
             await self._check_seq(message.sid, message.seq, message.ts_ms, channel)
         state = self._channels.get(channel)
-        if state is not None and message.ts_ms is not None:
-            state.last_ts_ms = message.ts_ms
+        if state is not None:
+            state.last_message_ms = message.received_ms
+            if clock_ms is not None:
+                state.last_ts_ms = clock_ms
         if self.track_books:
             self._track_book(message)
         if isinstance(
@@ -229,6 +242,11 @@ class FrameDispatcher:
             await self._check_seq(message.sid, message.seq, None, channel)
         elif message.type == "error":
             self._stats.errors += 1
+            if message.seq is not None and message.sid is not None:
+                # An error on a sid consumes one of its seqs (2026 protocol).
+                await self._check_seq(
+                    message.sid, message.seq, None, self._channels.channel_of(message.sid)
+                )
             if not self._commands.is_awaited(message.id):
                 await self.emit(
                     self.event(
@@ -238,25 +256,37 @@ class FrameDispatcher:
                         sid=message.sid,
                     )
                 )
-            if message.code == 25:
-                await self._report_buffer_overflow()
+            if message.code in TERMINAL_ERROR_CODES and message.id is None:
+                await self._end_subscriptions(message)
         self._commands.route(message)
 
-    async def _report_buffer_overflow(self) -> None:
-        """Kalshi dropped messages for a slow reader (error 25): every channel has a gap."""
-        for state in self._channels:
-            if state.name != "orderbook_delta":
+    async def _end_subscriptions(self, message: ControlMessage) -> None:
+        """A terminal error ended a sid (or, without a sid, every sid): report gaps, subscribe again."""
+        if message.sid is not None:
+            channel = self._channels.channel_of(message.sid)
+            states = [s for s in self._channels if s.name == channel]
+        else:
+            states = [s for s in self._channels if s.sid is not None]
+        if not states:
+            return
+        reason = f"Kalshi error {message.code} ({message.message}) ended the subscription"
+        for state in states:
+            if state.name in ("ticker", "trade"):
                 self._stats.gaps += 1
                 await self.emit(
                     self.event(
                         "gap",
-                        "Kalshi error 25 (subscription buffer overflow): messages were dropped",
+                        f"{reason}: messages are lost until it is subscribed again",
                         channel=state.name,
                         sid=state.sid,
                         market_tickers=state.sorted_tickers(),
                         since_ms=state.last_ts_ms,
                         until_ms=None,
-                        code=25,
+                        code=message.code,
                     )
                 )
-        await self.resync_orderbook("error 25 (buffer overflow)")
+            if state.name == "orderbook_delta":
+                for book in self.books.values():
+                    book.stale = True  # the new subscription starts with fresh snapshots
+            state.sid, state.last_seq = None, None
+        self._resubscribe([s.name for s in states], reason)

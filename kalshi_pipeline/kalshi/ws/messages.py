@@ -1,7 +1,10 @@
 """Kalshi WebSocket messages: typed models of the server frames, stream events, and `parse_message`.
 
 Every message carries the exchange time (`ts_ms`) and the local receipt time (`received_ms`), both Unix
-milliseconds. Prices and counts are exact `Decimal`s read by the same strict fixed-point parser as the REST
+milliseconds. The exchange time is the payload's own time (`ts_ms`, `ts`, `time`) or else the envelope's
+`sending_ts_ms` (for lifecycle messages, the settlement or determination instant); it is never taken from a
+schedule field such as a lifecycle message's `open_ts` / `close_ts` (a market's schedule, often days
+ahead), so a lifecycle message may have no `ts_ms`. Prices and counts are exact `Decimal`s read by the same strict fixed-point parser as the REST
 models (`kalshi_pipeline.kalshi.parsing`): a bare JSON number in a `*_dollars` / `*_fp` field is refused.
 A `StreamEvent` describes the connection rather than the market (connect, disconnect, gap, resync, error).
 """
@@ -72,7 +75,10 @@ def exchange_ts_ms(msg: Mapping[str, Any]) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class WsMessage:
-    """Fields shared by every server frame: type, sid, seq (when sequenced), exchange and receipt times."""
+    """Fields shared by every server frame: type, sid, seq (when sequenced), exchange and receipt times.
+
+    `sending_ts_ms` is the envelope's send time (Kalshi's 2026 protocol), None when the frame lacks it.
+    """
 
     type: str
     sid: int | None
@@ -80,6 +86,7 @@ class WsMessage:
     ts_ms: int | None
     received_ms: int
     raw: dict[str, Any] = field(repr=False, compare=False)
+    sending_ts_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +145,17 @@ class OrderbookDelta(WsMessage):
 
 @dataclass(frozen=True, slots=True)
 class LifecycleMessage(WsMessage):
-    """A `market_lifecycle_v2` (or `event_lifecycle`) event; `event_type` e.g. `settled`, `determined`."""
+    """A `market_lifecycle_v2` (or `event_lifecycle`) event; `event_type` e.g. `settled`, `determined`.
+
+    `open_ts` / `close_ts` are the market's schedule (Unix s), not the time of the message.
+    """
 
     market_ticker: str | None = None
     event_ticker: str | None = None
     event_type: str | None = None
     result: str | None = None
     settlement_value: Decimal | None = None
+    open_ts: int | None = None
     close_ts: int | None = None
     settled_ts: int | None = None
     determination_ts: int | None = None
@@ -268,6 +279,7 @@ def _parse_frame(frame: dict[str, Any], received: int) -> WsMessage:
         "seq": _int(frame.get("seq")),
         "received_ms": received,
         "raw": frame,
+        "sending_ts_ms": _int(frame.get("sending_ts_ms")),
     }
     if kind in CONTROL_TYPES:
         sid = common["sid"] if common["sid"] is not None else _int(body.get("sid"))
@@ -287,6 +299,8 @@ def _parse_frame(frame: dict[str, Any], received: int) -> WsMessage:
     ):
         raise WsMessageError(f"{kind} frame has no 'msg' object")
     ts_ms = exchange_ts_ms(body)
+    if ts_ms is None:
+        ts_ms = common["sending_ts_ms"]
     f = Fields.named(body, f"{kind} frame", "market_ticker", "event_ticker")
     if kind == "ticker":
         ticker = body.get("market_ticker")
@@ -358,25 +372,31 @@ def _parse_frame(frame: dict[str, Any], received: int) -> WsMessage:
 def _lifecycle(
     kind: str, body: dict[str, Any], common: dict[str, Any], ts_ms: int | None, f: Fields
 ) -> LifecycleMessage:
-    """A lifecycle frame; without an exchange time, its event's own time (Unix s) stands in."""
-    event_ms = None
-    for key in ("settled_ts", "determination_ts", "close_ts", "open_ts"):
-        event_s = _int(body.get(key))
-        if event_s is not None:
-            event_ms = event_s * 1000
-            break
+    """A lifecycle frame.
+
+    Without an exchange time, the instant of a settlement or determination (`settled_ts`,
+    `determination_ts`, Unix s) stands in; `open_ts` / `close_ts` never do (they are the market's schedule,
+    often days ahead, and a `created` message of another market carries them).
+    """
+    if ts_ms is None:
+        for key in ("settled_ts", "determination_ts"):
+            event_s = _int(body.get(key))
+            if event_s is not None:
+                ts_ms = event_s * 1000
+                break
     extra = body.get("additional_metadata")
     event_ticker = body.get("event_ticker")
     if event_ticker is None and isinstance(extra, dict):
         event_ticker = extra.get("event_ticker")
     return LifecycleMessage(
         **common,
-        ts_ms=ts_ms if ts_ms is not None else event_ms,
+        ts_ms=ts_ms,
         market_ticker=body.get("market_ticker"),
         event_ticker=event_ticker,
         event_type=body.get("event_type") or ("event" if kind == "event_lifecycle" else None),
         result=body.get("result"),
         settlement_value=f.fixed("settlement_value"),
+        open_ts=_int(body.get("open_ts")),
         close_ts=_int(body.get("close_ts")),
         settled_ts=_int(body.get("settled_ts")),
         determination_ts=_int(body.get("determination_ts")),

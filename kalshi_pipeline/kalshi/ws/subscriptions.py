@@ -36,6 +36,7 @@ class ChannelState:
         sid: The subscription id on the current connection (None until Kalshi confirms it).
         last_seq: The highest seq seen on `sid` (0 right after `subscribed`).
         last_ts_ms: The exchange time of the channel's latest message (the start of a gap, should one follow).
+        last_message_ms: When the channel's latest message was received (local Unix ms; None before one).
     """
 
     name: str
@@ -43,6 +44,7 @@ class ChannelState:
     sid: int | None = None
     last_seq: int | None = None
     last_ts_ms: int | None = None
+    last_message_ms: int | None = None
 
     def sorted_tickers(self) -> tuple[str, ...]:
         """The wanted markets, sorted (empty for all markets)."""

@@ -33,9 +33,18 @@ Fault injection (`SimulatorConfig.ws_faults`, comma-separated `key=value`):
 - `drop_seq_after=N`: silently drop the N-th sequenced message of a connection (its seq is consumed);
   `drop_seq_channel=orderbook_delta|trade|market_lifecycle_v2` (default orderbook_delta);
   `drop_seq_times=K` connections (default 1).
-- `overflow_after=N`: after N market messages answer error 25 (subscription buffer overflow) on the
+- `overflow_after=N`: after N market messages send error 25 (subscription buffer overflow) on the
   trade/ticker sids and drop the next `overflow_drop=M` market messages (default 20); first connection only
-  unless `overflow_times=K`.
+  unless `overflow_times=K`. Error 25 is terminal as on Kalshi: those sids send nothing more (the client
+  must subscribe again); the error frame carries the sid and, on a sequenced channel, consumes a seq.
+- `foreign_lifecycle_after=N`: after N market messages send every `market_lifecycle_v2` subscription a
+  `created` message of a market nobody subscribed to, whose `open_ts`/`close_ts` lie days ahead (Kalshi's
+  lifecycle channel covers every market; those fields are a schedule, not the message's time). Once.
+- `mute_trade_after=N`: after N market messages the connection's trade sids go silent without any error
+  (their seqs keep being consumed), as a channel that silently stalls on a live socket; a new trade
+  subscription is not muted. Once.
+- `outage_trades=N`: after a fault disconnect, refuse handshakes (HTTP 503) until N trades printed on the
+  live markets: an outage that deterministically hides trades from the stream, whatever the trade rate.
 - `malformed_every=N`: send a malformed (non-JSON) text frame after every N-th market message.
 - `stall_after=N`: after N market messages stop sending anything, Pings included (first connection only
   unless `stall_times=K`); the session waits for the client to give up.

@@ -6,7 +6,7 @@ See `kalshi_pipeline.simulator.ws` for the spec's keys.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kalshi_pipeline.simulator.ws.wire import CHANNELS
@@ -28,6 +28,9 @@ class WsFaults:
     malformed_every: int | None = None
     stall_after: int | None = None
     stall_times: int = 1
+    foreign_lifecycle_after: int | None = None
+    mute_trade_after: int | None = None
+    outage_trades: int = 0
 
     @classmethod
     def parse(cls, spec: str | None) -> WsFaults:
@@ -76,6 +79,8 @@ class FaultBudget:
             "drop_seq": faults.drop_seq_times if faults.drop_seq_after else 0,
             "overflow": faults.overflow_times if faults.overflow_after else 0,
             "stall": faults.stall_times if faults.stall_after else 0,
+            "foreign_lifecycle": 1 if faults.foreign_lifecycle_after else 0,
+            "mute_trade": 1 if faults.mute_trade_after else 0,
         }
 
     def take(self, name: str) -> bool:
@@ -95,6 +100,8 @@ class AfterMessage:
     overflow: bool = False
     stall: bool = False
     disconnect: bool = False
+    foreign_lifecycle: bool = False
+    mute_trade: bool = False
 
 
 @dataclass
@@ -110,6 +117,9 @@ class SessionFaults:
     drop_seq_at: int | None = None
     overflow_at: int | None = None
     stall_at: int | None = None
+    foreign_lifecycle_at: int | None = None
+    mute_trade_at: int | None = None
+    muted_sids: set[int] = field(default_factory=set)
     dropping: int = 0
     sequenced: int = 0
     sent: int = 0
@@ -124,13 +134,18 @@ class SessionFaults:
             drop_seq_at=spec.drop_seq_after if budget.take("drop_seq") else None,
             overflow_at=spec.overflow_after if budget.take("overflow") else None,
             stall_at=spec.stall_after if budget.take("stall") else None,
+            foreign_lifecycle_at=spec.foreign_lifecycle_after
+            if budget.take("foreign_lifecycle")
+            else None,
+            mute_trade_at=spec.mute_trade_after if budget.take("mute_trade") else None,
         )
 
     def drops(self, channel: str, sid: int, seq: int | None) -> bool:
         """Whether the next market message (`seq` None when unsequenced) is silently swallowed.
 
         A swallowed message is the `drop_seq_after`-th sequenced message of the configured channel (its
-        seq stays consumed), or one of the `overflow_drop` messages after a buffer overflow.
+        seq stays consumed), one of the `overflow_drop` messages after a buffer overflow, or any message of
+        a sid `mute_trade_after` muted (the trade sid goes silent without an error, its seqs consumed).
         """
         if (
             seq is not None
@@ -144,7 +159,7 @@ class SessionFaults:
         if self.dropping > 0:
             self.dropping -= 1
             return True
-        return False
+        return sid in self.muted_sids
 
     def after_message(self) -> AfterMessage:
         """Count one market message sent and return the faults it triggers."""
@@ -161,4 +176,10 @@ class SessionFaults:
         disconnect = self.disconnect_at is not None and n == self.disconnect_at
         if disconnect:
             self.fired.append("disconnect")
-        return AfterMessage(malformed, overflow, stall, disconnect)
+        foreign = self.foreign_lifecycle_at is not None and n == self.foreign_lifecycle_at
+        if foreign:
+            self.fired.append("foreign_lifecycle")
+        mute = self.mute_trade_at is not None and n == self.mute_trade_at
+        if mute:
+            self.fired.append("mute_trade")
+        return AfterMessage(malformed, overflow, stall, disconnect, foreign, mute)

@@ -43,6 +43,7 @@ class WsHub:
         self.stats = WsServerStats()
         self.connections: set[WsConnection] = set()
         self._lifecycle: LifecycleIndex | None = None
+        self.outage_since_ms: int | None = None
 
     @property
     def lifecycle(self) -> LifecycleIndex:
@@ -62,11 +63,37 @@ class WsHub:
 
         return SimulatorWsConnection
 
+    def begin_outage(self) -> None:
+        """Start refusing handshakes after a fault disconnect, when `outage_trades` asks for an outage."""
+        if self.faults.outage_trades:
+            self.outage_since_ms = self.world.now_ms()
+            self.stats.faults_fired.append(f"outage since {self.outage_since_ms}")
+
+    def _outage_continues(self) -> bool:
+        """Whether fewer than `outage_trades` trades printed on live markets since the outage began."""
+        if self.outage_since_ms is None:
+            return False
+        now_ms = self.world.now_ms()
+        now_s = now_ms // 1000
+        printed = sum(
+            len(self.world.market_path(t).trade_range(self.outage_since_ms, now_ms))
+            for g in self.world.games
+            if g.open_s <= now_s < g.close_s
+            for t in g.market_tickers
+        )
+        if printed < self.faults.outage_trades:
+            return True
+        self.stats.faults_fired.append(f"outage over at {now_ms} after {printed} trades")
+        self.outage_since_ms = None
+        return False
+
     def refusal(self, connection: WsConnection, request: Request) -> Response | None:
-        """403 for any other path, 401 for a badly signed handshake, else None (accepted)."""
+        """403 for any other path, 503 during an outage, 401 for a badly signed handshake, else None."""
         path = unquote(request.path.partition("?")[0])
         if path != WS_PATH:
             return connection.reject(403, "", "text/plain; charset=utf-8")
+        if self._outage_continues():
+            return connection.reject(503, "", "text/plain; charset=utf-8")
         # The first value of a repeated header counts, as with Starlette's headers.
         headers = {k.lower(): v for k, v in reversed(list(request.headers.raw_items()))}
         reason = self.verifier.verify(headers, path)

@@ -115,3 +115,14 @@ def lifecycle_msg(ev: LifecycleEvent) -> dict[str, Any]:
     elif ev.event_type == "settled":
         msg["settled_ts"] = game.settled_s
     return msg
+
+
+def foreign_created_msg(ticker: str, open_s: int, close_s: int) -> dict[str, Any]:
+    """A `created` lifecycle message of a market outside the session's interest (schedule fields only)."""
+    return {
+        "market_ticker": ticker,
+        "event_type": "created",
+        "open_ts": open_s,
+        "close_ts": close_s,
+        "additional_metadata": {"can_close_early": True, "expected_expiration_ts": close_s},
+    }

@@ -75,6 +75,7 @@ class Session:
         self.commands: asyncio.Queue[str | None] = asyncio.Queue()
         self.stalled = False
         self.closed = False
+        self.foreign_lifecycle_due = False
         self.faults = SessionFaults.start(hub.faults, hub.budget, hub.stats.faults_fired)
 
     # -- sending ------------------------------------------------------------------------------------
@@ -98,14 +99,60 @@ class Session:
         if effects.malformed:
             await self.connection.send_text('{"type":"ticker","sid":' + str(sub.sid) + ',"msg":{')
         if effects.overflow:
-            for other in self.subs.values():
-                if other.channel in ("ticker", "trade"):
-                    error = {"code": E_BUFFER_OVERFLOW, "msg": ERROR_TEXT[E_BUFFER_OVERFLOW]}
-                    await self.send({"type": "error", "sid": other.sid, "msg": error})
+            for other in [s for s in self.subs.values() if s.channel in ("ticker", "trade")]:
+                await self.end_subscription(other, E_BUFFER_OVERFLOW)
+        if effects.foreign_lifecycle:
+            self.foreign_lifecycle_due = True
+        if self.foreign_lifecycle_due:
+            await self.send_foreign_lifecycle()
+        if effects.mute_trade:
+            self.faults.muted_sids = {s.sid for s in self.subs.values() if s.channel == "trade"}
         if effects.stall:
             self.stalled = True
         if effects.disconnect:
             raise _Disconnect()
+
+    async def end_subscription(self, sub: Subscription, code: int) -> None:
+        """Send a terminal error on `sub` and end it: the sid sends nothing more (Kalshi's 10 and 25).
+
+        The error frame carries the sid and, on a sequenced channel, the sid's next seq.
+        """
+        frame: dict[str, Any] = {"type": "error", "sid": sub.sid}
+        if sub.channel != "ticker":
+            sub.seq += 1
+            frame["seq"] = sub.seq
+        frame["msg"] = {"code": code, "msg": ERROR_TEXT[code]}
+        self.subs.pop(sub.sid, None)
+        self.hub.stats.faults_fired.append(f"terminal error {code} sid={sub.sid}")
+        await self.send(frame)
+
+    async def send_foreign_lifecycle(self) -> None:
+        """Send a `created` lifecycle message of a market no subscription names, scheduled days ahead."""
+        wanted = self._wanted()
+        now_s = self.cursor_ms // 1000
+        ticker, game = next(
+            (
+                (t, g)
+                for g in sorted(self.world.games, key=lambda g: -g.close_s)
+                for t in g.market_tickers
+                if t not in wanted and g.close_s > now_s
+            ),
+            (None, None),
+        )
+        msg = (
+            messages.foreign_created_msg(ticker, game.open_s, game.scheduled_close_s)
+            if ticker is not None and game is not None
+            else messages.foreign_created_msg(
+                f"KXSIMFOREIGN-{now_s}-X", now_s + 86_400, now_s + 3 * 86_400
+            )
+        )
+        targets = [s for s in self.subs.values() if s.channel == "market_lifecycle_v2"]
+        self.foreign_lifecycle_due = not targets  # sent once a lifecycle subscription exists
+        for sub in targets:
+            sub.seq += 1
+            await self.send(
+                {"type": "market_lifecycle_v2", "sid": sub.sid, "seq": sub.seq, "msg": msg}
+            )
 
     async def error(self, command_id: Any, code: int, **extra: Any) -> None:
         """Answer a command with an `error` frame (with the command's id when it had one)."""
@@ -343,6 +390,8 @@ class Session:
                 events.append((ev.ts_ms, 2, ev.ticker, ev))
         events.sort(key=lambda e: (e[0], e[1], e[2], getattr(e[3], "index", 0)))
         self.cursor_ms = t1
+        if self.foreign_lifecycle_due:
+            await self.send_foreign_lifecycle()
         for _, _, ticker, ev in events:
             if isinstance(ev, LifecycleEvent):
                 for sub in self._subs_for("market_lifecycle_v2", ticker):
@@ -377,6 +426,7 @@ class Session:
                     await self.handle_command(text)
                 await self.advance(self.world.now_ms())
         except _Disconnect:
+            self.hub.begin_outage()
             self.connection.close(1011)
         except ConnectionGone:
             pass

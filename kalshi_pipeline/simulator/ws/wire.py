@@ -15,13 +15,16 @@ E_SIDS_REQUIRED = 4
 E_UNKNOWN_COMMAND = 5
 E_UNKNOWN_SID = 7
 E_UNKNOWN_CHANNEL = 8
+E_CHANNEL_ERROR = 10
 E_INVALID_PARAMETER = 11
 E_ONE_SID_REQUIRED = 12
 E_UNSUPPORTED_ACTION = 13
 E_TICKER_REQUIRED = 14
 E_ACTION_REQUIRED = 15
 E_MARKET_NOT_FOUND = 16
+E_MATCH_IDS_REQUIRED = 23
 E_BUFFER_OVERFLOW = 25
+E_UNDERLYING_TICKERS_REQUIRED = 28
 
 ERROR_TEXT = {
     E_UNPROCESSABLE: "Unable to process message",
@@ -31,13 +34,16 @@ ERROR_TEXT = {
     E_UNKNOWN_COMMAND: "Unknown command",
     E_UNKNOWN_SID: "Unknown subscription ID",
     E_UNKNOWN_CHANNEL: "Unknown channel name",
+    E_CHANNEL_ERROR: "Channel error",
     E_INVALID_PARAMETER: "Invalid parameter",
     E_ONE_SID_REQUIRED: "Exactly one subscription ID is required",
     E_UNSUPPORTED_ACTION: "Unsupported action",
     E_TICKER_REQUIRED: "Market Ticker required",
     E_ACTION_REQUIRED: "Action required",
     E_MARKET_NOT_FOUND: "Market not found",
+    E_MATCH_IDS_REQUIRED: "Match IDs required",
     E_BUFFER_OVERFLOW: "Subscription buffer overflow",
+    E_UNDERLYING_TICKERS_REQUIRED: "Underlying tickers required",
 }
 
 

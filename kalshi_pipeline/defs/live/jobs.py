@@ -19,14 +19,13 @@ from kalshi_pipeline.defs.candlesticks.assets import (
 )
 from kalshi_pipeline.defs.markets.assets import MARKETS_KEY, markets
 from kalshi_pipeline.defs.partitions import game_date_partitions
-from kalshi_pipeline.defs.stream.jobs import STREAM_DATE_TAG as STREAM_DATE_TAG
 
 CANDLE_KEYS = (RAW_KEY, CANDLES_KEY)
 ALL_KEYS = (MARKETS_KEY, RAW_KEY, CANDLES_KEY)
 
 #: One live run per game date at a time: dagster.yaml limits this tag to 1 per unique value.
 LIVE_DATE_TAG = "kalshi/live_game_date"
-# STREAM_DATE_TAG (from the stream job) marks a stream run's game date; deliberately not the date tag
+# The stream job's own STREAM_DATE_TAG marks a stream run's game date; deliberately not the date tag
 # above, which would block the date's REST reconciles for as long as the stream runs.
 #: Marks every run the live sensor launched (the purge job deletes old ones).
 LIVE_TAG = "kalshi/live"

@@ -26,8 +26,6 @@ from kalshi_pipeline.defs.live.jobs import (
     LIVE_DATE_TAG,
     LIVE_KIND_TAG,
     LIVE_TAG,
-    MARKETS_KEY,
-    STREAM_DATE_TAG,
     candle_run_config,
     discovery_job,
     live_job,
@@ -43,9 +41,10 @@ from kalshi_pipeline.defs.live.planning import (
     parse_cursor,
     plan_tick,
 )
+from kalshi_pipeline.defs.markets.assets import MARKETS_KEY
 from kalshi_pipeline.defs.partitions import GAME_TZ
 from kalshi_pipeline.defs.resources import KalshiApiResource, LiveResource, WarehouseResource
-from kalshi_pipeline.defs.stream.jobs import stream_job, stream_run_request
+from kalshi_pipeline.defs.stream.jobs import STREAM_DATE_TAG, stream_job, stream_run_request
 from kalshi_pipeline.warehouse.errors import WarehouseError
 
 SENSOR_NAME = "live_games_sensor"
@@ -99,7 +98,7 @@ def run_requests(plan: LivePlan) -> list[dg.RunRequest]:
         requests.append(
             req.with_replaced_attrs(
                 tags={LIVE_TAG: "true", LIVE_KIND_TAG: "stream", **req.tags},
-                run_key=f"stream:{stream.game_date.isoformat()}:{stream.bucket}",
+                run_key=stream.run_key,
             )
         )
     for candle in plan.candles:

@@ -9,23 +9,18 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pytest
 
-from kalshi_pipeline.defs.live.jobs import (
-    CANDLES_KEY,
-    LIVE_DATE_TAG,
-    LIVE_KIND_TAG,
-    LIVE_TAG,
-    MARKETS_KEY,
-    RAW_KEY,
-    STREAM_DATE_TAG,
-)
+from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY, RAW_KEY
+from kalshi_pipeline.defs.live.jobs import LIVE_DATE_TAG, LIVE_KIND_TAG, LIVE_TAG
 from kalshi_pipeline.defs.live.planning import LiveSettings
 from kalshi_pipeline.defs.live.sensor import evaluate, live_games_sensor
+from kalshi_pipeline.defs.markets.assets import MARKETS_KEY
 from kalshi_pipeline.defs.resources import (
     KalshiApiResource,
     LiveResource,
     WarehouseResource,
     resources_from_env,
 )
+from kalshi_pipeline.defs.stream.jobs import STREAM_DATE_TAG
 from kalshi_pipeline_tests.defs.live.conftest import candle_frame, event_ticker, market_frame
 
 NOW = datetime(2026, 1, 10, 0, 0, tzinfo=UTC)  # 19:00 ET on game date 2026-01-09

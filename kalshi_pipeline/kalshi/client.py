@@ -89,6 +89,8 @@ class KalshiClient:
         self._session = KalshiSession(
             config, limiter=limiter, transport=transport, sleep=sleep, rng=rng
         )
+        self._sleep = sleep
+        self._rng = rng
 
     @property
     def config(self) -> KalshiConfig:
@@ -320,6 +322,40 @@ class KalshiClient:
             for item in items
         ]
 
+    async def _candle_body(
+        self,
+        path: str,
+        params: Params,
+        problem_of: Callable[[Mapping[str, Any]], str | None],
+    ) -> Mapping[str, Any]:
+        """`GET path` of a candle endpoint whose answer must carry its candle lists.
+
+        An answer missing a required list (absent or null) is a protocol error, never "no candles": it
+        is asked again up to `max_retries` times with the usual backoff, then raised.
+
+        Raises:
+            KalshiProtocolError: Every attempt answered without the lists, or a list is not a list.
+        """
+        attempts = self.config.max_retries + 1
+        problem = ""
+        for attempt in range(attempts):
+            body = await self._session.get_object(path, params)
+            problem = problem_of(body) or ""
+            if not problem:
+                return body
+            if problem.startswith("malformed"):
+                raise KalshiProtocolError(f"GET {path}: {problem}")
+            if attempt + 1 < attempts:
+                ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * (2**attempt))
+                delay = self._rng() * ceiling
+                self.stats.retries += 1
+                self.stats.backoff_seconds += delay
+                await self._sleep(delay)
+        raise KalshiProtocolError(
+            f"GET {path}: {problem} in all {attempts} answers (max_retries={self.config.max_retries}); "
+            "a candle answer without its list is a protocol error, not an empty market"
+        )
+
     async def _single_candles(
         self,
         path: str,
@@ -334,11 +370,12 @@ class KalshiClient:
         windows = candle_windows(start_ts, end_ts, period_interval, SINGLE_MAX_CANDLES)
 
         async def fetch(lo: int, hi: int) -> list[Candlestick]:
-            body = await self._session.get_object(
-                path, {"start_ts": lo, "end_ts": hi, "period_interval": period_interval}
+            body = await self._candle_body(
+                path,
+                {"start_ts": lo, "end_ts": hi, "period_interval": period_interval},
+                _single_problem,
             )
-            items = list_field(body, "candlesticks", path)
-            return self._parse_candles(items, ticker, period_interval, historical)
+            return self._parse_candles(body["candlesticks"], ticker, period_interval, historical)
 
         chunks = await asyncio.gather(*(fetch(lo, hi) for lo, hi in windows))
         return sorted_unique(c for chunk in chunks for c in chunk)
@@ -390,7 +427,7 @@ class KalshiClient:
         path = "/markets/candlesticks"
 
         async def fetch(names: list[str], lo: int, hi: int) -> list[tuple[str, list[Candlestick]]]:
-            body = await self._session.get_object(
+            body = await self._candle_body(
                 path,
                 {
                     "market_tickers": names,
@@ -398,19 +435,17 @@ class KalshiClient:
                     "end_ts": hi,
                     "period_interval": period_interval,
                 },
+                _batch_problem,
             )
-            out = []
-            for i, entry in enumerate(list_field(body, "markets", path)):
-                if not isinstance(entry, Mapping) or not isinstance(
-                    entry.get("market_ticker"), str
-                ):
-                    raise KalshiProtocolError(
-                        f"GET {path}: markets[{i}] has no 'market_ticker' string"
-                    )
-                name = entry["market_ticker"]
-                items = entry.get("candlesticks") or []
-                out.append((name, self._parse_candles(items, name, period_interval, False)))
-            return out
+            return [
+                (
+                    entry["market_ticker"],
+                    self._parse_candles(
+                        entry["candlesticks"], entry["market_ticker"], period_interval, False
+                    ),
+                )
+                for entry in body["markets"]
+            ]
 
         parts = await asyncio.gather(*(fetch(g, lo, hi) for g in groups for lo, hi in windows))
         merged: dict[str, list[Candlestick]] = {t: [] for t in unique}
@@ -631,3 +666,31 @@ class KalshiClient:
         path = f"/live_data/milestone/{milestone_id}/game_stats"
         body = await self._session.get_object(path)
         return GameStats.from_payload(body, milestone_id=milestone_id)
+
+
+def _single_problem(body: Mapping[str, Any]) -> str | None:
+    """What is wrong with a one-market candle answer (`{"candlesticks": [...]}`), None when nothing."""
+    items = body.get("candlesticks")
+    if items is None:
+        return "answer has no 'candlesticks' list"
+    if not isinstance(items, list):
+        return "malformed answer: field 'candlesticks' should be a list"
+    return None
+
+
+def _batch_problem(body: Mapping[str, Any]) -> str | None:
+    """What is wrong with a batch candle answer (`{"markets": [{"market_ticker", "candlesticks"}]}`)."""
+    entries = body.get("markets")
+    if entries is None:
+        return "answer has no 'markets' list"
+    if not isinstance(entries, list):
+        return "malformed answer: field 'markets' should be a list"
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("market_ticker"), str):
+            return f"malformed answer: markets[{i}] has no 'market_ticker' string"
+        items = entry.get("candlesticks")
+        if items is None:
+            return f"answer's markets[{i}] ({entry['market_ticker']}) has no 'candlesticks' list"
+        if not isinstance(items, list):
+            return f"malformed answer: markets[{i}] field 'candlesticks' should be a list"
+    return None

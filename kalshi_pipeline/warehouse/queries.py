@@ -19,6 +19,8 @@ from kalshi_pipeline.warehouse.schema import (
     CANDLE_VALUE_COLUMNS,
     CANDLESTICKS,
     CANDLESTICKS_WS,
+    GAME_PROBABILITIES,
+    GAME_STATES,
     MARKETS,
     SETTLED_STATUSES,
     TABLES,
@@ -172,6 +174,38 @@ class WarehouseQueries(ABC):
         out["last_ts"] = pd.to_datetime(out["last_ts"], utc=True)
         return out[columns].sort_values(["event_ticker", "ticker"]).reset_index(drop=True)
 
+    def game_candle_counts(
+        self, game_dates: Sequence[dt.date], period_interval: int = 1
+    ) -> pd.DataFrame:
+        """Per game of some dates: REST candle rows in candlesticks_raw, candlesticks and the rejects.
+
+        Columns: event_ticker, raw, candles, rejected (int64), by event_ticker. Rows the stream wrote
+        (`source = 'ws'`) are left out, so `raw == candles + rejected` holds for a game whose raw rows
+        were all cleaned.
+        """
+        self._ensure_once()
+        columns = ["event_ticker", "raw", "candles", "rejected"]
+        parts = [
+            f"SELECT event_ticker, '{kind}' AS kind, count(*) AS n FROM kalshi.{table} "
+            "WHERE game_date = ANY(%s) AND period_interval = %s "
+            "AND (source IS NULL OR source <> 'ws') GROUP BY event_ticker"
+            for table, kind in (
+                ("candlesticks_raw", "raw"),
+                ("candlesticks", "candles"),
+                ("candlesticks_rejected", "rejected"),
+            )
+        ]
+        df = self.query_df(
+            " UNION ALL ".join(parts), [_dates(game_dates), int(period_interval)] * 3
+        )
+        if df.empty:
+            return pd.DataFrame(
+                {c: pd.Series(dtype=object if c == "event_ticker" else "int64") for c in columns}
+            )
+        counts = df.pivot_table(index="event_ticker", columns="kind", values="n", aggfunc="sum")
+        counts = counts.reindex(columns=columns[1:]).fillna(0).astype("int64")
+        return counts.reset_index().sort_values("event_ticker").reset_index(drop=True)[columns]
+
     def partition_summary(
         self, game_dates: Sequence[dt.date], period_interval: int = 1
     ) -> pd.DataFrame:
@@ -323,6 +357,37 @@ class WarehouseQueries(ABC):
             {"since": to_utc(since, "since"), "until": to_utc(until, "until")},
         )
         return int(df["n"].iloc[0])
+
+    def game_states(
+        self, game_dates: Sequence[dt.date], event_tickers: Collection[str] | None = None
+    ) -> pd.DataFrame:
+        """Every `kalshi.game_states` row (as stored) of some game dates, by event_ticker, observed_at."""
+        return self._game_rows(GAME_STATES, "observed_at", game_dates, event_tickers)
+
+    def game_probabilities(
+        self, game_dates: Sequence[dt.date], event_tickers: Collection[str] | None = None
+    ) -> pd.DataFrame:
+        """Every `kalshi.game_probabilities` row (as stored) of some dates, by event_ticker, minute, ticker."""
+        return self._game_rows(GAME_PROBABILITIES, "minute_ts, ticker", game_dates, event_tickers)
+
+    def _game_rows(
+        self,
+        spec: TableSpec,
+        order: str,
+        game_dates: Sequence[dt.date],
+        event_tickers: Collection[str] | None,
+    ) -> pd.DataFrame:
+        self._ensure_once()
+        where = ["game_date = ANY(%(dates)s)"]
+        params: dict[str, Any] = {"dates": _dates(game_dates)}
+        if event_tickers is not None:
+            where.append("event_ticker = ANY(%(events)s)")
+            params["events"] = sorted({str(e) for e in event_tickers})
+        return self.query_df(
+            f"SELECT * FROM {spec.qualified} WHERE {' AND '.join(where)} "
+            f"ORDER BY event_ticker, {order}",
+            params,
+        )
 
 
 _GAMES_COLUMNS = (

@@ -38,6 +38,10 @@ from kalshi_pipeline.warehouse.schema import (
 # backfill_policy is marked beta in dagster 1.13 but is the documented way to run ranges in one run.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 RAW_KEY = dg.AssetKey(["kalshi", "candlesticks_raw"])
+#: Share of live-pulled markets that may fall back to /historical before the check warns.
+MAX_FALLBACK_FRACTION = 0.1
+#: Missing minutes named in the `minute_grid` metadata at most.
+MAX_NAMED_MINUTES = 200
 CANDLES_KEY = dg.AssetKey(["kalshi", "candlesticks"])
 
 
@@ -96,7 +100,16 @@ def _window_label(windows: Sequence[MarketWindow]) -> str:
         "exactly as Kalshi sent it (batch endpoint for live markets, /historical for archived ones)."
     ),
     check_specs=[
-        dg.AssetCheckSpec("schema", asset=RAW_KEY, description="Columns and types as written.")
+        dg.AssetCheckSpec("schema", asset=RAW_KEY, description="Columns and types as written."),
+        dg.AssetCheckSpec(
+            "historical_fallbacks",
+            asset=RAW_KEY,
+            description=(
+                "Share of live markets that came back empty and were looked up under /historical: "
+                f"WARN above {MAX_FALLBACK_FRACTION:.0%} (a mass fallback means the live answers were "
+                "wrong, not that the markets were archived)."
+            ),
+        ),
     ],
 )
 def candlesticks_raw(
@@ -140,8 +153,29 @@ def candlesticks_raw(
             "preview": preview_md(done.preview, ["ticker", "end_period_ts", "source", "payload"]),
         },
         check_results=[
-            schema_check_result(RAW_KEY, done.sample, CANDLESTICKS_RAW.column_names, [])
+            schema_check_result(RAW_KEY, done.sample, CANDLESTICKS_RAW.column_names, []),
+            _fallback_check(done),
         ],
+    )
+
+
+def _fallback_check(done: RawIngest) -> dg.AssetCheckResult:
+    """`historical_fallbacks`: WARN when more than `MAX_FALLBACK_FRACTION` of live markets fell back."""
+    live = sum(1 for w in done.pulled_windows if not w.archived)
+    fell_back = len(done.historical_fallbacks)
+    fraction = fell_back / live if live else 0.0
+    return dg.AssetCheckResult(
+        asset_key=RAW_KEY,
+        check_name="historical_fallbacks",
+        passed=fraction <= MAX_FALLBACK_FRACTION,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "live_markets": live,
+            "historical_fallbacks": fell_back,
+            "fallback_fraction": dg.MetadataValue.float(round(fraction, 6)),
+            "max_fallback_fraction": dg.MetadataValue.float(MAX_FALLBACK_FRACTION),
+            "markets": ", ".join(done.historical_fallbacks[:20]) or "none",
+        },
     )
 
 
@@ -170,7 +204,16 @@ def candlesticks_raw(
             asset=CANDLES_KEY,
             description=(
                 "Per game: no missing minutes inside the active trading window (scheduled start to "
-                "close); no-trade and quiet minutes are fine."
+                "close); no-trade and quiet minutes are fine, and a live game's newest minutes are "
+                "still settling. Each missing minute is named (ticker, minute)."
+            ),
+        ),
+        dg.AssetCheckSpec(
+            "raw_clean_agree",
+            asset=CANDLES_KEY,
+            description=(
+                "Per game: every row of kalshi.candlesticks_raw is either in kalshi.candlesticks or "
+                "in kalshi.candlesticks_rejected (stream rows aside)."
             ),
         ),
     ],
@@ -204,11 +247,7 @@ def candlesticks(
             "raw_rows": done.raw,
             "api_requests": 0,
             "api_retries": 0,
-            "window": (
-                f"end_period_ts >= {done.window_start} .. {done.window_end}"
-                if done.window_end is not None
-                else "empty"
-            ),
+            "window": _clean_window_label(done),
             "preview": preview_md(
                 done.preview.assign(
                     end_period_ts=pd.to_datetime(done.preview["end_period_ts"], unit="s", utc=True)
@@ -231,7 +270,47 @@ def candlesticks(
             ),
             _rejects_check(done, config.max_reject_fraction),
             _grid_check(done, config.max_missing_fraction),
+            _agreement_check(done),
         ],
+    )
+
+
+def _clean_window_label(done: CleanCandles) -> str:
+    """The candle end times a clean run replaced, as UTC times."""
+    if done.window_end is None:
+        return "empty"
+    fmt = "%Y-%m-%dT%H:%MZ"
+    start = (
+        time.strftime(fmt, time.gmtime(done.window_start))
+        if done.window_start
+        else "each market's open"
+    )
+    return (
+        f"{start} .. {time.strftime(fmt, time.gmtime(done.window_end))} (end_period_ts inclusive)"
+    )
+
+
+def _agreement_check(done: CleanCandles) -> dg.AssetCheckResult:
+    """`raw_clean_agree`: each game's raw rows equal its clean plus rejected rows."""
+    bad = done.disagreeing_games
+    table = ["| game | raw | clean | rejected |", "|---|---|---|---|"]
+    table += [
+        f"| {r.event_ticker} | {r.raw} | {r.candles} | {r.rejected} |"
+        for r in bad.head(50).itertuples(index=False)
+    ]
+    return dg.AssetCheckResult(
+        asset_key=CANDLES_KEY,
+        check_name="raw_clean_agree",
+        passed=bad.empty,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "games": len(done.agreement),
+            "games_disagreeing": len(bad),
+            "raw_rows": int(done.agreement["raw"].sum()),
+            "clean_rows": int(done.agreement["candles"].sum()),
+            "rejected_rows": int(done.agreement["rejected"].sum()),
+            "disagreeing": dg.MetadataValue.md("\n".join(table) if len(bad) else "none"),
+        },
     )
 
 
@@ -270,6 +349,14 @@ def _grid_check(done: CleanCandles, max_missing_fraction: float) -> dg.AssetChec
         f"{g.no_trade_minutes} | {g.missing_minutes} |"
         for g in games[:50]
     ]
+    named = [(g.event_ticker, t, m) for g in games for t, m in g.missing]
+    fmt = "%Y-%m-%dT%H:%MZ"
+    missing_md = ["| ticker | minute (end_period_ts, UTC) |", "|---|---|"]
+    missing_md += [
+        f"| {t} | {time.strftime(fmt, time.gmtime(m))} |" for _, t, m in named[:MAX_NAMED_MINUTES]
+    ]
+    if len(named) > MAX_NAMED_MINUTES:
+        missing_md.append(f"\n_{len(named) - MAX_NAMED_MINUTES} more missing minutes_")
     return dg.AssetCheckResult(
         asset_key=CANDLES_KEY,
         check_name="minute_grid",
@@ -283,5 +370,6 @@ def _grid_check(done: CleanCandles, max_missing_fraction: float) -> dg.AssetChec
             "no_trade_minutes": sum(g.no_trade_minutes for g in games),
             "incomplete": ", ".join(g.event_ticker for g in failing[:20]) or "none",
             "per_game": dg.MetadataValue.md("\n".join(grid_md)),
+            "missing": dg.MetadataValue.md("\n".join(missing_md) if named else "none"),
         },
     )

@@ -52,16 +52,25 @@ class CleanCandles:
     reason_counts: dict[str, int]
     #: The minute-grid completeness of each covered game that has markets.
     completeness: tuple[GameCompleteness, ...]
-    #: The first valid candles (at most `preview_rows`), `end_period_ts` in Unix seconds.
+    #: The busiest valid minutes of the run's first game with trades (at most `preview_rows`, by time),
+    #: `end_period_ts` in Unix seconds.
     preview: pd.DataFrame
     #: Stored rows of `kalshi.candlesticks` read back for the schema check.
     sample: pd.DataFrame
+    #: Per covered game: REST rows in the raw table, the clean table and the rejects (`game_candle_counts`).
+    agreement: pd.DataFrame
 
     @property
     def reject_fraction(self) -> float:
         """Rejected rows as a share of all rows parsed or refused (0 when there were none)."""
         total = self.valid + self.rejected
         return self.rejected / total if total else 0.0
+
+    @property
+    def disagreeing_games(self) -> pd.DataFrame:
+        """The games whose raw rows are not all either clean or rejected."""
+        a = self.agreement
+        return a[a["raw"] != a["candles"] + a["rejected"]]
 
     def top_reasons(self, n: int = 10) -> dict[str, int]:
         """The `n` most frequent rejection reasons with their counts, most frequent first."""
@@ -122,16 +131,20 @@ def clean_candles(
             for reason in str(reasons_text).split("; "):
                 reason_counts[reason] = reason_counts.get(reason, 0) + 1
         if preview.empty and len(valid):
-            preview = valid.head(preview_rows)
+            preview = busiest_minutes(valid, preview_rows)
         if len(day_markets):
             # The grid needs five columns of the stored rows; the schema sample needs whole rows.
             written = wh.candles(CANDLESTICKS.name, [day], columns=GRID_COLUMNS)
             if sample.empty and len(written):
                 sample = wh.sample_rows(CANDLESTICKS.name, [day])
             written = written[written["event_ticker"].isin(events)]
-            games += game_completeness(day_markets, written, window_start_ts=window_start)
+            games += game_completeness(
+                day_markets, written, window_start_ts=window_start, now_ts=int(now.timestamp())
+            )
     if sample.empty:
         sample = wh.sample_rows(CANDLESTICKS.name, limit=1)
+    agreement = wh.game_candle_counts(list(dates), PERIOD_INTERVAL)
+    agreement = agreement[agreement["event_ticker"].isin(events)].reset_index(drop=True)
     return CleanCandles(
         games=scope.games,
         markets=len(scope.scoped),
@@ -144,7 +157,24 @@ def clean_candles(
         completeness=tuple(games),
         preview=preview,
         sample=sample,
+        agreement=agreement,
     )
+
+
+def busiest_minutes(valid: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """The `rows` candles of most volume of the first game that traded, ordered by time then ticker.
+
+    A game's first rows are quiet pre-game minutes; its busiest minutes show what the data is about.
+    Volumes are compared exactly (Decimal); a frame without any volume gives its first rows.
+    """
+    traded = valid[[v is not None and v > 0 for v in valid["volume"]]]
+    if traded.empty:
+        return valid.head(rows)
+    game = traded[traded["event_ticker"] == traded["event_ticker"].iloc[0]]
+    volumes = game["volume"].tolist()
+    order = sorted(range(len(game)), key=volumes.__getitem__, reverse=True)
+    top = game.iloc[sorted(order[:rows])]
+    return top.sort_values(["end_period_ts", "ticker"], kind="stable").reset_index(drop=True)
 
 
 def parse_raw(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

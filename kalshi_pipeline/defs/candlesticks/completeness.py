@@ -12,8 +12,12 @@ Definitions, per market, on the grid of 1-minute candle end times (multiples of 
 - no-trade minute: a stored candle without a trade (Kalshi sends only `price.previous`, quotes may move),
   or a grid minute without a candle *outside* the active window (the market was quiet: before tip-off
   or after the result, Kalshi emits no candle for a period without activity). Both are fine.
+- settling minute: for a market still open at `now`, the newest `SETTLING_S` of the game's pulled minutes.
+  Kalshi and the stream may still deliver them (one market's newest minute is often stored a moment before
+  its sibling's), so they are not counted yet; the next run counts them.
 - missing minute: a grid minute *inside* the active window without a candle: data we should have and
-  do not. The check fails when missing minutes exceed `max_missing_fraction` of the active minutes.
+  do not. Each is named (ticker, minute) so a user can verify it. The check fails when missing minutes
+  exceed `max_missing_fraction` of the active minutes.
 
 A game with no scheduled start, or whose active window is empty (not started yet), has nothing to check.
 """
@@ -28,6 +32,8 @@ from kalshi_pipeline.warehouse import unix_seconds, unix_seconds_column
 
 #: Quiet time allowed between the final buzzer and the market's early close.
 CLOSE_GRACE_S = 300
+#: Newest minutes of a still-open market that may still arrive, so are not yet counted as missing.
+SETTLING_S = 120
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,8 @@ class GameCompleteness:
     no_trade_minutes: int
     missing_minutes: int
     first_missing_ts: int | None
+    #: Every missing minute as (ticker, end_period_ts in Unix s), by minute then ticker.
+    missing: tuple[tuple[str, int], ...] = ()
 
     @property
     def missing_fraction(self) -> float:
@@ -49,12 +57,18 @@ class GameCompleteness:
 
 
 def game_completeness(
-    markets: pd.DataFrame, candles: pd.DataFrame, *, window_start_ts: int = 0
+    markets: pd.DataFrame,
+    candles: pd.DataFrame,
+    *,
+    window_start_ts: int = 0,
+    now_ts: int | None = None,
 ) -> list[GameCompleteness]:
     """Compute the completeness of each game in `markets` from its stored 1-minute `candles`.
 
     `markets` are `kalshi.markets` rows; `candles` are `kalshi.candlesticks` rows (end_period_ts as Unix
     seconds or timestamps). `window_start_ts` is where the run's pull started (Unix s; 0 = open time).
+    `now_ts` (Unix s) is when the check runs: a market still open then has its settling minutes left out
+    (None: every market is treated as final).
     """
     by_ticker: dict[str, pd.DataFrame] = (
         {str(t): g for t, g in candles.groupby("ticker")} if len(candles) else {}
@@ -68,21 +82,24 @@ def game_completeness(
 
     out: list[GameCompleteness] = []
     for event_ticker, group in markets.groupby("event_ticker", sort=True):
-        active = stored = traded = no_trade = missing = 0
-        first_missing: int | None = None
+        active = stored = traded = no_trade = 0
+        named: list[tuple[str, int]] = []
         stored_ends = [s for t in group["ticker"] if str(t) in by_ticker for s in stamps_of(str(t))]
         pulled_until = max(stored_ends, default=0)
         for market in group.to_dict("records"):
             start = unix_seconds(market.get("scheduled_start"))
             closes = [
-                ts - CLOSE_GRACE_S
+                ts
                 for ts in (
                     unix_seconds(market.get("close_time")),
                     unix_seconds(market.get("settlement_ts")),
                 )
                 if ts is not None
             ]
-            end = min([pulled_until, *closes]) // 60 * 60
+            end = min([pulled_until, *(c - CLOSE_GRACE_S for c in closes)]) // 60 * 60
+            still_open = now_ts is not None and (not closes or min(closes) > now_ts)
+            if still_open:
+                end = min(end, (pulled_until - SETTLING_S) // 60 * 60)
             rows = by_ticker.get(str(market["ticker"]))
             present: set[int] = set()
             if rows is not None:
@@ -104,10 +121,8 @@ def game_completeness(
             first = max(-(-start // 60) * 60 + 60, -(-window_start_ts // 60) * 60 + 60)
             grid = range(first, end + 1, 60)
             active += len(grid)
-            gaps = [m for m in grid if m not in present]
-            missing += len(gaps)
-            if gaps and (first_missing is None or gaps[0] < first_missing):
-                first_missing = gaps[0]
+            named += [(str(market["ticker"]), m) for m in grid if m not in present]
+        named.sort(key=lambda tm: (tm[1], tm[0]))
         out.append(
             GameCompleteness(
                 event_ticker=str(event_ticker),
@@ -115,8 +130,9 @@ def game_completeness(
                 candle_minutes=stored,
                 traded_minutes=traded,
                 no_trade_minutes=no_trade,
-                missing_minutes=missing,
-                first_missing_ts=first_missing,
+                missing_minutes=len(named),
+                first_missing_ts=named[0][1] if named else None,
+                missing=tuple(named),
             )
         )
     return out

@@ -6,6 +6,12 @@ rows written, so a failure leaves that date's previous rows in place. Dates are 
 written as they arrive, which bounds memory on a season-long single-run backfill; a chunk is stored in a
 worker thread while the next one is pulled (the pull mostly waits on the rate limit). Writes stay one at a
 time and in date order, and a failed write stops the run before the next write.
+
+Progress is kept per game date: a game whose pull fails (retries exhausted, a protocol error) leaves its
+date's stored rows untouched while the other dates are pulled and committed; the run then raises
+`CandleDatesFailed` naming the dates to run again. A market's window is never replaced with fewer candles
+than it holds (candles of past minutes do not disappear): such a write is refused with `CandleLossRefused`,
+which fails the date and keeps the stored rows.
 """
 
 from __future__ import annotations
@@ -32,6 +38,24 @@ from kalshi_pipeline.warehouse.schema import CANDLESTICKS_RAW
 
 #: Game dates pulled together before their rows are written.
 DATES_PER_CHUNK = 3
+
+
+class CandleLossRefused(RuntimeError):
+    """A pull would have replaced a market's stored candles with fewer (the stored rows were kept)."""
+
+
+class CandleDatesFailed(RuntimeError):
+    """Some game dates could not be pulled or stored; every other date of the run was committed."""
+
+    def __init__(self, failures: dict[date, str], committed: Sequence[date]) -> None:
+        self.failures = dict(sorted(failures.items()))
+        self.committed = tuple(committed)
+        first_day, first_error = next(iter(self.failures.items()))
+        super().__init__(
+            f"{len(self.failures)} game date(s) failed and kept their stored rows: "
+            f"{', '.join(str(d) for d in self.failures)} ({first_day}: {first_error}); "
+            f"{len(self.committed)} other date(s) were committed -- run only the failed dates again"
+        )
 
 
 @dataclass(frozen=True)
@@ -96,7 +120,15 @@ async def ingest_raw_candles(
             for w in windows:
                 if w.game_date in chunk:
                     by_game.setdefault(w.event_ticker, []).append(w)
-            pulls = await pull_games(client, by_game)
+            pulls: list[GamePull] = []
+            for game, got in zip(sorted(by_game), await pull_games(client, by_game), strict=True):
+                if isinstance(got, BaseException) and not isinstance(got, Exception):
+                    raise got  # a cancellation or an interrupt stops the run
+                if isinstance(got, BaseException):
+                    day = by_game[game][0].game_date
+                    stored.failures.setdefault(day, f"{game}: {_one_line(got)}")
+                else:
+                    pulls.append(got)
             fallbacks.extend(t for p in pulls for t in p.fell_back_to_historical)
             if storing is not None:
                 await storing
@@ -110,6 +142,8 @@ async def ingest_raw_candles(
         if storing is not None and not storing.done():
             # Never leave a write running behind an error: wait for it, keep the first error.
             await asyncio.wait([storing])
+    if stored.failures:
+        raise CandleDatesFailed(stored.failures, stored.committed)
     return RawIngest(
         games=scope.games,
         markets=len(scope.scoped),
@@ -130,6 +164,10 @@ class _Stored:
         self.candles = 0
         self.historical = 0
         self.preview = pd.DataFrame(columns=list(CANDLESTICKS_RAW.column_names))
+        #: Dates that failed (pull or write), with the first error of each, one line.
+        self.failures: dict[date, str] = {}
+        #: Dates whose rows were committed.
+        self.committed: list[date] = []
 
     def store(
         self,
@@ -139,26 +177,57 @@ class _Stored:
         windows: Sequence[MarketWindow],
         ingested_at: pd.Timestamp,
     ) -> None:
-        """Build the chunk's raw rows and write them date by date."""
+        """Build the chunk's raw rows and write them date by date (dates with a failed game are skipped)."""
         df = raw_frame(pulls, ingested_at)
         pulls.clear()  # the parsed candles are no longer needed while the rows are written
         for day in sorted(chunk):
+            if day in self.failures:
+                continue
             on_day = df.loc[[bool(d == day) for d in df["game_date"]]]
-            _replace_date(wh, [w for w in windows if w.game_date == day], on_day)
-        self.candles += len(df)
-        self.historical += int((df["source"] == "historical").sum())
-        if self.preview.empty and len(df):
-            self.preview = df.head(self.preview_rows)
+            try:
+                _replace_date(wh, [w for w in windows if w.game_date == day], on_day)
+            except CandleLossRefused as exc:
+                self.failures[day] = str(exc)
+                continue
+            self.committed.append(day)
+            self.candles += len(on_day)
+            self.historical += int((on_day["source"] == "historical").sum())
+            if self.preview.empty and len(on_day):
+                self.preview = on_day.head(self.preview_rows)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 def _replace_date(wh: Warehouse, day_windows: list[MarketWindow], df: pd.DataFrame) -> None:
-    """Replace one game date's windows in one transaction (a failure leaves the date as it was)."""
-    spans: dict[tuple[int, int], list[str]] = {}
-    for w in day_windows:
-        if not w.empty:
-            spans.setdefault((w.start_ts, w.end_ts), []).append(w.ticker)
+    """Replace one game date's windows in one transaction (a failure leaves the date as it was).
+
+    Raises:
+        CandleLossRefused: A market would hold fewer candles in its window than before (rolled back).
+    """
+    ends = df["end_period_ts"].dt.as_unit("s").astype("int64").to_numpy() if len(df) else None
+    by_ticker = df["ticker"].to_numpy() if len(df) else None
     with wh.transaction() as tx:
-        for (start, end), tickers in sorted(spans.items()):
-            tx.delete_candles(CANDLESTICKS_RAW.name, tickers, start, end, PERIOD_INTERVAL)
+        for w in day_windows:
+            if w.empty:
+                continue
+            deleted = tx.delete_candles(
+                CANDLESTICKS_RAW.name, [w.ticker], w.start_ts, w.end_ts, PERIOD_INTERVAL
+            )
+            if not deleted:
+                continue
+            pulled = 0
+            if ends is not None and by_ticker is not None:
+                pulled = int(
+                    ((by_ticker == w.ticker) & (ends >= w.start_ts) & (ends <= w.end_ts)).sum()
+                )
+            if pulled < deleted:
+                raise CandleLossRefused(
+                    f"{w.ticker} would go from {deleted} stored candles to {pulled} in its window "
+                    f"{w.start_ts}..{w.end_ts}; the stored rows were kept (a stored candle never "
+                    "disappears, so the exchange's answer is incomplete -- run the date again later)"
+                )
         if len(df):
             tx.upsert(CANDLESTICKS_RAW.name, df)

@@ -150,10 +150,17 @@ async def _one_market(
 
 async def pull_games(
     client: KalshiClient, windows_by_game: dict[str, list[MarketWindow]]
-) -> list[GamePull]:
-    """Pull many games concurrently (the client's rate limiter paces the requests)."""
+) -> list[GamePull | BaseException]:
+    """Pull many games concurrently (the client's rate limiter paces the requests).
+
+    Returns one entry per game in event-ticker order: its pull, or the error that failed it (the other
+    games still complete, so one game's failure does not cost the others).
+    """
     return list(
-        await asyncio.gather(*(pull_game(client, ws) for _, ws in sorted(windows_by_game.items())))
+        await asyncio.gather(
+            *(pull_game(client, ws) for _, ws in sorted(windows_by_game.items())),
+            return_exceptions=True,
+        )
     )
 
 

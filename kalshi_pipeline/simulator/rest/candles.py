@@ -1,7 +1,18 @@
-"""The candlestick endpoints: one market (live and historical), a batch of markets, and an event."""
+"""The candlestick endpoints: one market (live and historical), a batch of markets, and an event.
+
+A closed market's candles never change again, so the single-market and batch endpoints render each closed
+market's whole history once, as the JSON text of every candle, and answer later windows by slicing it
+(`RenderedCandles`, bounded by `CACHE_BYTES`): a backfill then measures the pipeline, not the simulator.
+"""
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -23,6 +34,26 @@ MAX_CANDLES = 5000
 """The most candles one market's window (or an event's candles in total) may hold."""
 MAX_BATCH_CANDLES = 10_000
 """The most candles a batch request may span over all its tickers."""
+CACHE_BYTES = 128 << 20
+"""Rendered candle text kept for closed markets, at most (least recently used dropped first)."""
+
+_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+@dataclass(frozen=True)
+class RenderedCandles:
+    """A closed market's whole candle history for one period and wire shape, rendered once."""
+
+    end_ts: np.ndarray
+    #: Each candle's JSON text (UTF-8), as `JSONResponse` renders it, in `end_ts` order.
+    texts: list[bytes]
+    size: int
+
+    def window(self, start: int, end: int) -> bytes:
+        """The JSON array of the candles ending in `[start, end]`."""
+        lo = int(np.searchsorted(self.end_ts, start, "left"))
+        hi = int(np.searchsorted(self.end_ts, end, "right"))
+        return b"[" + b",".join(self.texts[lo:hi]) + b"]"
 
 
 class CandleEndpoints:
@@ -31,6 +62,48 @@ class CandleEndpoints:
     def __init__(self, catalog: Catalog) -> None:
         """Serve the candles of `catalog`'s markets."""
         self.catalog = catalog
+        self._rendered: OrderedDict[tuple[str, int, bool], RenderedCandles] = OrderedDict()
+        self._rendered_bytes = 0
+        self._lock = threading.Lock()
+
+    def _closed_history(
+        self, ticker: str, period: int, now_ms: int, historical: bool
+    ) -> RenderedCandles | None:
+        """The rendered history of a market closed for at least one period by `now_ms`, else None."""
+        game = self.catalog.world.by_market[ticker]
+        last_end = game.close_s + period * 60
+        if now_ms < last_end * 1000:
+            return None  # still trading (or its last period is still open): candles can change
+        key = (ticker, period, historical)
+        with self._lock:
+            found = self._rendered.get(key)
+            if found is not None:
+                self._rendered.move_to_end(key)
+                return found
+        arrays = candles(self.catalog.world.market_path(ticker), period, 0, last_end, now_ms)
+        texts = [_dumps(c).encode() for c in payloads.candles(arrays, historical=historical)]
+        rendered = RenderedCandles(arrays.end_ts.copy(), texts, sum(map(len, texts)))
+        with self._lock:
+            if key not in self._rendered:
+                self._rendered[key] = rendered
+                self._rendered_bytes += rendered.size
+            while self._rendered_bytes > CACHE_BYTES and len(self._rendered) > 1:
+                _, dropped = self._rendered.popitem(last=False)
+                self._rendered_bytes -= dropped.size
+        return rendered
+
+    def _candle_text(
+        self, ticker: str, start: int, end: int, period: int, now_ms: int, *, historical: bool
+    ) -> bytes:
+        """The JSON array of a market's candles in `[start, end]` (no `include_latest_before_start`)."""
+        game = self.catalog.world.by_market[ticker]
+        if now_ms < game.open_s * 1000:
+            return b"[]"
+        rendered = self._closed_history(ticker, period, now_ms, historical)
+        if rendered is not None:
+            return rendered.window(start, end)
+        arrays = self._candles(ticker, start, end, period, now_ms, False)
+        return _dumps(payloads.candles(arrays, historical=historical)).encode()
 
     def _window(self, request: Request, cap: int | None) -> tuple[int, int, int]:
         """`(start_ts, end_ts, period_interval)` of a request, validated (400 over `cap` candles)."""
@@ -71,9 +144,14 @@ class CandleEndpoints:
         """`{"ticker", "candlesticks"}` of one market (the live and historical endpoints' shared body)."""
         start, end, period = self._window(request, MAX_CANDLES)
         latest_before = not historical and q_bool(request, "include_latest_before_start")
-        arrays = self._candles(ticker, start, end, period, now_ms, latest_before)
-        body = payloads.candles(arrays, historical=historical)
-        return JSONResponse({"ticker": ticker, "candlesticks": body})
+        if latest_before:
+            arrays = self._candles(ticker, start, end, period, now_ms, latest_before)
+            body = payloads.candles(arrays, historical=historical)
+            return JSONResponse({"ticker": ticker, "candlesticks": body})
+        text = self._candle_text(ticker, start, end, period, now_ms, historical=historical)
+        return _json_bytes(
+            b'{"ticker":' + _dumps(ticker).encode() + b',"candlesticks":' + text + b"}"
+        )
 
     async def market_candles(self, request: Request) -> Response:
         """`GET /series/{series}/markets/{ticker}/candlesticks` (live markets only)."""
@@ -99,15 +177,21 @@ class CandleEndpoints:
             )
         latest_before = q_bool(request, "include_latest_before_start")
         now_ms = self.catalog.world.now_ms()
-        out = []
+        out: list[bytes] = []
         for ticker in dict.fromkeys(tickers):
             try:
                 self.catalog.live_game(ticker, now_ms // 1000)
             except ApiError:
                 continue
-            arrays = self._candles(ticker, start, end, period, now_ms, latest_before)
-            out.append({"market_ticker": ticker, "candlesticks": payloads.candles(arrays)})
-        return JSONResponse({"markets": out})
+            if latest_before:
+                arrays = self._candles(ticker, start, end, period, now_ms, latest_before)
+                text = _dumps(payloads.candles(arrays)).encode()
+            else:
+                text = self._candle_text(ticker, start, end, period, now_ms, historical=False)
+            out.append(
+                b'{"market_ticker":' + _dumps(ticker).encode() + b',"candlesticks":' + text + b"}"
+            )
+        return _json_bytes(b'{"markets":[' + b",".join(out) + b"]}")
 
     async def event_candles(self, request: Request) -> Response:
         """`GET /series/{series}/events/{event}/candlesticks`: 5,000 candles in total, `adjusted_end_ts`."""
@@ -153,3 +237,8 @@ def _periods_in(start: int, end: int, period_minutes: int) -> int:
     """How many period ends lie in `[start, end]`."""
     step = period_minutes * 60
     return max(0, end // step - -(-start // step) + 1)
+
+
+def _json_bytes(body: bytes) -> Response:
+    """A 200 answer of already-rendered JSON text."""
+    return Response(body, media_type="application/json")

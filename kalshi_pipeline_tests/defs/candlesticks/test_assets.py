@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -49,7 +50,14 @@ def _assert_clean_run(result: Any, url: str, games: int) -> None:
     assert all(isinstance(v, Decimal) for v in candles["volume"])
     assert all(Decimal(0) <= v <= Decimal(1) for v in candles["yes_bid_close"].dropna())
     checks = checks_by_name(result)
-    assert {name for _, name in checks} == {"schema", "markets_per_game", "rejects", "minute_grid"}
+    assert {name for _, name in checks} == {
+        "schema",
+        "markets_per_game",
+        "rejects",
+        "minute_grid",
+        "historical_fallbacks",
+        "raw_clean_agree",
+    }
     failed = {k: e.metadata for k, e in checks.items() if not e.passed}
     assert not failed
     grid = checks[("kalshi/candlesticks", "minute_grid")].metadata
@@ -58,6 +66,16 @@ def _assert_clean_run(result: Any, url: str, games: int) -> None:
     meta = materialization_metadata(result, "kalshi/candlesticks_raw")
     assert meta["candles"] == len(raw) and meta["api_requests"] > 0
     assert "open_time" in meta["window"] or ".." in meta["window"]
+    agree = checks[("kalshi/candlesticks", "raw_clean_agree")].metadata
+    assert agree["raw_rows"].value == len(raw) == agree["clean_rows"].value
+    assert agree["games"].value == games and agree["games_disagreeing"].value == 0
+    clean_meta = materialization_metadata(result, "kalshi/candlesticks")
+    # Times, not Unix seconds: "2026-11-26T00:00Z .. 2026-11-26T03:11Z (end_period_ts inclusive)".
+    assert re.fullmatch(
+        r"(\d{4}-\d\d-\d\dT\d\d:\d\dZ|each market's open) \.\. \d{4}-\d\d-\d\dT\d\d:\d\dZ "
+        r"\(end_period_ts inclusive\)",
+        clean_meta["window"],
+    )
 
 
 @pytest.mark.parametrize("backend", ["duckdb", "postgres"])

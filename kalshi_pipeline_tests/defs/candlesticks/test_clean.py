@@ -137,3 +137,37 @@ def test_scope_narrows_to_the_requested_games_and_names_unknown_ones(wh: Warehou
     with pytest.raises(ValueError, match="KXNBAGAME-XX"):
         clean_candles(wh, [GAME_DATE], now=NOW, event_tickers=["KXNBAGAME-XX"], preview_rows=3)
     assert wh.table_counts()["candlesticks"] == 0
+
+
+def test_raw_and_clean_tables_agree_per_game_and_a_lost_row_shows(wh: Warehouse) -> None:
+    done = clean_candles(wh, [GAME_DATE], now=NOW, preview_rows=3)
+    assert done.agreement.to_dict("records") == [
+        {"event_ticker": EVENT, "raw": 30, "candles": 28, "rejected": 2}
+    ]
+    assert done.disagreeing_games.empty
+    # A clean row lost behind the pipeline's back is caught on the next (incremental) run.
+    wh.execute(
+        "DELETE FROM kalshi.candlesticks WHERE ticker = %s AND end_period_ts = %s",
+        [ATL, pd.Timestamp(MINUTES[0], unit="s", tz="UTC").to_pydatetime()],
+    )
+    again = clean_candles(wh, [GAME_DATE], now=NOW, start_ts=MINUTES[-1], preview_rows=3)
+    assert again.disagreeing_games.to_dict("records") == [
+        {"event_ticker": EVENT, "raw": 30, "candles": 27, "rejected": 2}
+    ]
+
+
+def test_the_preview_shows_the_games_busiest_minutes(tmp_path: Path) -> None:
+    warehouse = open_warehouse(f"duckdb:///{tmp_path / 'busy.duckdb'}")
+    try:
+        warehouse.upsert("markets", market_rows(close_time=pd.Timestamp(CLOSE, unit="s", tz="UTC")))
+        quiet = {ts: payload(ts, volume_fp="0.00") for ts in MINUTES}
+        busy = {MINUTES[9]: "250.00", MINUTES[4]: "900.00", MINUTES[12]: "75.50"}
+        for ts, volume in busy.items():
+            quiet[ts] = payload(ts, volume_fp=volume)
+        warehouse.upsert("candlesticks_raw", raw_rows(ATL, quiet))
+        done = clean_candles(warehouse, [GAME_DATE], now=NOW, preview_rows=2)
+        # The two busiest minutes, in time order (not the first, quiet minutes).
+        assert list(done.preview["end_period_ts"]) == [MINUTES[4], MINUTES[9]]
+        assert [str(v) for v in done.preview["volume"]] == ["900.00", "250.00"]
+    finally:
+        warehouse.close()

@@ -80,3 +80,36 @@ def test_game_in_progress_is_bounded_by_what_was_pulled() -> None:
 def test_game_not_started_has_nothing_to_check() -> None:
     (game,) = game_completeness(markets(), candles([TIP - 7200, TIP - 3600]))
     assert game.active_minutes == 0 and game.missing_fraction == 0.0
+
+
+def test_missing_minutes_are_named_by_ticker_and_minute() -> None:
+    active_end = (CLOSE - CLOSE_GRACE_S) // 60 * 60
+    minutes = grid(TIP, active_end)
+    df = candles(minutes)
+    gone = (df["ticker"].str.endswith("-SAS")) & (
+        df["end_period_ts"] == pd.Timestamp(minutes[7], unit="s", tz="UTC")
+    )
+    (game,) = game_completeness(markets(), df[~gone])
+    assert game.missing == (("KXNBAGAME-25DEC19SASATL-SAS", minutes[7]),)
+    assert game.missing_minutes == 1 and game.first_missing_ts == minutes[7]
+
+
+def test_a_live_games_settling_minutes_are_not_missing_until_they_settle() -> None:
+    # Mid-game: ATL's newest minute is stored, SAS's newest minute not yet (the race the check lost).
+    pulled = grid(TIP, TIP + 15 * 60)
+    df = candles(pulled)
+    newest = pd.Timestamp(pulled[-1], unit="s", tz="UTC")
+    racing = df[~((df["ticker"].str.endswith("-SAS")) & (df["end_period_ts"] == newest))]
+    now = pulled[-1] + 20
+    (game,) = game_completeness(markets(), racing, now_ts=now)
+    assert game.missing_minutes == 0 and game.missing == ()
+    # The settling minutes are left out of the active window for now ...
+    assert game.active_minutes == 2 * (len(pulled) - 2)
+    # ... and counted once the game is over: the same gap is then missing and named.
+    (final,) = game_completeness(markets(), racing, now_ts=CLOSE + 3600)
+    assert final.missing == (("KXNBAGAME-25DEC19SASATL-SAS", pulled[-1]),)
+    # A gap older than the settling minutes of a live game is missing right away.
+    old_gap = pulled[3]
+    holed = df[df["end_period_ts"] != pd.Timestamp(old_gap, unit="s", tz="UTC")]
+    (live,) = game_completeness(markets(), holed, now_ts=now)
+    assert live.missing_minutes == 2 and {m for _, m in live.missing} == {old_gap}

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pandas as pd
+import pytest
 
-from kalshi_pipeline.defs.candlesticks.ingest import ingest_raw_candles
+from kalshi_pipeline.defs.candlesticks.ingest import CandleDatesFailed, ingest_raw_candles
 from kalshi_pipeline.defs.markets.refresh import refresh_markets
 from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig
 from kalshi_pipeline.kalshi.ratelimit import UnlimitedLimiter
@@ -63,5 +66,93 @@ def test_windows_stop_at_the_given_time_and_rows_carry_it(simulator: Any, tmp_pa
         )
         assert whole.candles > done.candles
         assert len(wh.candles(CANDLESTICKS_RAW.name, [day])) == whole.candles
+    finally:
+        wh.close()
+
+
+class _Corrupting(httpx.AsyncBaseTransport):
+    """Forwards requests to the real exchange and corrupts the candle answers of some games.
+
+    `mode` "drop" removes the candle lists (a malformed answer), "empty" empties them (an answer that
+    would shrink stored data); only answers naming a ticker of `games` are touched.
+    """
+
+    def __init__(self, mode: str, games: set[str]) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.mode = mode
+        self.games = games
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        url = str(request.url)
+        if "candlesticks" not in url or not any(g.split("-", 1)[1] in url for g in self.games):
+            return response
+        body = json.loads(await response.aread())
+        for entry in [body, *body.get("markets", [])]:
+            if "candlesticks" in entry:
+                if self.mode == "drop":
+                    del entry["candlesticks"]
+                else:
+                    entry["candlesticks"] = []
+        return httpx.Response(response.status_code, json=body)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _corrupt_client(base_url: str, transport: httpx.AsyncBaseTransport) -> KalshiClient:
+    config = KalshiConfig(
+        base_url=base_url,
+        rate_limit_tier="off",
+        max_retries=1,
+        backoff_base_s=0.001,
+        backoff_max_s=0.001,
+    )
+    return KalshiClient(config, limiter=UnlimitedLimiter(), transport=transport)
+
+
+@pytest.mark.parametrize("mode", ["drop", "empty"])
+def test_a_bad_answer_fails_its_date_loudly_and_never_removes_stored_rows(
+    simulator: Any, tmp_path: Path, mode: str
+) -> None:
+    url = simulator.base_url
+    days = sim_dates(url).consecutive_live(2)
+    wh = open_warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}")
+    now = datetime.now(UTC)
+    try:
+        _with_client(url, lambda c: refresh_markets(wh, c, ["KXNBAGAME"], days, now=now))
+        _with_client(url, lambda c: ingest_raw_candles(wh, c, days, now=now, preview_rows=5))
+        before = wh.candles(CANDLESTICKS_RAW.name, days)
+        assert len(before) > 0
+        bad_day, good_day = days
+        bad_games = set(wh.markets([bad_day])["event_ticker"])
+
+        async def rerun() -> Any:
+            async with _corrupt_client(url, _Corrupting(mode, bad_games)) as client:
+                return await ingest_raw_candles(
+                    wh, client, days, now=now + timedelta(hours=1), preview_rows=5
+                )
+
+        with pytest.raises(CandleDatesFailed) as failed:
+            asyncio.run(rerun())
+        assert list(failed.value.failures) == [bad_day]
+        assert failed.value.committed == (good_day,)
+        assert str(bad_day) in str(failed.value) and "\n" not in str(failed.value)
+        reason = failed.value.failures[bad_day]
+        if mode == "drop":
+            assert "protocol error" in reason
+        else:
+            assert "stored rows were kept" in reason
+        after = wh.candles(CANDLESTICKS_RAW.name, days)
+        kept = before[before["game_date"] == bad_day].reset_index(drop=True)
+        pd.testing.assert_frame_equal(
+            after[after["game_date"] == bad_day].reset_index(drop=True), kept
+        )
+        # The good date was re-pulled and committed (stamped with the re-run's time).
+        rewritten = after[after["game_date"] == good_day]
+        assert len(rewritten) == len(before[before["game_date"] == good_day])
+        assert set(rewritten["ingested_at"]) == {
+            pd.Timestamp((now + timedelta(hours=1)).replace(microsecond=0))
+        }
     finally:
         wh.close()

@@ -126,9 +126,13 @@ def test_final_reconcile_exactly_once_and_run_keys_dedupe(night, duck_url) -> No
     assert "final" in by_kind(first)
     assert "final" not in by_kind(second) and "final" not in by_kind(later)
     assert SETTLED in first.cursor and SETTLED in second.cursor
-    # Same refresh bucket -> same run key (the daemon launches it once); the next bucket is a new run.
-    assert by_kind(first)["live"][0].run_key == by_kind(second)["live"][0].run_key
-    assert by_kind(later)["live"][0].run_key != by_kind(second)["live"][0].run_key
+    # Same refresh bucket -> the key was already requested: nothing is requested twice, and the tick says
+    # why; the next bucket is a new run.
+    assert not second.run_requests and second.skip_reason is not None
+    assert second.skip_reason.skip_message == (
+        f"2026-01-09: 1 live game(s), REST refresh already requested, next in {15 - int(NOW.timestamp()) % 15}s."
+    )
+    assert by_kind(later)["live"][0].run_key != by_kind(first)["live"][0].run_key
     # Markets ride along once per KALSHI_LIVE_MARKETS_REFRESH_SECONDS, not on every refresh.
     assert MARKETS_KEY in by_kind(first)["live"][0].asset_selection
     assert MARKETS_KEY not in by_kind(later)["live"][0].asset_selection

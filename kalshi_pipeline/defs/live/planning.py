@@ -163,6 +163,11 @@ class StreamRequest:
     event_tickers: tuple[str, ...]
     bucket: int = 0
 
+    @property
+    def run_key(self) -> str:
+        """The run key: one stream per date and refresh bucket (a crashed stream restarts next bucket)."""
+        return f"stream:{self.game_date.isoformat()}:{self.bucket}"
+
 
 @dataclass
 class LivePlan:
@@ -185,10 +190,12 @@ class LivePlan:
 def parse_cursor(raw: str | None) -> dict[str, Any]:
     """Parse the sensor cursor; garbage starts afresh.
 
-    JSON `{"final": {event_ticker: game_date}, "markets": {game_date: unix_s}}`: the games already
-    reconciled and when each date's markets were last refreshed by the sensor.
+    JSON `{"final": {event_ticker: game_date}, "markets": {game_date: unix_s}, "sent": {game_date:
+    [run_key]}}`: the games already reconciled, when each date's markets were last refreshed by the
+    sensor, and the run keys of each date's current buckets already requested (a tick never requests a
+    key twice, so it can say why it requests nothing).
     """
-    empty: dict[str, Any] = {"final": {}, "markets": {}}
+    empty: dict[str, Any] = {"final": {}, "markets": {}, "sent": {}}
     if not raw:
         return empty
     try:
@@ -197,10 +204,15 @@ def parse_cursor(raw: str | None) -> dict[str, Any]:
         return empty
     if not isinstance(data, dict):
         return empty
-    final, markets = data.get("final"), data.get("markets")
+    final, markets, sent = data.get("final"), data.get("markets"), data.get("sent")
     return {
         "final": dict(final) if isinstance(final, dict) else {},
         "markets": dict(markets) if isinstance(markets, dict) else {},
+        "sent": {
+            str(d): [str(k) for k in keys]
+            for d, keys in (sent.items() if isinstance(sent, dict) else ())
+            if isinstance(keys, list)
+        },
     }
 
 
@@ -250,11 +262,13 @@ def plan_tick(
     - `games`: stored games of the dates the sensor watches; `newest`: newest stored 1-minute
       `end_period_ts` per market ticker (None when none is stored);
     - `busy_dates`: dates with a live-job run queued or in progress (nothing more is requested for them);
-    - `cursor`: the parsed cursor (final reconciles already requested);
+    - `cursor`: the parsed cursor (final reconciles and run keys already requested);
     - `streaming_dates` (websocket mode): dates whose stream run is already in flight.
 
-    Run keys dedupe ticks: a live refresh is keyed by date and `refresh_seconds` time bucket, a final
-    reconcile by event ticker, a markets refresh by date and `markets_refresh_seconds` bucket.
+    Run keys name each refresh: a live refresh is keyed by date and `refresh_seconds` time bucket, a
+    final reconcile by event ticker, a markets refresh by date and `markets_refresh_seconds` bucket. The
+    cursor keeps the keys a date's current buckets already requested, so a tick requests each key once
+    and otherwise returns a skip reason saying what runs or streams and when the next refresh is due.
     """
     now = now.astimezone(UTC)
     epoch = int(now.timestamp())
@@ -262,6 +276,7 @@ def plan_tick(
     streaming = set(streaming_dates)
     final_done: dict[str, str] = dict(cursor.get("final", {}))
     markets_last: dict[str, int] = dict(cursor.get("markets", {}))
+    sent_before: dict[str, list[str]] = dict(cursor.get("sent", {}))
     plan = LivePlan()
 
     live = [g for g in games if g.is_live(now, settings)]
@@ -361,6 +376,7 @@ def plan_tick(
                 MarketsRequest(game_date=game_date, run_key=f"discover:{iso}:{epoch // 3600}")
             )
 
+    sent = _drop_sent(plan, sent_before)
     for req in plan.candles:
         if req.with_markets:
             markets_last[req.game_date.isoformat()] = epoch
@@ -372,11 +388,78 @@ def plan_tick(
     plan.cursor = {
         "final": {t: d for t, d in final_done.items() if date.fromisoformat(d) >= oldest},
         "markets": {d: ts for d, ts in markets_last.items() if date.fromisoformat(d) >= oldest},
+        "sent": {
+            d: keys
+            for d, keys in {
+                **{d.isoformat(): sent_before.get(d.isoformat(), []) for d in plan.busy_dates},
+                **sent,
+            }.items()
+            if keys
+        },
     }
 
     if plan.empty:
-        plan.skip_reason = _skip_reason(games, live, plan.busy_dates, now, settings)
+        plan.skip_reason = _skip_reason(
+            games, live, plan.busy_dates, now, settings, sent, streaming
+        )
     return plan
+
+
+def _drop_sent(plan: LivePlan, sent_before: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    """Remove the plan's requests whose run key an earlier tick already requested.
+
+    Returns each planned date's current run keys (requested now or before), the cursor's new `sent`.
+    """
+    keys: dict[str, list[str]] = {}
+    for req in [*plan.streams, *plan.candles, *plan.markets]:
+        keys.setdefault(req.game_date.isoformat(), []).append(req.run_key)
+
+    def fresh(req: StreamRequest | CandleRequest | MarketsRequest) -> bool:
+        return req.run_key not in sent_before.get(req.game_date.isoformat(), ())
+
+    plan.streams = [r for r in plan.streams if fresh(r)]
+    plan.candles = [r for r in plan.candles if fresh(r)]
+    plan.markets = [r for r in plan.markets if fresh(r)]
+    return keys
+
+
+def _period(kind: str, settings: LiveSettings) -> int | None:
+    """Return how often a run key of this kind changes (its bucket length), None for one-off keys."""
+    return {
+        "live": settings.refresh_seconds,
+        "reconcile": settings.reconcile_seconds,
+        "markets": settings.markets_refresh_seconds,
+        "discover": 3600,
+    }.get(kind)
+
+
+def _waiting(
+    game_date: str,
+    keys: Sequence[str],
+    live: Sequence[StoredGame],
+    epoch: int,
+    settings: LiveSettings,
+    streaming: set[date],
+) -> str:
+    """Describe one date whose current refreshes were already requested (one clause, no newline)."""
+    iso_live = [g for g in live if g.game_date.isoformat() == game_date]
+    parts: list[str] = []
+    if iso_live:
+        parts.append(f"{len(iso_live)} live game(s)")
+    if date.fromisoformat(game_date) in streaming:
+        parts.append("streaming over the WebSocket")
+    for kind in sorted({key.split(":", 1)[0] for key in keys}):
+        if kind == "stream":
+            if date.fromisoformat(game_date) not in streaming:
+                parts.append("stream run requested")
+            continue
+        period = _period(kind, settings)
+        if period is None:
+            continue
+        due = period - epoch % period
+        label = {"live": "REST refresh", "reconcile": "REST reconcile"}.get(kind, f"{kind} refresh")
+        parts.append(f"{label} already requested, next in {due}s")
+    return f"{game_date}: " + ", ".join(parts)
 
 
 def _skip_reason(
@@ -385,10 +468,20 @@ def _skip_reason(
     busy: Sequence[date],
     now: datetime,
     settings: LiveSettings,
+    sent: Mapping[str, list[str]] | None = None,
+    streaming: Iterable[date] = (),
 ) -> str:
-    if live and busy:
+    clauses: list[str] = []
+    if busy:
         dates = ", ".join(d.isoformat() for d in busy)
-        return f"{len(live)} live game(s); a live run is already queued or running for {dates}"
+        clauses.append(f"a live run is already queued or running for {dates}")
+    epoch = int(now.timestamp())
+    for game_date, keys in sorted((sent or {}).items()):
+        clauses.append(_waiting(game_date, keys, live, epoch, settings, set(streaming)))
+    if live and busy and not sent:
+        return f"{len(live)} live game(s); " + "; ".join(clauses)
+    if clauses:
+        return "; ".join(clauses) + "."
     if live:
         return f"{len(live)} live game(s); refreshed within the last {settings.refresh_seconds}s"
     upcoming = [

@@ -257,7 +257,7 @@ def test_the_skip_reason_names_the_next_tip_off() -> None:
 
 
 def test_the_cursor_survives_garbage_and_forgets_old_reconciles() -> None:
-    empty = {"final": {}, "markets": {}}
+    empty = {"final": {}, "markets": {}, "sent": {}}
     for raw in (None, "", "not json", "[1, 2]", '{"final": 3, "markets": "x"}'):
         assert parse_cursor(raw) == empty
     cursor = {"markets": {"2026-01-09": 5}, "final": {"B": "2026-01-09", "A": "2026-01-01"}}
@@ -332,3 +332,60 @@ def test_the_live_mode_streams_only_with_credentials() -> None:
     assert (explicit.mode, explicit.note) == ("websocket", "")
     with pytest.raises(SettingError, match="KALSHI_LIVE_MODE='grpc' is not one of rest, websocket"):
         LiveResource(mode="grpc").settings(has_credentials=True)
+
+
+def test_a_tick_never_requests_a_key_twice_and_says_why_between_refresh_buckets() -> None:
+    live = game("BOS", "NYK", NOW - timedelta(minutes=30))
+    bucket_start = NOW - timedelta(seconds=EPOCH % 15)
+    first = plan([live, NEXT], now=bucket_start)
+    (req,) = first.candles
+    assert first.cursor["sent"] == {"2026-01-09": [req.run_key]}
+    again = plan(
+        [live, NEXT], now=bucket_start + timedelta(seconds=5), cursor=dump_cursor(first.cursor)
+    )
+    assert again.empty
+    assert (
+        again.skip_reason
+        == "2026-01-09: 1 live game(s), REST refresh already requested, next in 10s."
+    )
+    # The cursor keeps the key while its bucket lasts, so a third tick in the bucket is quiet too.
+    third = plan(
+        [live, NEXT], now=bucket_start + timedelta(seconds=10), cursor=dump_cursor(again.cursor)
+    )
+    assert third.empty and third.cursor["sent"] == first.cursor["sent"]
+    # The next bucket is a new key: requested once.
+    nxt = plan(
+        [live, NEXT], now=bucket_start + timedelta(seconds=15), cursor=dump_cursor(third.cursor)
+    )
+    assert [r.run_key for r in nxt.candles] != [req.run_key] and len(nxt.candles) == 1
+
+
+def test_websocket_ticks_between_reconciles_say_what_streams_and_when_rest_is_next() -> None:
+    settings = LiveSettings(mode="websocket")
+    live = game("BOS", "NYK", NOW - timedelta(minutes=5))
+    first = plan([live, NEXT], settings=settings)
+    assert len(first.streams) == 1 and len(first.candles) == 1
+    # Five seconds later the stream run is in flight and the reconcile bucket is unchanged.
+    later = plan(
+        [live, NEXT],
+        now=NOW + timedelta(seconds=5),
+        settings=settings,
+        streaming=(TODAY,),
+        cursor=dump_cursor(first.cursor),
+    )
+    assert later.empty
+    due = 300 - (EPOCH + 5) % 300
+    assert later.skip_reason == (
+        f"2026-01-09: 1 live game(s), streaming over the WebSocket, REST reconcile already requested, "
+        f"next in {due}s."
+    )
+    assert later.skip_reason is not None and "\n" not in later.skip_reason
+
+
+def test_a_busy_date_keeps_its_sent_keys_for_when_its_run_ends() -> None:
+    live = game("BOS", "NYK", NOW - timedelta(minutes=30))
+    first = plan([live, NEXT])
+    busy = plan([live, NEXT], busy=(TODAY,), cursor=dump_cursor(first.cursor))
+    assert busy.cursor["sent"] == first.cursor["sent"]
+    freed = plan([live, NEXT], cursor=dump_cursor(busy.cursor))
+    assert freed.empty and freed.skip_reason is not None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 #: The settings every test simulator starts from (seed 7, two live games of 30 minutes, no rate limit).
 SIMULATOR_DEFAULTS: dict[str, Any] = {
@@ -15,6 +17,11 @@ SIMULATOR_DEFAULTS: dict[str, Any] = {
     "game_minutes": 30,
     "rate_limit": "off",
 }
+
+#: How long after midnight (America/New_York) the exchange must start for its injected live games, which
+#: tip off up to four minutes before the start (two games), to belong to the new game date.
+INJECTED_TIP_MARGIN = timedelta(minutes=5)
+_GAME_TZ = ZoneInfo("America/New_York")
 
 
 @contextmanager
@@ -46,3 +53,16 @@ def live_tickers(sim: Any) -> list[str]:
         if g.injected and g.open_s <= now_s < g.close_s
         for t in g.market_tickers
     ]
+
+
+def todays_start(now: datetime | None = None) -> datetime:
+    """Return a simulator start (`now=`) whose injected live games tip off on today's game date (ET).
+
+    That is `now` (default: the wall clock), except in the first `INJECTED_TIP_MARGIN` after midnight ET,
+    when the games would still belong to yesterday, which a fresh live sensor does not discover: the start
+    is then that margin past midnight, and the exchange runs at most five minutes ahead of the pipeline's
+    clock (the games are live from 15 minutes before tip-off, so the pipeline sees them all the same).
+    """
+    now = (now or datetime.now(UTC)).astimezone(_GAME_TZ)
+    earliest = now.replace(hour=0, minute=0, second=0, microsecond=0) + INJECTED_TIP_MARGIN
+    return max(now, earliest).astimezone(UTC)

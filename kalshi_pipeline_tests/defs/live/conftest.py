@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from kalshi_pipeline.warehouse import Warehouse, open_warehouse
+from kalshi_pipeline.warehouse import open_warehouse
 from kalshi_pipeline.warehouse.schema import CANDLESTICKS, MARKETS
 
 TEAMS = ["BOS", "NYK", "LAL", "GSW", "MIA", "CHI", "DEN", "PHX", "SAS", "ATL", "DAL", "MIN"]
@@ -90,10 +90,12 @@ def duck_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def store(duck_url: str) -> Iterator[Callable[..., Warehouse]]:
+def store(duck_url: str) -> Iterator[Callable[..., None]]:
     """Write markets/candle frames into the DuckDB warehouse (closing it again, as the sensor opens it)."""
 
-    def write(*, markets: list[pd.DataFrame] = (), candles: list[pd.DataFrame] = ()) -> None:
+    def write(
+        *, markets: Sequence[pd.DataFrame] = (), candles: Sequence[pd.DataFrame] = ()
+    ) -> None:
         wh = open_warehouse(duck_url)
         try:
             wh.ensure_schema()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +29,8 @@ KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 PEM = KEY.private_bytes(
     serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
 ).decode()
+#: Longest a stream test waits for the events it provokes (a budget, not an expected duration).
+OUTAGE_BUDGET_S = 90.0
 
 
 def test_stream_run_request_targets_the_stream_job() -> None:
@@ -51,7 +54,9 @@ def test_stream_run_request_targets_the_stream_job() -> None:
 def test_stream_job_writes_rows_survives_a_disconnect_and_reconciles_with_rest(
     start_simulator: Any, fresh_pg_url: str
 ) -> None:
-    sim = start_simulator(auth_keys={"key-1": PEM}, ws_faults="disconnect_after=8")
+    # The first connection drops after two market messages: the initial ticker snapshot (one message per
+    # subscribed market, sent on subscribe) triggers it at once, whatever the markets' message rate.
+    sim = start_simulator(auth_keys={"key-1": PEM}, ws_faults="disconnect_after=2")
     world = sim.app.state.world
     games = [g for g in world.games if g.injected]
     game_date = games[0].game_date.isoformat()
@@ -135,9 +140,11 @@ def test_stream_vs_rest_check_flags_differences(fresh_pg_url: str) -> None:
     try:
         _ws_and_rest(wh, end, "0.5")
         ok = stream_vs_rest(warehouse=resource)
+        assert isinstance(ok, dg.AssetCheckResult)
         assert ok.passed and ok.metadata["compared_minutes"].value == 1
         _ws_and_rest(wh, end - pd.Timedelta(minutes=1), "0.51")
         bad = stream_vs_rest(warehouse=resource)
+        assert isinstance(bad, dg.AssetCheckResult)
         assert not bad.passed and bad.metadata["mismatched_minutes"].value == 1
         assert bad.severity == dg.AssetCheckSeverity.ERROR
     finally:
@@ -163,30 +170,59 @@ def test_runner_keeps_rows_while_the_database_is_away(
     config = KalshiConfig(
         base_url=sim.base_url, api_key_id="key-1", private_key_pem=PEM, rate_limit_tier="off"
     )
+    restored = threading.Event()
+    outage_log: list[str] = []
+
+    def caught_up() -> bool:
+        # The run ends once the outage is over and everything it buffered has been written.
+        return restored.is_set() and runner.writer.buffered == 0
+
     runner = StreamRunner(
         client_factory=lambda: KalshiClient(config),
         ws_factory=lambda **kw: KalshiWebSocket.from_config(config, url=sim.ws_url, **kw),
         warehouse=wh,
         game_date=games[0].game_date,
         event_tickers=[g.event_ticker for g in games if g.game_date == games[0].game_date],
-        settings=StreamSettings(max_seconds=7.0, reconcile_every_s=60.0),
+        # max_seconds is only the budget; the run stops as soon as it caught up after the outage.
+        settings=StreamSettings(max_seconds=OUTAGE_BUDGET_S, reconcile_every_s=60.0),
+        should_stop=caught_up,
     )
 
     def outage() -> None:
-        # The ticks table disappears for 4 s mid-run (a database that goes away for these writes).
+        # The ticks table disappears (a database that goes away for these writes) once ticks are being
+        # written, and comes back once a write has failed: conditions, not a schedule the stream's message
+        # rate or the machine's load could miss.
+        deadline = time.monotonic() + OUTAGE_BUDGET_S
         with psycopg.connect(fresh_pg_url, autocommit=True) as conn:
-            import time
 
-            time.sleep(1.0)
+            def wait_for(what: str, condition: Callable[[], bool]) -> bool:
+                while not condition():
+                    if time.monotonic() > deadline:
+                        outage_log.append(f"gave up waiting for {what}")
+                        return False
+                    time.sleep(0.05)
+                return True
+
+            def ticks_stored() -> bool:
+                row = conn.execute("SELECT count(*) FROM kalshi.ticks").fetchone()
+                return row is not None and row[0] > 0
+
+            if not wait_for("stored ticks", ticks_stored):
+                return
             conn.execute("ALTER TABLE kalshi.ticks RENAME TO ticks_away")
-            time.sleep(4.0)
-            conn.execute("ALTER TABLE kalshi.ticks_away RENAME TO ticks")
+            try:
+                wait_for("a failed write", lambda: runner.summary.write_errors > 0)
+            finally:
+                conn.execute("ALTER TABLE kalshi.ticks_away RENAME TO ticks")
+                restored.set()
 
     thread = threading.Thread(target=outage)
     thread.start()
     summary = asyncio.run(runner.run())
     thread.join()
     try:
+        assert not outage_log, outage_log
+        assert summary.stop_reason == "stop requested"  # it caught up within the budget
         assert summary.write_errors > 0, "the outage must have been hit"
         stored = wh.query_df("SELECT count(*) AS n FROM kalshi.trades")["n"].iloc[0]
         ticks = wh.query_df("SELECT count(*) AS n FROM kalshi.ticks")["n"].iloc[0]

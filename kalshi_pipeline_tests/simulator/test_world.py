@@ -132,6 +132,16 @@ def test_live_games_injected(world: World) -> None:
     assert len({g.tip_s for g in injected}) == 3
 
 
+def test_without_the_schedule_only_the_injected_games_exist(world: World) -> None:
+    bare = World(SimulatorConfig(seed=3, now=NOW, live_games=3, game_minutes=40, schedule=False))
+    now_s = int(NOW.timestamp())
+    assert len(bare.games) == 3 and all(g.injected for g in bare.games)
+    # The same tip-offs as with the schedule (the teams may differ: none is busy elsewhere that day).
+    assert [g.tip_s for g in bare.games] == [g.tip_s for g in world.games if g.injected]
+    assert all(g.status_at(now_s) == "active" for g in bare.games)
+    assert set(bare.by_event) == {g.event_ticker for g in bare.games}
+
+
 def test_lifecycle_order(world: World) -> None:
     for game in world.games[::50]:
         assert game.created_s < game.open_s < game.tip_s < game.end_s < game.close_s

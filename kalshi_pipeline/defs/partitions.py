@@ -12,14 +12,48 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+from dagster._core.definitions.partitions.context import (
+    PartitionLoadingContext,
+    partition_loading_context,
+)
 
 GAME_TIMEZONE = "America/New_York"
 GAME_TZ = ZoneInfo(GAME_TIMEZONE)
 FIRST_GAME_DATE = "2024-10-01"
 
+
+class GameDatePartitions(dg.DailyPartitionsDefinition):
+    """Daily game-date partitions whose unknown-key error names the valid range in one line.
+
+    Dagster's own message ("Could not find a partition with key ...") does not say which keys exist, and
+    `dagster asset materialize` replaces it with one naming only the range's first key. This error type is
+    not `DagsterUnknownPartitionError`, so the CLI's last line is this message.
+    """
+
+    def validate_partition_key(self, partition_key: str, context: PartitionLoadingContext) -> None:
+        """Raise one clear line when `partition_key` is not a game date of this deployment."""
+        with partition_loading_context(new_ctx=context):
+            if self.has_partition_key(partition_key):
+                return
+            first, last = self.get_first_partition_key(), self.get_last_partition_key()
+        raise dg.DagsterInvalidSubsetError(bad_key_message(partition_key, str(first), str(last)))
+
+
+def bad_key_message(key: str, first: str, last: str) -> str:
+    """Return the one-line error for a partition key outside `first`..`last`."""
+    try:
+        date.fromisoformat(key)
+    except ValueError:
+        return f"bad partition key {key!r}: a game date is YYYY-MM-DD between {first} and {last}"
+    return (
+        f"no game-date partition {key}: valid game dates are {first} to {last} (tomorrow in "
+        f"{GAME_TIMEZONE}); pick a date in that range"
+    )
+
+
 # end_offset=2: a daily partition normally ends with yesterday; +1 adds today, +2 adds tomorrow, so
 # tonight's and tomorrow's games can be discovered and pulled before they are played.
-game_date_partitions = dg.DailyPartitionsDefinition(
+game_date_partitions = GameDatePartitions(
     start_date=FIRST_GAME_DATE,
     timezone=GAME_TIMEZONE,
     end_offset=2,

@@ -296,10 +296,13 @@ class KalshiSession:
                 await self._sleep(delay)
         note = (
             f"gave up after {attempts} attempts in {time.monotonic() - started:.1f}s "
-            f"(max_retries={self.config.max_retries}; outcomes: {', '.join(outcomes)})"
+            f"(max_retries={self.config.max_retries}; outcomes: {_tally(outcomes)})"
         )
         if response is None:
-            raise KalshiTransportError(f"{label}: no answer from {self.config.base_url}; {note}")
+            raise KalshiTransportError(
+                f"{label}: no answer from {self.config.base_url}; {note}; check "
+                "KALSHI_API_BASE_URL (or KALSHI_ENV) and that the exchange is reachable from here"
+            )
         raise error_for_status(
             response.status_code,
             response.content,
@@ -373,3 +376,11 @@ class KalshiSession:
         async for page in self.paginate(path, params, limit=limit):
             for item in list_field(page, key, path):
                 yield parse(item)
+
+
+def _tally(outcomes: list[str]) -> str:
+    """Return the attempts' outcomes once each, in first-seen order, with a count when repeated."""
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return ", ".join(f"{n}x {o}" if n > 1 else o for o, n in counts.items())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -301,10 +302,38 @@ def test_exhausted_retries_raise_a_clear_error(
                 await client.get_exchange_status()
             text = str(err.value)
             assert "gave up after 3 attempts" in text and needle in text
+            if error is KalshiTransportError:
+                assert "check KALSHI_API_BASE_URL" in text
+            else:  # the same outcome three times is said once, with its count
+                assert f"outcomes: 3x {needle})" in text
             assert "GET /trade-api/v2/exchange/status" in text
             assert client.stats.requests == 3 and client.stats.retries == 2
 
     run(body)
+
+
+@pytest.mark.integration
+def test_an_unreachable_base_url_is_said_once_with_the_setting_to_check() -> None:
+    with socket.socket() as probe:  # a port nothing listens on: bound, never listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        config = KalshiConfig(
+            base_url=f"http://127.0.0.1:{port}/trade-api/v2", max_retries=3, backoff_max_s=0.01
+        )
+
+        async def body() -> None:
+            async with KalshiClient(config) as client:
+                with pytest.raises(KalshiTransportError) as err:
+                    await client.get_exchange_status()
+            text = str(err.value)
+            assert "\n" not in text
+            assert text.count("All connection attempts failed") == 1
+            assert "4x ConnectError: All connection attempts failed" in text
+            assert text.endswith(
+                "check KALSHI_API_BASE_URL (or KALSHI_ENV) and that the exchange is reachable from here"
+            )
+
+        run(body)
 
 
 def test_signed_requests_and_auth_errors(

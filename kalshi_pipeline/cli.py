@@ -17,6 +17,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "probe": ("kalshi_pipeline.kalshi.probe", "Measure a Kalshi WebSocket endpoint."),
     "demo": ("kalshi_pipeline.demo", "Materialize recent game dates offline and print a summary."),
+    "chart": ("kalshi_pipeline.defs.games.chart_cli", "Write one game's win-probability chart."),
+    "query": ("kalshi_pipeline.query", "Run one read query on the warehouse (both kinds alike)."),
 }
 
 

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import dagster as dg
@@ -232,6 +233,20 @@ class LiveResource(dg.ConfigurableResource):
         ge=10,
         description="Seconds between REST reconciles while streaming (KALSHI_LIVE_RECONCILE_SECONDS).",
     )
+    game_state_seconds: int = Field(
+        default=10,
+        ge=1,
+        description="Seconds between polls of live games' state (KALSHI_LIVE_GAME_STATE_SECONDS).",
+    )
+    probability_max_spread: float = Field(
+        default=0.10,
+        ge=0,
+        description="Widest spread whose mid prices a market in kalshi.game_probabilities (KALSHI_PROBABILITY_MAX_SPREAD).",
+    )
+
+    def max_spread(self) -> Decimal:
+        """The spread limit of `kalshi.game_probabilities` as an exact decimal (0.1 -> Decimal('0.1'))."""
+        return Decimal(str(self.probability_max_spread))
 
     def settings(self, has_credentials: bool) -> LiveSettings:
         """Return the sensor's settings; websocket mode needs credentials (else REST, with the reason)."""

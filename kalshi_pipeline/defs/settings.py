@@ -74,6 +74,10 @@ SETTINGS: tuple[Setting, ...] = (
         "KALSHI_LIVE_MARKETS_REFRESH_SECONDS", "live", "markets_refresh_seconds", "int", "s", 10
     ),
     Setting("KALSHI_LIVE_RECONCILE_SECONDS", "live", "reconcile_seconds", "int", "seconds", 10),
+    Setting("KALSHI_LIVE_GAME_STATE_SECONDS", "live", "game_state_seconds", "int", "seconds", 1),
+    Setting(
+        "KALSHI_PROBABILITY_MAX_SPREAD", "live", "probability_max_spread", "float", "dollars", 0
+    ),
 )
 """Every documented variable (the README's configuration table lists exactly these)."""
 

@@ -54,6 +54,15 @@ def game_chart_png(
             for v in rows["probability"]
         ]
         ax.plot(rows["minute_ts"], values, color=_COLORS[i % len(_COLORS)], lw=1.6, label=team)
+    start, stop = probs["minute_ts"].min(), probs["minute_ts"].max()
+    settled = game_markets["settlement_ts"].dropna()
+    if len(settled) and not pd.isna(stop):
+        stop = max(stop, settled.max())
+    if not pd.isna(start) and not pd.isna(stop):
+        stop = stop + pd.Timedelta(minutes=5)
+        ax.set_xlim(start, stop)
+        # Observations after the chart's window (a poll days later) would stretch it.
+        game_states = game_states[game_states["observed_at"] <= stop]
     _shade_periods(ax, game_states)
     _mark_scores(ax, game_states)
     _mark_settlement(ax, game_markets, teams)
@@ -74,6 +83,15 @@ def game_chart_png(
     ax.set_xlabel("time (ET)")
     ax.grid(alpha=0.25)
     ax.legend(loc="upper left", fontsize=8)
+    ax.text(
+        0.0,
+        -0.16,
+        "ticks: baskets (lower row home, upper row away); labels: score away-home at each period end; "
+        "shaded: periods",
+        transform=ax.transAxes,
+        fontsize=7,
+        color="#555555",
+    )
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)

@@ -36,7 +36,7 @@ def test_a_range_of_dates_in_one_run(start_simulator, fresh_pg_url: str) -> None
             "warehouse": WarehouseResource(url=fresh_pg_url),
         },
     )
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = defs.resolve_job_def("kalshi_sweep_job").execute_in_process(
             instance=instance,
             tags={

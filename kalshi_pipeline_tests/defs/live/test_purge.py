@@ -23,7 +23,7 @@ def add(instance: dg.DagsterInstance, status: dg.DagsterRunStatus, live: bool = 
 
 
 def test_purge_keeps_young_runs_running_runs_and_other_jobs() -> None:
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         done = [add(instance, S.SUCCESS) for _ in range(3)] + [add(instance, S.CANCELED)]
         failed = add(instance, S.FAILURE)
         running = add(instance, S.STARTED)
@@ -50,7 +50,7 @@ def test_purge_keeps_young_runs_running_runs_and_other_jobs() -> None:
 
 
 def test_purge_job_runs_on_the_instance() -> None:
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         old = [add(instance, S.SUCCESS) for _ in range(2)]
         result = purge_old_live_runs.execute_in_process(
             instance=instance,

@@ -86,7 +86,7 @@ def scope(req: dg.RunRequest) -> dict:
 
 
 def test_first_tick_refreshes_the_live_game_and_reconciles_last_night(night, duck_url) -> None:
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = tick(duck_url, instance)
     kinds = by_kind(result)
     assert set(kinds) == {"live", "final"}
@@ -119,7 +119,7 @@ def test_first_tick_refreshes_the_live_game_and_reconciles_last_night(night, duc
 
 
 def test_final_reconcile_exactly_once_and_run_keys_dedupe(night, duck_url) -> None:
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         first = tick(duck_url, instance)
         second = tick(duck_url, instance, cursor=first.cursor)
         later = tick(duck_url, instance, cursor=second.cursor, now=NOW + timedelta(seconds=15))
@@ -139,7 +139,7 @@ def test_final_reconcile_exactly_once_and_run_keys_dedupe(night, duck_url) -> No
 
 
 def test_live_window_edges(night, duck_url, store) -> None:
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         # 61 s later the second game is 14m59s from tip-off: now live too.
         result = tick(
             duck_url,
@@ -184,14 +184,14 @@ def test_incremental_start_is_the_oldest_newest_minute(night, duck_url, store) -
             candle_frame(f"{LIVE}-NYK", TODAY, [newest - 120, newest - 60]),
         ]
     )
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = tick(duck_url, instance)
     # The slower market decides; its newest minute (possibly still open) is pulled again.
     assert scope(by_kind(result)["live"][0])["start_ts"] == newest - 60
 
 
 def test_a_date_with_a_run_in_flight_gets_nothing_new(night, duck_url) -> None:
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         instance.add_run(
             dg.DagsterRun(
                 job_name="kalshi_live_job",
@@ -214,7 +214,7 @@ def test_skip_names_the_next_tip_off(store, duck_url) -> None:
             market_frame(TOMORROW, "SAS", "ATL", NOW + timedelta(hours=24)),
         ]
     )
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = tick(duck_url, instance)
     assert not result.run_requests
     message = result.skip_reason.skip_message
@@ -223,7 +223,7 @@ def test_skip_names_the_next_tip_off(store, duck_url) -> None:
 
 
 def test_empty_warehouse_discovers_today_and_tomorrow(duck_url) -> None:
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = tick(duck_url, instance)
     dates = sorted(r.partition_key for r in result.run_requests)
     assert dates == [TODAY.isoformat(), TOMORROW.isoformat()]
@@ -232,7 +232,7 @@ def test_empty_warehouse_discovers_today_and_tomorrow(duck_url) -> None:
 
 def test_websocket_mode_requests_one_stream_per_date_and_rest_reconciles(night, duck_url) -> None:
     settings = LiveSettings(mode="websocket")
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = tick(duck_url, instance, cursor=DONE, settings=settings)
         kinds = by_kind(result)
         assert "live" not in kinds
@@ -280,7 +280,7 @@ def test_decorated_sensor_on_the_real_clock(store, duck_url) -> None:
         ]
     )
     warehouse = WarehouseResource(url=duck_url)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         context = dg.build_sensor_context(
             instance=instance,
             resources={

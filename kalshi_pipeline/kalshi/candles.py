@@ -16,7 +16,13 @@ from typing import Any
 from kalshi_pipeline.kalshi.errors import KalshiProtocolError
 from kalshi_pipeline.kalshi.parsing import Fields, expect_object, parse_fixed
 
-__all__ = ["CANDLE_VALUE_FIELDS", "CandleFields", "Candlestick", "parse_candle_values"]
+__all__ = [
+    "CANDLE_VALUE_FIELDS",
+    "CandleFields",
+    "Candlestick",
+    "candle_value_texts",
+    "parse_candle_values",
+]
 
 _OHLC = ("open", "high", "low", "close")
 _CANDLE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -65,10 +71,23 @@ def _cached_fixed(value: Any) -> Decimal:
     return result
 
 
-def _fast_candle_values(
-    obj: dict[str, Any], historical: bool
-) -> tuple[int, tuple[Decimal | None, ...]]:
-    """Parse a well-formed candle in one pass; `_Unusual` (or TypeError) for anything else."""
+def candle_value_texts(obj: Any, historical: bool) -> list[Any] | None:
+    """The wire values of a well-formed candle in `CANDLE_VALUE_FIELDS` order (None where absent or null).
+
+    None when the candle is not a plain, well-formed one (not an object, an integer `end_period_ts`
+    missing, a sub-object of the wrong type, a required count absent): `parse_candle_values` decides those.
+    The values are as received (normally fixed-point strings); nothing is converted.
+    """
+    if type(obj) is not dict:
+        return None
+    try:
+        return _extract(obj, historical)
+    except _Unusual:
+        return None
+
+
+def _extract(obj: dict[str, Any], historical: bool) -> list[Any]:
+    """The raw values of a well-formed candle (see `candle_value_texts`); `_Unusual` for anything else."""
     end = obj.get("end_period_ts")
     if type(end) is not int:
         raise _Unusual
@@ -101,6 +120,15 @@ def _fast_candle_values(
         raw.append(obj.get("open_interest_fp"))
     if raw[-1] is None or raw[-2] is None:
         raise _Unusual  # a required count is missing
+    return raw
+
+
+def _fast_candle_values(
+    obj: dict[str, Any], historical: bool
+) -> tuple[int, tuple[Decimal | None, ...]]:
+    """Parse a well-formed candle in one pass; `_Unusual` (or TypeError) for anything else."""
+    raw = _extract(obj, historical)
+    end = obj["end_period_ts"]
     get = _DECIMALS.get
     # `get(v) or ...`: a cache miss (and a zero, which is falsy) takes the checked conversion.
     return end, tuple([None if v is None else (get(v) or _cached_fixed(v)) for v in raw])

@@ -13,10 +13,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
 
+from kalshi_pipeline.defs.candlesticks.columnar import accepted_rows, fast_split
 from kalshi_pipeline.defs.candlesticks.completeness import GameCompleteness, game_completeness
 from kalshi_pipeline.defs.candlesticks.pull import PERIOD_INTERVAL
 from kalshi_pipeline.defs.candlesticks.scope import candle_scope
@@ -105,12 +107,18 @@ def clean_candles(
     for day in dates:
         raw = wh.candles(CANDLESTICKS_RAW.name, [day], event_tickers=events, since=start_ts)
         day_markets = scope.scoped_on(day)
-        parsed, unparseable = parse_raw(raw)
+        # The fast path accepts the plain, valid rows; the reference path decides every other row.
+        split = fast_split(raw, allowed)
+        fast = accepted_rows(raw, split)
+        parsed, unparseable = parse_raw(raw.iloc[split.deferred].reset_index(drop=True))
         valid, rejected = validate_candles(parsed, allowed)
         if len(unparseable):
             rejected = pd.concat([rejected, unparseable], ignore_index=True)
+        if len(fast):
+            valid = pd.concat([fast, valid], ignore_index=True) if len(valid) else fast
         tickers = sorted(set(day_markets["ticker"]) | set(raw["ticker"]))
-        day_end = int(parsed["end_period_ts"].max()) if len(parsed) else None
+        ends = [int(f["end_period_ts"].max()) for f in (fast, parsed) if len(f)]
+        day_end = max(ends) if ends else None
         with wh.transaction() as tx:
             if tickers and day_end is not None:
                 for spec in (CANDLESTICKS, CANDLESTICKS_REJECTED):
@@ -165,13 +173,14 @@ def busiest_minutes(valid: pd.DataFrame, rows: int) -> pd.DataFrame:
     """The `rows` candles of most volume of the first game that traded, ordered by time then ticker.
 
     A game's first rows are quiet pre-game minutes; its busiest minutes show what the data is about.
-    Volumes are compared exactly (Decimal); a frame without any volume gives its first rows.
+    Volumes (Decimal or fixed-point text) are compared exactly; a frame without any volume gives its
+    first rows.
     """
-    traded = valid[[v is not None and v > 0 for v in valid["volume"]]]
+    traded = valid[[v is not None and Decimal(str(v)) > 0 for v in valid["volume"]]]
     if traded.empty:
         return valid.head(rows)
     game = traded[traded["event_ticker"] == traded["event_ticker"].iloc[0]]
-    volumes = game["volume"].tolist()
+    volumes = [Decimal(str(v)) for v in game["volume"].tolist()]
     order = sorted(range(len(game)), key=volumes.__getitem__, reverse=True)
     top = game.iloc[sorted(order[:rows])]
     return top.sort_values(["end_period_ts", "ticker"], kind="stable").reset_index(drop=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,6 @@ def test_the_preview_shows_the_games_busiest_minutes(tmp_path: Path) -> None:
         done = clean_candles(warehouse, [GAME_DATE], now=NOW, preview_rows=2)
         # The two busiest minutes, in time order (not the first, quiet minutes).
         assert list(done.preview["end_period_ts"]) == [MINUTES[4], MINUTES[9]]
-        assert [str(v) for v in done.preview["volume"]] == ["900.00", "250.00"]
+        assert [Decimal(str(v)) for v in done.preview["volume"]] == [Decimal(900), Decimal(250)]
     finally:
         warehouse.close()

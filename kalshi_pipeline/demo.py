@@ -141,14 +141,42 @@ def _summary(wh: Any, dates: list[date]) -> list[str]:
     return lines
 
 
+def _game_table(wh: Any, dates: list[date], chart_dir: Path) -> list[str]:
+    """Per-game win probabilities (home team: tip-off, halftime, final minute) and each game's chart file."""
+    from kalshi_pipeline.defs.games.report import game_summaries, write_chart
+
+    header = (
+        f"{'game':24}  {'final':>7}  {'home @tip':>9}  {'@half':>6}  {'@final':>6}  winner  chart"
+    )
+    lines = ["Win probability of the home team (kalshi.game_probabilities):", header]
+    lines.append("-" * len(header))
+    for game in game_summaries(wh, dates):
+        score = (
+            f"{game.away_points}-{game.home_points}"
+            if game.away_points is not None and game.home_points is not None
+            else "?"
+        )
+        try:
+            chart = str(write_chart(wh, game.event_ticker, chart_dir / f"{game.event_ticker}.png"))
+        except ValueError:
+            chart = "-"
+        lines.append(
+            f"{game.away_team + ' at ' + game.home_team:24}  {score:>7}  {_fmt(game.at_tipoff):>9}  "
+            f"{_fmt(game.at_halftime):>6}  {_fmt(game.final_minute):>6}  {game.winner or '?':6}  {chart}"
+        )
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the demo; return the process exit code."""
     import dagster as dg
 
     from kalshi_pipeline.defs.candlesticks.assets import candlesticks, candlesticks_raw
+    from kalshi_pipeline.defs.games.assets import game_probabilities, game_states
     from kalshi_pipeline.defs.markets.assets import markets
     from kalshi_pipeline.defs.resources import (
         KalshiApiResource,
+        LiveResource,
         WarehouseResource,
         resources_from_env,
     )
@@ -190,13 +218,14 @@ def run(args: argparse.Namespace) -> int:
             "warehouse": WarehouseResource(
                 url=warehouse_url, duckdb_lock_timeout_s=configured.duckdb_lock_timeout_s
             ),
+            "live": LiveResource(),
         }
         instance = dg.DagsterInstance.from_config(str(home))
         for day in dates:
             kind = "archived" if day in archived else "recent"
             t0 = time.monotonic()
             result = dg.materialize(
-                [markets, candlesticks_raw, candlesticks],
+                [markets, candlesticks_raw, candlesticks, game_states, game_probabilities],
                 resources=resources,
                 partition_key=day.isoformat(),
                 instance=instance,
@@ -218,11 +247,14 @@ def run(args: argparse.Namespace) -> int:
     wh = open_warehouse(warehouse_url)
     try:
         lines = _summary(wh, dates)
+        game_lines = _game_table(wh, dates, home / "charts")
     finally:
         wh.close()
     print()
     print(f"Warehouse: {wh.redacted_url}")
     print("\n".join(lines))
+    print()
+    print("\n".join(game_lines))
     print(f"\nDone in {time.monotonic() - started:.1f}s. Next, explore it in Dagster:")
     print(
         "  make simulator                      # terminal 1: the exchange on 127.0.0.1:8765 (seed 42)"

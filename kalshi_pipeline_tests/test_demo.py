@@ -46,3 +46,10 @@ def test_demo_materializes_recent_and_archived_dates(
     assert len(summary) == games
     assert all("%" in line for line in summary)
     assert (tmp_path / "home" / "dagster.yaml").exists()
+    # The per-game win-probability table: one line per game with its final score and chart file.
+    table = [line for line in out.splitlines() if " at " in line and line.endswith(".png")]
+    assert len(table) == games
+    for line in table:
+        chart = Path(line.split()[-1])
+        assert chart.is_file() and chart.read_bytes().startswith(b"\x89PNG")
+        assert line.count("%") == 3

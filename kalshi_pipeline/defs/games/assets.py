@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY
+from kalshi_pipeline.defs.games.calibration import calibrate
 from kalshi_pipeline.defs.games.chart import chart_markdown, game_chart_png
 from kalshi_pipeline.defs.games.checks import (
     SETTLED_MIN_PROBABILITY,
@@ -212,3 +213,37 @@ def _latest(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return rows
     return rows.sort_values("minute_ts").groupby("ticker").tail(1).sort_values("event_ticker")
+
+
+CALIBRATION_KEY = dg.AssetKey(["kalshi", "calibration"])
+
+
+@dg.asset(
+    key=CALIBRATION_KEY,
+    deps=[GAME_PROBABILITIES_KEY],
+    group_name="kalshi",
+    kinds={"python"},
+    description=(
+        "Per season: Brier score and log loss of kalshi.game_probabilities against settled results at "
+        "tip-off, at each quarter's end and over every minute, with a reliability diagram."
+    ),
+)
+def calibration(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Score the stored probabilities of every settled game, per season."""
+    with warehouse.open() as wh:
+        done = calibrate(wh)
+    table = done.scores.assign(
+        brier=done.scores["brier"].round(4), log_loss=done.scores["log_loss"].round(4)
+    )
+    overall = done.scores[done.scores["moment"] == "overall"]
+    return dg.MaterializeResult(
+        metadata={
+            "games": done.games,
+            "seasons": ", ".join(done.diagrams) or "none",
+            "brier_overall": dg.MetadataValue.float(
+                round(float(overall["brier"].mean()), 6) if len(overall) else float("nan")
+            ),
+            "scores": dg.MetadataValue.md(table.to_markdown(index=False) if len(table) else "none"),
+            "reliability": dg.MetadataValue.md(chart_markdown(done.diagrams) or "no settled games"),
+        },
+    )

@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 
 from kalshi_pipeline.defs.candlesticks.assets import candlesticks, candlesticks_raw
-from kalshi_pipeline.defs.games.assets import game_probabilities, game_states
+from kalshi_pipeline.defs.games.assets import calibration, game_probabilities, game_states
 from kalshi_pipeline.defs.markets.assets import markets
 from kalshi_pipeline.defs.resources import LiveResource
 from kalshi_pipeline_tests.defs.markets.helpers import (
@@ -37,7 +37,7 @@ def test_materialize_states_and_probabilities(
     day = min(days, key=lambda d: (days[d], d))
     url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
     result = dg.materialize(
-        [markets, candlesticks_raw, candlesticks, game_states, game_probabilities],
+        [markets, candlesticks_raw, candlesticks, game_states, game_probabilities, calibration],
         resources={**resources(sim.base_url, url), "live": LiveResource()},
         partition_key=day.isoformat(),
     )
@@ -56,3 +56,10 @@ def test_materialize_states_and_probabilities(
     assert len(images) == days[day]
     assert all(base64.b64decode(data).startswith(PNG_MAGIC) for _, data in images)
     assert meta["games"] == days[day] and meta["priced_rows"] > 0
+
+    scored = materialization_metadata(result, "kalshi/calibration")
+    assert scored["games"] == days[day] and scored["seasons"] == "2025-26"
+    assert "| 2025-26  | tip-off" in scored["scores"] and "end Q4" in scored["scores"]
+    assert 0 < scored["brier_overall"] < 0.25
+    diagram = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", scored["reliability"])
+    assert len(diagram) == 1 and base64.b64decode(diagram[0]).startswith(PNG_MAGIC)

@@ -36,19 +36,22 @@ demo: $(STAMP)
 
 # `make dev`: the Dagster UI (http://127.0.0.1:3000) on a local simulator with live games in progress, so the
 # live sensor (RUNNING by default) starts pulling them at once. DAGSTER_HOME is .dagster_home/ with a link to
-# dagster.yaml; override DEV_WAREHOUSE_URL (e.g. a postgresql:// URL) or the ports as needed.
+# dagster.yaml, and the warehouse is the demo's data/kalshi.duckdb: one warehouse per Dagster instance, so the
+# UI shows exactly the partitions this warehouse has (`kalshi-pipeline bind-instance` refuses a second one).
+# Override DEV_WAREHOUSE_URL (e.g. a postgresql:// URL) together with DEV_HOME, or the ports, as needed.
 DEV_HOME ?= $(CURDIR)/.dagster_home
 DEV_SIM_PORT ?= 8765
 DEV_UI_PORT ?= 3000
 DEV_LIVE_GAMES ?= 2
 DEV_GAME_MINUTES ?= 60
-DEV_WAREHOUSE_URL ?= duckdb:///$(CURDIR)/data/dev.duckdb
+DEV_WAREHOUSE_URL ?= duckdb:///$(CURDIR)/data/kalshi.duckdb
 DEV_LIVE_MODE ?= websocket
 DEV_KEY := $(DEV_HOME)/dev-key.pem
 
 dev: $(STAMP)
 	mkdir -p $(DEV_HOME) data
 	ln -sf $(CURDIR)/dagster.yaml $(DEV_HOME)/dagster.yaml
+	$(BIN)/kalshi-pipeline bind-instance $(DEV_HOME) $(DEV_WAREHOUSE_URL)
 	# A throwaway key pair that only the local simulator trusts: Kalshi's WebSocket requires signed handshakes.
 	test -f $(DEV_KEY) || openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out $(DEV_KEY) 2>/dev/null
 	openssl pkey -in $(DEV_KEY) -pubout -out $(DEV_HOME)/dev-key.pub
@@ -65,8 +68,8 @@ dev: $(STAMP)
 	KALSHI_API_KEY_ID=dev KALSHI_PRIVATE_KEY_PATH=$(DEV_KEY) KALSHI_LIVE_MODE=$(DEV_LIVE_MODE) \
 	KALSHI_WAREHOUSE_URL=$(DEV_WAREHOUSE_URL) \
 	$(BIN)/python -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); \
-		os.setsid(); os.execv(sys.argv[1], sys.argv[1:])' \
-		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_UI_PORT) & DEV=$$!; \
+		os.setsid(); os.chdir(os.environ["DAGSTER_HOME"]); os.execv(sys.argv[1], sys.argv[1:])' \
+		$(CURDIR)/$(BIN)/dagster dev -w $(CURDIR)/workspace.yaml -h 127.0.0.1 -p $(DEV_UI_PORT) & DEV=$$!; \
 	stop() { \
 		trap - EXIT INT TERM HUP; kill -TERM -$$DEV $$SIM 2>/dev/null; i=0; \
 		while [ $$i -lt 60 ] && ps -o stat= -s $$DEV | grep -qv Z; do sleep 0.5; i=$$((i + 1)); done; \

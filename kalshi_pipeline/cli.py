@@ -19,6 +19,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("kalshi_pipeline.demo", "Materialize recent game dates offline and print a summary."),
     "chart": ("kalshi_pipeline.defs.games.chart_cli", "Write one game's win-probability chart."),
     "query": ("kalshi_pipeline.query", "Run one read query on the warehouse (both kinds alike)."),
+    "bind-instance": (
+        "kalshi_pipeline.instance_binding",
+        "Check a Dagster instance records only this warehouse (one warehouse per DAGSTER_HOME).",
+    ),
 }
 
 

@@ -86,6 +86,26 @@ def _fmt(value: Decimal | None) -> str:
     return "  -  " if value is None else f"{float(value) * 100:4.1f}%"
 
 
+def dev_command(home: Path, warehouse_url: str) -> str:
+    """Return the README's `make dev`, with overrides when the demo used another instance or warehouse."""
+    from kalshi_pipeline.instance_binding import identity
+
+    overrides = []
+    if home != Path(".dagster_home").resolve():
+        overrides.append(f"DEV_HOME={home}")
+    if identity(warehouse_url)[0] != identity("duckdb:///data/kalshi.duckdb")[0]:
+        overrides.append(f"DEV_WAREHOUSE_URL={warehouse_url}")
+    return " ".join(["make dev", *overrides])
+
+
+def _tier(source: object) -> str:
+    """Name the Kalshi data tier a game came from: `archived` (/historical) or `recent` (the live API).
+
+    The stored `source` says which endpoint served the market, not whether the game is in progress.
+    """
+    return "archived" if str(source) == "historical" else "recent"
+
+
 def _summary(wh: Any, dates: list[date]) -> list[str]:
     """Per-game lines: teams, candles, rejects, home win probability at open, tip-off and last trade."""
     import pandas as pd
@@ -113,7 +133,7 @@ def _summary(wh: Any, dates: list[date]) -> list[str]:
     n_rejects = dict(zip(rejects["event_ticker"], rejects["n"], strict=True))
     by_ticker = {t: g for t, g in candles.groupby("ticker")}
     header = (
-        f"{'date':10}  {'game':24}  {'src':4}  {'candles':>7}  {'rej':>3}  "
+        f"{'date':10}  {'game':24}  {'tier':8}  {'candles':>7}  {'rej':>3}  "
         f"{'home open':>9}  {'at tip':>7}  {'last':>6}  winner"
     )
     lines = [header, "-" * len(header)]
@@ -133,7 +153,7 @@ def _summary(wh: Any, dates: list[date]) -> list[str]:
                     at_tip = before["price_close"].iloc[-1] if len(before) else None
         game = f"{first['away_team']} @ {first['home_team']}"
         lines.append(
-            f"{first['game_date']!s:10}  {game:24}  {str(first['source'])[:4]:4}  "
+            f"{first['game_date']!s:10}  {game:24}  {_tier(first['source']):8}  "
             f"{int(n_candles.get(event_ticker, 0)):>7}  {int(n_rejects.get(event_ticker, 0)):>3}  "
             f"{_fmt(opening):>9}  {_fmt(at_tip):>7}  {_fmt(last):>6}  "
             f"{winner[0] if winner else '?'}"
@@ -181,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
         resources_from_env,
     )
     from kalshi_pipeline.defs.settings import resolved_text
+    from kalshi_pipeline.instance_binding import InstanceBindingError, bind
     from kalshi_pipeline.simulator import SimulatorConfig, serve_in_thread
     from kalshi_pipeline.warehouse import open_warehouse
 
@@ -189,7 +210,12 @@ def run(args: argparse.Namespace) -> int:
     configured: WarehouseResource = resources_from_env()["warehouse"]
     warehouse_url = args.warehouse_url or resolved_text(configured.url)
     home = Path(args.dagster_home).resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        # One warehouse per Dagster instance: the UI then shows only partitions this warehouse has.
+        bind(home, warehouse_url)
+    except InstanceBindingError as exc:
+        print(f"kalshi-pipeline demo: {exc}", file=sys.stderr)
+        return 2
     if not (home / "dagster.yaml").exists():
         # The project's instance settings (telemetry off, run queue) when run from the repository.
         project_yaml = Path("dagster.yaml")
@@ -256,11 +282,10 @@ def run(args: argparse.Namespace) -> int:
     print()
     print("\n".join(game_lines))
     print(f"\nDone in {time.monotonic() - started:.1f}s. Next, explore it in Dagster:")
+    print(f"  {dev_command(home, warehouse_url)}")
     print(
-        "  make simulator                      # terminal 1: the exchange on 127.0.0.1:8765 (seed 42)"
+        "      # the Dagster UI on http://127.0.0.1:3000 over this warehouse and Dagster instance, with a"
     )
-    print(
-        f"  DAGSTER_HOME={home} KALSHI_API_BASE_URL=http://127.0.0.1:8765/trade-api/v2 \\\n"
-        f"    KALSHI_WAREHOUSE_URL={warehouse_url} .venv/bin/dagster dev -w workspace.yaml"
-    )
+    print("      # simulator playing live games that the live sensor keeps fresh")
+    print('  .venv/bin/kalshi-pipeline query "SELECT count(*) FROM kalshi.candlesticks"')
     return 0

@@ -32,7 +32,8 @@ def test_demo_materializes_recent_and_archived_dates(
     assert code == 0, out
     assert "(recent) materialized" in out and "(archived) materialized" in out
     assert "all checks passed" in out and "failed checks" not in out
-    assert "dagster dev -w workspace.yaml" in out
+    # The advice is the README's `make dev`, on this run's instance and warehouse.
+    assert f"make dev DEV_HOME={tmp_path / 'home'} DEV_WAREHOUSE_URL={url}" in out
     wh = open_warehouse(url)
     try:
         markets = wh.query_df("SELECT * FROM kalshi.markets")
@@ -45,6 +46,10 @@ def test_demo_materializes_recent_and_archived_dates(
     summary = [line for line in out.splitlines() if " @ " in line]
     assert len(summary) == games
     assert all("%" in line for line in summary)
+    # Each game's tier says which Kalshi endpoint served it, never that a settled game is live.
+    assert any(" recent " in line for line in summary)
+    assert any(" archived " in line for line in summary)
+    assert not any(" live " in line for line in summary)
     assert (tmp_path / "home" / "dagster.yaml").exists()
     # The per-game win-probability table: one line per game with its final score and chart file.
     table = [line for line in out.splitlines() if " at " in line and line.endswith(".png")]

@@ -6,8 +6,10 @@ body, live wire format) in memory, then per warehouse, in one run and on the sam
 1. `parse`: `json.loads` of every body and `Candlestick.from_payload` per candle (what the client does);
 2. `raw`: `pull.raw_frame` and the upsert into `kalshi.candlesticks_raw` (what `candlesticks_raw` does);
 3. `read_back`: reading the raw rows back (what `kalshi/candlesticks` starts with);
-4. `clean`: `clean.parse_raw`, `validation.validate_candles` and the upserts into `kalshi.candlesticks`
-   (what `kalshi/candlesticks` does per date, without the read-back and the checks);
+4. `clean`: `columnar.fast_split` (scaled integers, vectorized pandera rules) and the upsert into
+   `kalshi.candlesticks` (what `kalshi/candlesticks` does per date, without the read-back and the checks);
+   `clean_reference`: the same through the Decimal reference path alone (`clean.parse_raw` and
+   `validation.validate_candles`), which the clean step used before, into the emptied table;
 5. the baseline: the same clean rows written raw -- Postgres `COPY ... FROM STDIN` of the wire text into a
    bare table with the same columns (no staging, no conflict handling); DuckDB an `INSERT ... SELECT` from a
    registered pandas frame of the wire text (pyarrow is not installed here, so no Arrow baseline).
@@ -38,6 +40,7 @@ import psycopg
 from common import PG_ADMIN, temporary_database
 
 from kalshi_pipeline.defs.candlesticks.clean import parse_raw
+from kalshi_pipeline.defs.candlesticks.columnar import accepted_rows, fast_split
 from kalshi_pipeline.defs.candlesticks.pull import GamePull, MarketWindow, raw_frame
 from kalshi_pipeline.defs.candlesticks.validation import to_table, validate_candles
 from kalshi_pipeline.kalshi import Candlestick
@@ -196,15 +199,26 @@ def bench(url: str, bodies: list[bytes], tickers: list[str]) -> dict[str, Any]:
         read_s, stored = _timed(lambda: wh.candles(CANDLESTICKS_RAW.name, [GAME_DATE]))
 
         def clean() -> pd.DataFrame:
-            parsed, _bad = parse_raw(stored)
-            valid, rejected = validate_candles(parsed, set(tickers))
-            assert rejected.empty, rejected["reasons"].head()
-            rows = to_table(valid, CANDLESTICKS.column_names, ingested_at)
+            split = fast_split(stored, set(tickers))
+            assert not len(split.deferred)
+            rows = to_table(accepted_rows(stored, split), CANDLESTICKS.column_names, ingested_at)
             with wh.transaction() as tx:
                 tx.upsert(CANDLESTICKS.name, rows)
             return rows
 
         clean_s, rows = _timed(clean)
+        wh.execute("DELETE FROM kalshi.candlesticks")
+
+        def reference_clean() -> None:
+            parsed, _bad = parse_raw(stored)
+            valid, rejected = validate_candles(parsed, set(tickers))
+            assert rejected.empty, rejected["reasons"].head()
+            with wh.transaction() as tx:
+                tx.upsert(
+                    CANDLESTICKS.name, to_table(valid, CANDLESTICKS.column_names, ingested_at)
+                )
+
+        reference_s, _ = _timed(reference_clean)
     finally:
         wh.close()
     baseline_s = _baseline(url, rows)
@@ -215,6 +229,8 @@ def bench(url: str, bodies: list[bytes], tickers: list[str]) -> dict[str, Any]:
         "raw_seconds": round(raw_s, 3),
         "read_back_seconds": round(read_s, 3),
         "clean_seconds": round(clean_s, 3),
+        "clean_reference_seconds": round(reference_s, 3),
+        "clean_speedup": round(reference_s / clean_s, 2),
         "pipeline_rows_per_s": round(n / (parse_s + pipeline_s)),
         "baseline_seconds": round(baseline_s, 3),
         "baseline_rows_per_s": round(n / baseline_s),

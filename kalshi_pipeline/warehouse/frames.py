@@ -18,8 +18,10 @@ Accepted inputs per logical type:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -162,9 +164,17 @@ def _decimal(series: pd.Series, where: str, kind: str) -> pd.Series:
         raise WarehouseDataError(
             f"column {where} is float ({series.dtype}); pass decimal.Decimal values so prices stay exact"
         )
+    inferred = pd.api.types.infer_dtype(series, skipna=True)
+    if inferred == "string":
+        # Plain fixed-point text within the column's digits (what the fast candle path writes) is
+        # already the exact wire form: checked by pattern, not converted value by value.
+        values = object_values(series)
+        pattern = _fixed_pattern(precision - scale, scale)
+        if all(v is None or pattern(v) for v in values.tolist()):
+            return pd.Series(values, dtype=object)
     # Distinct values are converted once, and equal values share a code (0.5 == Decimal("0.5")), so
     # floats and booleans are looked for separately; the C type scan keeps the common case fast.
-    if pd.api.types.infer_dtype(series, skipna=True) not in (
+    if inferred not in (
         "decimal",
         "integer",
         "string",
@@ -181,6 +191,12 @@ def _decimal(series: pd.Series, where: str, kind: str) -> pd.Series:
     return map_distinct(
         series, lambda v: _decimal_text(v, where, precision - scale, quantum, scale)
     )
+
+
+@functools.cache
+def _fixed_pattern(int_digits: int, scale: int) -> Callable[[str], Any]:
+    """A matcher of plain fixed-point text with at most `int_digits` integer and `scale` decimal digits."""
+    return re.compile(rf"-?[0-9]{{1,{int_digits}}}(?:\.[0-9]{{1,{scale}}})?").fullmatch
 
 
 def _decimal_text(v: Any, where: str, int_digits: int, quantum: Decimal, scale: int) -> str:

@@ -90,10 +90,11 @@ class FastSplit:
 def _scaled_columns(raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Scaled values (rows x fields, `_NULL` for null) and which rows were plain enough to scale."""
     n = len(raw)
-    fields = len(CANDLE_VALUE_FIELDS)
-    out = np.full((n, fields), _NULL, dtype=np.int64)
+    null_row = [_NULL] * len(CANDLE_VALUE_FIELDS)
+    rows: list[list[int]] = []
     usual = np.ones(n, dtype=bool)
     loads = json.loads
+    known = _SCALED
     for i, (payload, source) in enumerate(
         zip(raw["payload"].tolist(), raw["source"].tolist(), strict=True)
     ):
@@ -101,19 +102,22 @@ def _scaled_columns(raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
             texts = candle_value_texts(loads(payload), source == "historical")
         except (ValueError, TypeError):
             texts = None
-        if texts is None:
+        row: list[int | None] | None = None
+        if texts is not None:
+            try:
+                # Known strings only (a miss, or an unhashable value, takes the checked conversion).
+                row = [_NULL if t is None else known[t] for t in texts]
+            except (KeyError, TypeError):
+                row = [
+                    _NULL if t is None else (scaled(t) if type(t) is str else None) for t in texts
+                ]
+        if row is None or None in row:
             usual[i] = False
-            continue
-        row = out[i]
-        for j, text in enumerate(texts):
-            if text is None:
-                continue
-            value = scaled(text) if type(text) is str else None
-            if value is None:
-                usual[i] = False
-                break
-            row[j] = value
-    return out, usual
+            rows.append(null_row)
+        else:
+            rows.append(row)  # type: ignore[arg-type]  # no None left in it
+    values = np.array(rows, dtype=np.int64).reshape(n, len(CANDLE_VALUE_FIELDS))
+    return values, usual
 
 
 def _le(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -74,6 +74,8 @@ class Discovery:
     cutoff: datetime | None = None
     historical_lookups: int = 0
     skipped_events: list[str] = field(default_factory=list)
+    #: Dates whose market lookups failed (their games have no rows here), with the first error, one line.
+    failed_dates: dict[date, str] = field(default_factory=dict)
 
     def frame(self) -> pd.DataFrame:
         """Return the rows as a `kalshi.markets` frame (exact column names, Decimal money)."""
@@ -153,6 +155,10 @@ def market_row(
     }
 
 
+def _event_ticker_of(game: tuple[Event, date]) -> str:
+    return game[0].event_ticker
+
+
 def _event_date(event_ticker: str) -> date | None:
     try:
         return parse_game_event(event_ticker).game_date
@@ -221,40 +227,68 @@ async def discover_markets(
             result.historical_lookups += 1
             return await client.list_historical_markets(event_ticker=event_ticker)
 
-        lookups = [e for e, game_date in games if not e.markets or game_date in edge_dates]
-        archived_lists = await asyncio.gather(*(archived(e.event_ticker) for e in lookups))
-        archived_by_event = {
-            e.event_ticker: ms for e, ms in zip(lookups, archived_lists, strict=True)
-        }
-        unnested = [
-            e for e, _ in games if not e.markets and not archived_by_event.get(e.event_ticker)
-        ]
-        live_lists = await asyncio.gather(
-            *(client.list_markets(event_ticker=e.event_ticker) for e in unnested)
-        )
-        live_by_event = {e.event_ticker: ms for e, ms in zip(unnested, live_lists, strict=True)}
-        for event, _game_date in sorted(games, key=lambda g: g[0].event_ticker):
-            start = _milestone_start(event)
-            seen: set[str] = set()
-            result.events.append(event.event_ticker)
-            for source, markets in (
-                (
-                    "live",
-                    event.markets or live_by_event.get(event.event_ticker, ()),
-                ),
-                ("historical", archived_by_event.get(event.event_ticker, ())),
-            ):
-                for market in markets:
-                    if market.ticker in seen or market.event_ticker != event.event_ticker:
-                        continue
-                    seen.add(market.ticker)
-                    result.rows.append(
-                        market_row(
-                            market,
-                            series_ticker=series,
-                            source=source,
-                            milestone_start=start,
-                            now=now,
+        async def day_rows(
+            day_games: list[tuple[Event, date]], series_ticker: str
+        ) -> list[dict[str, Any]]:
+            """The market rows of one date's games (its lookups run concurrently)."""
+            lookups = [e for e, game_date in day_games if not e.markets or game_date in edge_dates]
+            archived_lists = await asyncio.gather(*(archived(e.event_ticker) for e in lookups))
+            archived_by_event = {
+                e.event_ticker: ms for e, ms in zip(lookups, archived_lists, strict=True)
+            }
+            unnested = [
+                e
+                for e, _ in day_games
+                if not e.markets and not archived_by_event.get(e.event_ticker)
+            ]
+            live_lists = await asyncio.gather(
+                *(client.list_markets(event_ticker=e.event_ticker) for e in unnested)
+            )
+            live_by_event = {e.event_ticker: ms for e, ms in zip(unnested, live_lists, strict=True)}
+            rows: list[dict[str, Any]] = []
+            for event, _game_date in sorted(day_games, key=_event_ticker_of):
+                start = _milestone_start(event)
+                seen: set[str] = set()
+                for source, markets in (
+                    ("live", event.markets or live_by_event.get(event.event_ticker, ())),
+                    ("historical", archived_by_event.get(event.event_ticker, ())),
+                ):
+                    for market in markets:
+                        if market.ticker in seen or market.event_ticker != event.event_ticker:
+                            continue
+                        seen.add(market.ticker)
+                        rows.append(
+                            market_row(
+                                market,
+                                series_ticker=series_ticker,
+                                source=source,
+                                milestone_start=start,
+                                now=now,
+                            )
                         )
-                    )
+            return rows
+
+        # Dates are looked up independently: a date whose lookups fail is named in `failed_dates`
+        # while every other date's rows are kept.
+        days = sorted({game_date for _, game_date in games})
+        by_day = await asyncio.gather(
+            *(day_rows([g for g in games if g[1] == day], series) for day in days),
+            return_exceptions=True,
+        )
+        series_events: list[str] = []
+        series_rows: list[dict[str, Any]] = []
+        for day, got in zip(days, by_day, strict=True):
+            if isinstance(got, BaseException) and not isinstance(got, Exception):
+                raise got  # a cancellation or an interrupt stops the run
+            if isinstance(got, BaseException):
+                text = str(got).strip().splitlines()
+                result.failed_dates.setdefault(
+                    day, f"{series}: {type(got).__name__}: {text[0] if text else ''}"
+                )
+                continue
+            series_events += (e.event_ticker for e, d in games if d == day)
+            series_rows += got
+        result.events += sorted(series_events)
+        # By game, as one lookup of every date would give them (a stable sort keeps each game's order).
+        result.rows += sorted(series_rows, key=lambda row: str(row["event_ticker"]))
     return result

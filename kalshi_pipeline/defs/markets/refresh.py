@@ -1,7 +1,9 @@
 """Refreshing `kalshi.markets` for some game dates: discover, upsert, read back, check both teams per game.
 
 Discovery is in `discovery.py`; this stores what it found (markets found again are updated in place, none
-is deleted) and reads the dates back, so the checks judge what the table holds, not what was sent.
+is deleted) and reads the dates back, so the checks judge what the table holds, not what was sent. A date
+whose lookups failed does not cost the others: their markets are stored, then `MarketDatesFailed` names
+the dates to run again.
 """
 
 from __future__ import annotations
@@ -16,6 +18,19 @@ from kalshi_pipeline.defs.markets.discovery import Discovery, discover_markets
 from kalshi_pipeline.kalshi import KalshiClient
 from kalshi_pipeline.warehouse import Warehouse
 from kalshi_pipeline.warehouse.schema import MARKETS
+
+
+class MarketDatesFailed(RuntimeError):
+    """Some game dates' markets could not be looked up; every other date's markets were stored."""
+
+    def __init__(self, failures: dict[date, str], stored_markets: int) -> None:
+        self.failures = dict(sorted(failures.items()))
+        first_day, first_error = next(iter(self.failures.items()))
+        super().__init__(
+            f"markets of {len(self.failures)} game date(s) could not be looked up: "
+            f"{', '.join(str(d) for d in self.failures)} ({first_day}: {first_error}); the "
+            f"{stored_markets} markets of the other dates were stored -- run only the failed dates again"
+        )
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,9 @@ async def refresh_markets(
     discovered = found.frame()
     if len(discovered):
         wh.upsert(MARKETS.name, discovered)
+    if found.failed_dates:
+        # The other dates' markets are stored: a re-run of the failed dates completes the range.
+        raise MarketDatesFailed(found.failed_dates, len(discovered))
     stored = wh.markets(dates)
     complete, problems = game_team_check(stored)
     return MarketsRefresh(found, discovered, stored, tuple(complete), tuple(problems))

@@ -8,8 +8,9 @@ game clock runs evenly inside each period and stops in the breaks. Baskets (1, 2
 uniform game-clock instants of their segment: regulation, then each overtime, every overtime but the
 last ending tied.
 
-What this answers: `state_at(t_ms)` (status, period, clock, points), `margin_at(t_ms)` and
-`remaining_at(t_ms)` for the market model (`market_model.game_path` prices the home win from them), and
+What this answers: `state_at(t_ms)` (status, period, clock, points), `margin_at(t_ms)`,
+`elapsed_fraction(t_ms)` and `volatility` for the market model (`market_model.game_path` prices the home
+win from them), and
 `plays_until(t_ms)` for the play-by-play endpoint.
 """
 
@@ -202,6 +203,19 @@ class GameScore:
         left = np.array([total - self._elapsed_at(int(t)) for t in t_ms], dtype=np.float64)
         left[np.asarray(t_ms) >= self.end_ms] = 0.0
         return left / REGULATION_CLOCK_S
+
+    def elapsed_fraction(self, t_ms: np.ndarray) -> np.ndarray:
+        """Share of the whole game's clock (overtimes included) run at each instant, 1 from the buzzer on."""
+        return 1.0 - self.remaining_at(t_ms) * REGULATION_CLOCK_S / self.total_clock_s
+
+    @property
+    def volatility(self) -> float:
+        """Sum of the squared basket values of both teams: the variance scale of the margin's path.
+
+        With baskets at uniform instants, the margin at clock share `s` is about `s` times the final margin
+        plus noise of variance `s (1 - s) volatility`.
+        """
+        return float(np.sum(self._points.astype(np.float64) ** 2))
 
     def plays_until(self, t_ms: int) -> list[Play]:
         """Every basket scored by `t_ms`, in order."""

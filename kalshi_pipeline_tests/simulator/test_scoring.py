@@ -89,7 +89,7 @@ def test_before_tipoff_and_determinism(finished_games: list[Game]) -> None:
 
 
 def test_prices_follow_the_score(world: World, finished_games: list[Game]) -> None:
-    """In play, the home market quotes the win probability implied by the score margin and time left."""
+    """In play, the home market quotes the win probability implied by the score margin and clock share."""
     for game in finished_games[:20]:
         home = world.game_path(game).home
         score = game_score(game, SEED)
@@ -103,13 +103,37 @@ def test_prices_follow_the_score(world: World, finished_games: list[Game]) -> No
         at = np.array(quoted)
         sigma = game.margin_sd
         mu = sigma * NormalDist().inv_cdf(min(max(game.home_p_tip, 0.02), 0.98))
-        left = np.maximum(score.remaining_at(at), 1e-9)
-        fair = [
-            NormalDist().cdf((m + mu * r) / (sigma * math.sqrt(r)))
-            for m, r in zip(score.margin_at(at), left, strict=True)
-        ]
+        fair = []
+        for m, share in zip(score.margin_at(at), score.elapsed_fraction(at), strict=True):
+            noise = max(1.0 - share, 1e-9) * score.volatility
+            precision = 1 / sigma**2 + share / noise
+            fair.append(
+                NormalDist().cdf((mu / sigma**2 + m / noise) / precision * math.sqrt(precision))
+            )
         # Quotes sit around the fair value: half-spreads up to 1.5 cents plus rounding to the tick grid.
         gaps = np.abs(np.array(mids) - np.array(fair) * 10_000)
         assert float(gaps.max()) <= 250, (game.event_ticker, float(gaps.max()))
         # And a basket moves the price the scorer's way.
         assert float(np.corrcoef(np.diff(mids), np.diff(score.margin_at(times)))[0, 1]) > 0.3
+
+
+def test_in_play_prices_sharpen_and_stay_calibrated(
+    world: World, finished_games: list[Game]
+) -> None:
+    """Brier score of the home mid falls quarter by quarter; the confident prices come true as often."""
+    moments: dict[str, list[tuple[float, float]]] = {"tip": [], "Q1": [], "Q2": [], "Q3": []}
+    for game in finished_games[:240]:
+        score = game_score(game, SEED)
+        home = world.game_path(game).home
+        outcome = 1.0 if game.home_wins else 0.0
+        instants = [game.tip_s * 1000 - 1000] + [p.end_ms - 1000 for p in score.periods[:3]]
+        for name, t in zip(moments, instants, strict=True):
+            quote = home.quote_at(t)
+            assert quote is not None
+            moments[name].append(((quote.yes_bid + quote.yes_ask) / 20_000, outcome))
+    brier = {k: float(np.mean([(p - y) ** 2 for p, y in v])) for k, v in moments.items()}
+    assert brier["Q3"] < brier["Q2"] < brier["Q1"] < brier["tip"] + 0.01, brier
+    confident = [(p, y) for p, y in moments["Q3"] if p >= 0.8 or p <= 0.2]
+    hit = np.mean([y == (p >= 0.8) for p, y in confident])
+    expected = np.mean([max(p, 1 - p) for p, _ in confident])
+    assert len(confident) > 40 and abs(hit - expected) < 0.08, (hit, expected)

@@ -145,13 +145,17 @@ class GamePath:
 
         live = ~pre
         if live.any():
-            # In play the belief follows the score and the game clock (`simulator.scoring`): the current
-            # margin plus the pre-game edge over the time left, settled at the final buzzer.
+            # In play the belief follows the score and the game clock (`simulator.scoring`): the final
+            # margin's prior N(mu, sigma^2) updated by the margin m at clock share s, which is about
+            # s * final + noise of variance s (1 - s) V, so the prices are calibrated to the scoring process.
             score = game_score(game, self.seed)
             times = grid[live]
             margin = score.margin_at(times)
-            remaining = np.maximum(score.remaining_at(times), 1e-9)
-            p = normal_cdf((margin + mu * remaining) / (sigma * np.sqrt(remaining)))
+            share = np.clip(score.elapsed_fraction(times), 0.0, 1.0)
+            noise = np.maximum(1.0 - share, 1e-9) * max(score.volatility, 1.0)
+            precision = 1.0 / sigma**2 + share / noise
+            mean = (mu / sigma**2 + margin / noise) / precision
+            p = normal_cdf(mean * np.sqrt(precision))
             p = np.where(times >= end_ms, 1.0 if game.home_wins else 0.0, p)
             fair[live] = p
         return fair

@@ -27,6 +27,7 @@ from kalshi_pipeline.kalshi.errors import KalshiProtocolError
 
 __all__ = [
     "LIVE_DATA_BATCH_MAX",
+    "NOT_STARTED",
     "STATE_KEYS",
     "GameState",
     "GameStats",
@@ -46,6 +47,9 @@ STATE_KEYS: dict[str, tuple[str, ...]] = {
     "period": ("round", "period", "quarter"),
     "clock": ("final_round_time_left", "clock", "time_left"),
 }
+
+#: Statuses of a game that has not started: no period or clock is expected yet.
+NOT_STARTED = frozenset({"none", "scheduled", "pre", "pregame"})
 
 _CLOCK = re.compile(r"^\s*(\d{1,3}):(\d{1,2})(?:\.\d+)?\s*$")
 
@@ -103,7 +107,8 @@ class GameState:
     """The state of a game read from live-data `details`; None wherever the key was absent or unreadable.
 
     `missing` names the fields (keys of `STATE_KEYS`) that could not be read, so a check can say which
-    documented keys a feed lacks instead of failing on them.
+    documented keys a feed lacks instead of failing on them; a game not started yet (`NOT_STARTED`) is not
+    expected to have a period or clock.
     """
 
     status: str | None
@@ -141,7 +146,11 @@ class GameState:
             clock=clock,
             clock_seconds=clock_seconds,
             winner=_winner_side(details),
-            missing=tuple(k for k, v in values.items() if v is None),
+            missing=tuple(
+                k
+                for k, v in values.items()
+                if v is None and not (status in NOT_STARTED and k in ("period", "clock"))
+            ),
         )
 
 

@@ -54,6 +54,8 @@ def test_absent_and_renamed_keys_are_listed_not_raised() -> None:
     empty = GameState.from_details({"home_points": "n/a", "final_round_time_left": "soon"})
     assert empty.missing == ("status", "home_points", "away_points", "period", "clock")
     assert empty.clock is None and empty.clock_seconds is None
+    scheduled = GameState.from_details({"status": "none", "home_points": 0, "away_points": 0})
+    assert scheduled.missing == () and scheduled.period is None
 
 
 def test_clock_forms() -> None:

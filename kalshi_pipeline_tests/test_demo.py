@@ -2,9 +2,11 @@
 
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from kalshi_pipeline.cli import main
+from kalshi_pipeline.instance_binding import InstanceBindingError, bind
 from kalshi_pipeline.warehouse import open_warehouse
 
 
@@ -51,6 +53,12 @@ def test_demo_materializes_recent_and_archived_dates(
     assert any(" archived " in line for line in summary)
     assert not any(" live " in line for line in summary)
     assert (tmp_path / "home" / "dagster.yaml").exists()
+    # What the UI shows as materialized is what this warehouse holds, and the instance is bound to it.
+    with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+        shown = instance.get_materialized_partitions(dg.AssetKey(["kalshi", "markets"]))
+    assert shown == {str(d) for d in markets["game_date"]}
+    with pytest.raises(InstanceBindingError):
+        bind(tmp_path / "home", f"duckdb:///{tmp_path}/other.duckdb")
     # The per-game win-probability table: one line per game with its final score and chart file.
     table = [line for line in out.splitlines() if " at " in line and line.endswith(".png")]
     assert len(table) == games

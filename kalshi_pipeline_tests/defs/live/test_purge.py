@@ -34,15 +34,22 @@ def test_purge_keeps_young_runs_running_runs_and_other_jobs() -> None:
             return {r.run_id for r in instance.get_runs()}
 
         # Nothing is old enough yet.
-        kwargs = {"older_than": timedelta(hours=24), "failed_older_than": timedelta(hours=168)}
-        assert purge_live_runs(instance, now=now, **kwargs) == {"success": 0, "failure": 0}
-        assert purge_live_runs(instance, now=now + timedelta(hours=25), **kwargs) == {
+        def purge(at: datetime) -> dict[str, int]:
+            return purge_live_runs(
+                instance,
+                now=at,
+                older_than=timedelta(hours=24),
+                failed_older_than=timedelta(hours=168),
+            )
+
+        assert purge(now) == {"success": 0, "failure": 0}
+        assert purge(now + timedelta(hours=25)) == {
             "success": 4,
             "failure": 0,
         }
         assert remaining() == {failed, running, foreign}
         assert not set(done) & remaining()
-        assert purge_live_runs(instance, now=now + timedelta(hours=169), **kwargs) == {
+        assert purge(now + timedelta(hours=169)) == {
             "success": 0,
             "failure": 1,
         }

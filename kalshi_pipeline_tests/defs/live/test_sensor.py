@@ -72,6 +72,18 @@ def tick(
     return evaluate(context, warehouse, now=now, settings=settings or LiveSettings())
 
 
+def selection(req: dg.RunRequest) -> set[dg.AssetKey]:
+    """The assets a run request selects (every request of the live sensor names them)."""
+    assert req.asset_selection is not None
+    return set(req.asset_selection)
+
+
+def skip_message(result: dg.SensorResult) -> str:
+    """The message of a tick that requested nothing."""
+    assert result.skip_reason is not None and result.skip_reason.skip_message is not None
+    return result.skip_reason.skip_message
+
+
 def by_kind(result: dg.SensorResult) -> dict[str, list[dg.RunRequest]]:
     out: dict[str, list[dg.RunRequest]] = {}
     for req in result.run_requests or []:
@@ -99,9 +111,9 @@ def test_first_tick_refreshes_the_live_game_and_reconciles_last_night(night, duc
     # No stored candle yet: start at the live window (tip-off minus 15 minutes).
     assert scope(live)["start_ts"] == int((NOW - timedelta(minutes=1)).timestamp())
     # The date is about to go live, so its markets ride along.
-    assert set(live.asset_selection) == {MARKETS_KEY, RAW_KEY, CANDLES_KEY}
+    assert selection(live) == {MARKETS_KEY, RAW_KEY, CANDLES_KEY}
     # Only the checks the assets evaluate in their own step; separately defined check ops stay out.
-    assert {c.name for c in live.asset_check_keys} == {
+    assert {c.name for c in live.asset_check_keys or []} == {
         "schema",
         "markets_per_game",
         "rejects",
@@ -115,7 +127,7 @@ def test_first_tick_refreshes_the_live_game_and_reconciles_last_night(night, duc
     assert final.run_key == f"final:{SETTLED}"
     assert final.partition_key == YESTERDAY.isoformat()
     assert scope(final) == {"event_tickers": [SETTLED], "start_ts": None}
-    assert set(final.asset_selection) == {RAW_KEY, CANDLES_KEY}
+    assert selection(final) == {RAW_KEY, CANDLES_KEY}
 
 
 def test_final_reconcile_exactly_once_and_run_keys_dedupe(night, duck_url) -> None:
@@ -125,17 +137,18 @@ def test_final_reconcile_exactly_once_and_run_keys_dedupe(night, duck_url) -> No
         later = tick(duck_url, instance, cursor=second.cursor, now=NOW + timedelta(seconds=15))
     assert "final" in by_kind(first)
     assert "final" not in by_kind(second) and "final" not in by_kind(later)
+    assert first.cursor is not None and second.cursor is not None
     assert SETTLED in first.cursor and SETTLED in second.cursor
     # Same refresh bucket -> the key was already requested: nothing is requested twice, and the tick says
     # why; the next bucket is a new run.
     assert not second.run_requests and second.skip_reason is not None
-    assert second.skip_reason.skip_message == (
+    assert skip_message(second) == (
         f"2026-01-09: 1 live game(s), REST refresh already requested, next in {15 - int(NOW.timestamp()) % 15}s."
     )
     assert by_kind(later)["live"][0].run_key != by_kind(first)["live"][0].run_key
     # Markets ride along once per KALSHI_LIVE_MARKETS_REFRESH_SECONDS, not on every refresh.
-    assert MARKETS_KEY in by_kind(first)["live"][0].asset_selection
-    assert MARKETS_KEY not in by_kind(later)["live"][0].asset_selection
+    assert MARKETS_KEY in selection(by_kind(first)["live"][0])
+    assert MARKETS_KEY not in selection(by_kind(later)["live"][0])
 
 
 def test_live_window_edges(night, duck_url, store) -> None:
@@ -203,7 +216,7 @@ def test_a_date_with_a_run_in_flight_gets_nothing_new(night, duck_url) -> None:
         cursor = DONE
         result = tick(duck_url, instance, cursor=cursor)
     assert not result.run_requests
-    assert "already queued or running for 2026-01-09" in result.skip_reason.skip_message
+    assert "already queued or running for 2026-01-09" in skip_message(result)
 
 
 def test_skip_names_the_next_tip_off(store, duck_url) -> None:
@@ -217,7 +230,7 @@ def test_skip_names_the_next_tip_off(store, duck_url) -> None:
     with dg.DagsterInstance.ephemeral() as instance:
         result = tick(duck_url, instance)
     assert not result.run_requests
-    message = result.skip_reason.skip_message
+    message = skip_message(result)
     assert f"Next tip-off: {LIVE} at 2026-01-10 02:00 UTC" in message
     assert "live in 1h45m" in message
 
@@ -225,9 +238,10 @@ def test_skip_names_the_next_tip_off(store, duck_url) -> None:
 def test_empty_warehouse_discovers_today_and_tomorrow(duck_url) -> None:
     with dg.DagsterInstance.ephemeral() as instance:
         result = tick(duck_url, instance)
-    dates = sorted(r.partition_key for r in result.run_requests)
+    requests = result.run_requests or []
+    dates = sorted(r.partition_key or "" for r in requests)
     assert dates == [TODAY.isoformat(), TOMORROW.isoformat()]
-    assert all(r.asset_selection == [MARKETS_KEY] for r in result.run_requests)
+    assert all(r.asset_selection == [MARKETS_KEY] for r in requests)
 
 
 def test_websocket_mode_requests_one_stream_per_date_and_rest_reconciles(night, duck_url) -> None:
@@ -237,14 +251,14 @@ def test_websocket_mode_requests_one_stream_per_date_and_rest_reconciles(night, 
         kinds = by_kind(result)
         assert "live" not in kinds
         (reconcile,) = kinds["reconcile"]
-        assert reconcile.run_key.startswith("reconcile:2026-01-09:")
+        assert (reconcile.run_key or "").startswith("reconcile:2026-01-09:")
         assert scope(reconcile)["event_tickers"] == [LIVE]
         # The stream run comes from kalshi_pipeline.defs.stream.stream_run_request.
         (stream,) = kinds["stream"]
         assert stream.job_name == "kalshi_stream_job"
         assert stream.tags[STREAM_DATE_TAG] == TODAY.isoformat()
         assert LIVE_DATE_TAG not in stream.tags  # it must not block the date's REST reconciles
-        assert stream.run_key.startswith("stream:2026-01-09:")
+        assert (stream.run_key or "").startswith("stream:2026-01-09:")
 
         # While the stream run is in flight, no second one is requested; reconciles continue.
         instance.add_run(
@@ -290,6 +304,7 @@ def test_decorated_sensor_on_the_real_clock(store, duck_url) -> None:
             },
         )
         result = live_games_sensor(context)
-    (req,) = result.run_requests
+    assert isinstance(result, dg.SensorResult)
+    (req,) = result.run_requests or []
     assert req.tags[LIVE_KIND_TAG] == "live"
     assert scope(req)["event_tickers"] == [event_ticker(today, "BOS", "NYK")]

@@ -251,14 +251,16 @@ class LiveCandleBuilder:
                 lo: int | None = period_end(event.since_ms, self.period_s)
             else:
                 lo = held[0] if held else None
+            if lo is None:
+                continue  # nothing held and no start: no minute of this market can be marked
             if event.until_ms is None:
-                since = event.since_ms if event.since_ms is not None else (lo or 0) * 1000
+                since = event.since_ms if event.since_ms is not None else lo * 1000
                 if state.open_gap_since_ms is None or since < state.open_gap_since_ms:
                     state.open_gap_since_ms = since
                 hi = held[-1] if held else lo
             else:
                 hi = period_end(event.until_ms, self.period_s)
-            if lo is None or hi is None:
+            if hi is None:
                 continue
             keys |= self._mark(ticker, state, lo, hi)
         return keys

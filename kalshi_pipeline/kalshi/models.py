@@ -103,12 +103,14 @@ class Market:
     is_provisional: bool | None
     exchange_index: int | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    settlement_bounds_type: str | None = None
+    settlement_floor_dollars: Decimal | None = None
 
     @classmethod
     def from_payload(cls, payload: Any) -> Market:
         """Parse one Market object; `ticker`, `event_ticker` and `status` are required."""
         f = Fields.named(payload, "market", "ticker")
-        return cls(
+        market = cls(
             ticker=f.required_text("ticker"),
             event_ticker=f.required_text("event_ticker"),
             status=f.required_text("status"),
@@ -161,7 +163,16 @@ class Market:
             is_provisional=f.flag("is_provisional"),
             exchange_index=f.integer("exchange_index"),
             raw=dict(f.obj),
+            settlement_bounds_type=f.text("settlement_bounds_type"),
+            settlement_floor_dollars=f.fixed("settlement_floor_dollars"),
         )
+        if market.result == "scalar":
+            value = market.settlement_value_dollars
+            if value is None or not Decimal(0) <= value <= Decimal(1):
+                raise KalshiProtocolError(
+                    f"{f.where}: result 'scalar' needs settlement_value_dollars in [0, 1], got {value!r}"
+                )
+        return market
 
 
 @dataclass(frozen=True)
@@ -285,6 +296,7 @@ class Series:
     settlement_sources: tuple[dict[str, Any], ...]
     exchange_index: int | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    categories: tuple[str, ...] = ()
 
     @classmethod
     def from_payload(cls, payload: Any) -> Series:
@@ -308,6 +320,7 @@ class Series:
             ),
             exchange_index=f.integer("exchange_index"),
             raw=dict(f.obj),
+            categories=f.texts("categories"),
         )
 
 

@@ -179,11 +179,13 @@ def test_subscribe_acks_sids_and_list_subscriptions(sim: Any) -> None:
                 "cmd": "subscribe",
                 "params": {"channels": ["trade"], "market_ticker": "NOPE-1"},
             },
-            16,
+            11,  # 16 "Market not found" is retired (AsyncAPI 2.0.0): never emitted
         ),
     ],
 )
 def test_command_errors_use_kalshi_codes(sim: Any, command: Any, code: int) -> None:
+    assert code not in (6, 16, 17), "retired codes are never sent"
+
     async def go() -> None:
         async with websockets.connect(sim.ws_url, additional_headers=signed_headers()) as ws:
             await ws.send(command if isinstance(command, str) else json.dumps(command))

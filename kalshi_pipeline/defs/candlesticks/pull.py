@@ -4,10 +4,13 @@ The candle window of a market, in Unix seconds, inclusive at both ends as Kalshi
 are (a candle is returned when its `end_period_ts` lies in the window):
 
     start = open_time                                 (or max(open_time, start_ts) for incremental pulls)
-    end   = floor_to_minute(min(close_time, settlement_ts, now))
+    end   = min(floor_to_minute(now), ceil_to_minute(close_time), ceil_to_minute(settlement_ts))
 
+A candle covers `(end_period_ts - 60, end_period_ts]`, so the trades of the last partial minute before a
+mid-minute `close_time` live in the candle that ends *after* it: the window ends at the close rounded up.
 `close_time` moves to the actual close once the result is known (Kalshi closes game markets early), so
-a finished game's window ends at its close; an open market's window ends at the last completed minute.
+a finished game's window ends with its closing minute; an open market's window ends at the last completed
+minute.
 The two markets of a game are pulled together with one batch request (`GET /markets/candlesticks`, the
 client chunks it under 100 tickers / 10,000 candles) over the union of their windows; archived markets
 (settled before the historical cutoff, or no longer found live) use
@@ -67,12 +70,12 @@ def market_window(
 ) -> MarketWindow:
     """Compute a market's candle window from its `kalshi.markets` row (see the module docstring)."""
     open_ts = unix_seconds(market.get("open_time")) or 0
-    ends = [now_ts]
+    ends = [now_ts // 60 * 60]
     for key in ("close_time", "settlement_ts"):
         ts = unix_seconds(market.get(key))
         if ts is not None:
-            ends.append(ts)
-    end = min(ends) // 60 * 60
+            ends.append(-(-int(ts) // 60) * 60)  # the candle holding the last partial minute
+    end = min(ends)
     start = open_ts if start_ts is None else max(open_ts, int(start_ts))
     settled = unix_seconds(market.get("settlement_ts"))
     archived = market.get("source") == "historical" or (settled is not None and settled < cutoff_ts)

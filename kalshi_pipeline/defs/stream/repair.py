@@ -151,12 +151,16 @@ async def backfill_trades(
 
 
 async def rest_has_newer_trades(
-    client: KalshiClient, tickers: Iterable[str], after_ms: int
+    client: KalshiClient, tickers: Iterable[str], after_ms: int, before_ms: int
 ) -> str | None:
-    """The first of these markets REST shows a trade of after `after_ms` (exchange Unix ms), else None."""
+    """The first of these markets REST shows a trade of in `(after_ms, before_ms]` (Unix ms), else None."""
+    if before_ms <= after_ms:
+        return None
     for ticker in sorted(tickers):
-        async for trade in client.iter_trades(ticker, min_ts=after_ms // 1000, page_size=1):
-            if unix_ms(trade.created_time) > after_ms:
+        async for trade in client.iter_trades(
+            ticker, min_ts=after_ms // 1000, max_ts=before_ms // 1000, page_size=1
+        ):
+            if after_ms < unix_ms(trade.created_time) <= before_ms:
                 return ticker
             break
     return None

@@ -152,6 +152,7 @@ class StreamRunner:
         self.gaps = GapLedger()
         self._seen_trade_ids: set[str] = set()
         self._started_ms = int(time.time() * 1000)
+        self._watched_since: dict[str, int] = {}
         self.ws: KalshiWebSocket | None = None
         self._stopped_at_s: float | None = None
 
@@ -319,7 +320,12 @@ class StreamRunner:
             )
 
     async def _watch_channels(self, client: KalshiClient, ws: KalshiWebSocket) -> None:
-        """Subscribe again a trade or ticker channel silent for long while REST shows newer trades."""
+        """Subscribe again a trade or ticker channel silent for long while REST shows it missed a trade.
+
+        A missed trade is one of our markets' trades newer than the channel's last message (and than its
+        last resubscription) that printed at least `channel_silence_s` ago: a live channel would have
+        delivered it by now.
+        """
         if not ws.connected:
             return
         now_ms = int(time.time() * 1000)
@@ -329,19 +335,22 @@ class StreamRunner:
             if ws.subscriptions().get(channel) is None:
                 continue
             received_ms, exchange_ms = ws.channel_activity(channel)
-            if now_ms - (received_ms or self._started_ms) < silence_ms:
+            quiet_since = max(received_ms or 0, self._watched_since.get(channel, self._started_ms))
+            if now_ms - quiet_since < silence_ms:
                 continue
+            after_ms = max(exchange_ms or 0, self._watched_since.get(channel, self._started_ms))
             try:
-                ticker = await rest_has_newer_trades(client, live, exchange_ms or self._started_ms)
+                ticker = await rest_has_newer_trades(client, live, after_ms, now_ms - silence_ms)
             except Exception as exc:  # the check is retried next round
                 self.log.warning(f"REST check of the silent {channel} channel failed: {exc}")
                 continue
             if ticker is None:
                 continue
             self.summary.resubscribed_silent += 1
+            self._watched_since[channel] = now_ms
             await ws.resubscribe(
                 [channel],
-                f"no {channel} message for {(now_ms - (received_ms or self._started_ms)) / 1000:.0f} s "
+                f"no {channel} message for {(now_ms - quiet_since) / 1000:.0f} s "
                 f"while REST shows a newer trade of {ticker}",
             )
 

@@ -113,6 +113,8 @@ class KalshiWebSocket:
         self._buffer = StreamBuffer(queue_size, self.stats)
         self._commands = PendingCommands()
         self._resubscribe_attempts: dict[str, int] = {}
+        self._resubscribe_pending: set[str] = set()
+        self._resubscribe_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._dispatch = FrameDispatcher(
             channels=self._channels,
@@ -351,7 +353,9 @@ class KalshiWebSocket:
                         channel=state.name,
                         sid=state.sid,
                         market_tickers=state.sorted_tickers(),
-                        since_ms=state.last_ts_ms,
+                        since_ms=state.last_ts_ms
+                        or self._dispatch.last_exchange_ms
+                        or int(time.time() * 1000),
                         until_ms=None,
                     )
                 )
@@ -360,23 +364,29 @@ class KalshiWebSocket:
             await self._send_subscribe(group, wait=True)
 
     def _resubscribe_later(self, names: Sequence[str], reason: str) -> None:
-        """Schedule a new subscription of channels a terminal error ended, after a backoff per channel."""
+        """Schedule a new subscription of channels a terminal error ended, after a backoff.
+
+        Channels ended together (Kalshi sends one error per sid) are subscribed again together, with one
+        command, so the ticker snapshot and the trade stream restart at the same instant.
+        """
+        self._resubscribe_pending.update(names)
+        if self._resubscribe_task is not None and not self._resubscribe_task.done():
+            return
         attempts = max((self._resubscribe_attempts.get(n, 0) for n in names), default=0)
         for name in names:
             self._resubscribe_attempts[name] = attempts + 1
         ceiling = min(self.backoff_max, self.backoff_initial * 2**attempts)
         delay = self._rng.uniform(ceiling / 2, ceiling)
-        connection = self.connection_number
-        task = asyncio.get_running_loop().create_task(
-            self._resubscribe_after(list(names), delay, connection, reason)
+        self._resubscribe_task = asyncio.get_running_loop().create_task(
+            self._resubscribe_after(delay, self.connection_number, reason)
         )
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background.add(self._resubscribe_task)
+        self._resubscribe_task.add_done_callback(self._background.discard)
 
-    async def _resubscribe_after(
-        self, names: list[str], delay: float, connection: int, reason: str
-    ) -> None:
+    async def _resubscribe_after(self, delay: float, connection: int, reason: str) -> None:
         await asyncio.sleep(delay)
+        names = sorted(self._resubscribe_pending)
+        self._resubscribe_pending.clear()
         if self.connection_number != connection or not self.connected:
             return  # the connection was replaced; its reconnect subscribed every channel again
         states = [s for n in names if (s := self._channels.get(n)) is not None and s.sid is None]
@@ -388,6 +398,7 @@ class KalshiWebSocket:
                 self._dispatch.event("error", f"resubscribing {', '.join(names)} failed: {exc}")
             )
             if self.connection_number == connection and self.connected:
+                self._resubscribe_task = None
                 self._resubscribe_later(names, reason)
             return
         await self._dispatch.emit(

@@ -280,7 +280,9 @@ class FrameDispatcher:
                         channel=state.name,
                         sid=state.sid,
                         market_tickers=state.sorted_tickers(),
-                        since_ms=state.last_ts_ms,
+                        # A sid that never delivered lost at most what followed the stream's last
+                        # message (or this error).
+                        since_ms=state.last_ts_ms or self.last_exchange_ms or message.received_ms,
                         until_ms=None,
                         code=message.code,
                     )

@@ -23,7 +23,6 @@ from kalshi_pipeline.simulator.ws.wire import (
     E_BUFFER_OVERFLOW,
     E_CHANNELS_REQUIRED,
     E_INVALID_PARAMETER,
-    E_MARKET_NOT_FOUND,
     E_ONE_SID_REQUIRED,
     E_PARAMS_REQUIRED,
     E_SIDS_REQUIRED,
@@ -192,7 +191,7 @@ class Session:
             raise CommandError(E_INVALID_PARAMETER)
         for ticker in many:
             if ticker not in self.world.by_market:
-                raise CommandError(E_MARKET_NOT_FOUND, market_ticker=ticker)
+                raise CommandError(E_INVALID_PARAMETER, market_ticker=ticker)
         return list(dict.fromkeys(many))
 
     def _one_sid(self, params: dict[str, Any]) -> Subscription:
@@ -336,7 +335,7 @@ class Session:
                 raise CommandError(E_UNSUPPORTED_ACTION)
             for ticker in tickers:
                 if sub.tickers is not None and ticker not in sub.tickers:
-                    raise CommandError(E_MARKET_NOT_FOUND, market_ticker=ticker)
+                    raise CommandError(E_INVALID_PARAMETER, market_ticker=ticker)
             for ticker in tickers:
                 await self.send_snapshot(sub, ticker)
             return

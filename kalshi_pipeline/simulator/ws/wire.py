@@ -7,7 +7,9 @@ from typing import Any
 CHANNELS = ("ticker", "trade", "orderbook_delta", "market_lifecycle_v2")
 """The channels the simulated exchange serves."""
 
-# Kalshi's WS error codes (quick_start_websockets table).
+# Kalshi's WS error codes (AsyncAPI 2.0.0 "Error Codes Reference"). 6, 16 ("Market not found") and 17 are
+# retired: never emitted, so an unknown market is answered with 11 (Invalid parameter). 10 and 25 are
+# terminal: they end the subscription they name.
 E_UNPROCESSABLE = 1
 E_PARAMS_REQUIRED = 2
 E_CHANNELS_REQUIRED = 3
@@ -21,7 +23,6 @@ E_ONE_SID_REQUIRED = 12
 E_UNSUPPORTED_ACTION = 13
 E_TICKER_REQUIRED = 14
 E_ACTION_REQUIRED = 15
-E_MARKET_NOT_FOUND = 16
 E_MATCH_IDS_REQUIRED = 23
 E_BUFFER_OVERFLOW = 25
 E_UNDERLYING_TICKERS_REQUIRED = 28
@@ -40,7 +41,6 @@ ERROR_TEXT = {
     E_UNSUPPORTED_ACTION: "Unsupported action",
     E_TICKER_REQUIRED: "Market Ticker required",
     E_ACTION_REQUIRED: "Action required",
-    E_MARKET_NOT_FOUND: "Market not found",
     E_MATCH_IDS_REQUIRED: "Match IDs required",
     E_BUFFER_OVERFLOW: "Subscription buffer overflow",
     E_UNDERLYING_TICKERS_REQUIRED: "Underlying tickers required",

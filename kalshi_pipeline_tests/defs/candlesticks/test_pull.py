@@ -52,13 +52,18 @@ def test_an_open_market_is_pulled_from_its_open_to_the_last_whole_minute() -> No
 def test_a_finished_market_ends_at_the_earliest_of_close_and_settlement() -> None:
     close = TIP + 2 * 3600 + 90
     closed = market_window(market(close_time=ts(close)), now_ts=NOW + 86_400, cutoff_ts=CUTOFF)
-    assert closed.end_ts == close // 60 * 60
+    # The candle holding the last partial minute (it ends after the close) is part of the window.
+    assert closed.end_ts == close // 60 * 60 + 60
     settled = market_window(
         market(close_time=ts(close), settlement_ts=ts(close - 600)),
         now_ts=NOW + 86_400,
         cutoff_ts=CUTOFF,
     )
-    assert settled.end_ts == (close - 600) // 60 * 60
+    assert settled.end_ts == (close - 600) // 60 * 60 + 60
+    on_the_minute = market_window(
+        market(close_time=ts(close // 60 * 60)), now_ts=NOW + 86_400, cutoff_ts=CUTOFF
+    )
+    assert on_the_minute.end_ts == close // 60 * 60
 
 
 def test_an_incremental_pull_starts_at_start_ts_but_never_before_the_open() -> None:

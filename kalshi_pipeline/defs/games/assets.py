@@ -201,8 +201,10 @@ def game_probabilities(
 
 
 def _charts(done: GameProbabilities) -> str:
-    """Markdown embedding the chart of each game (up to `MAX_CHARTS`)."""
-    events = sorted(set(done.rows["event_ticker"]))[:MAX_CHARTS]
+    """Markdown embedding the chart of each game that has started (up to `MAX_CHARTS`)."""
+    states = done.states
+    started = set(states[states["status"].notna() & (states["status"] != "none")]["event_ticker"])
+    events = sorted(set(done.rows["event_ticker"]) & started)[:MAX_CHARTS]
     return chart_markdown(
         {e: game_chart_png(e, done.rows, done.states, done.markets) for e in events}
     )

@@ -99,7 +99,10 @@ def game_probabilities(
     states_by_game = {e: g.sort_values("observed_at") for e, g in states.groupby("event_ticker")}
     for event_ticker, game in markets.groupby("event_ticker", sort=True):
         tickers = sorted(game["ticker"])
-        info = game.set_index("ticker")
+        info = {
+            t: (d, team)
+            for t, d, team in zip(game["ticker"], game["game_date"], game["team"], strict=True)
+        }
         series = {t: _candle_records(by_ticker.get(t)) for t in tickers}
         minutes = sorted({c["ts"] for recs in series.values() for c in recs})
         if not minutes:
@@ -135,8 +138,8 @@ def game_probabilities(
                     "ticker": t,
                     "minute_ts": minute_ts,
                     "event_ticker": event_ticker,
-                    "game_date": info.at[t, "game_date"],
-                    "team": info.at[t, "team"],
+                    "game_date": info[t][0],
+                    "team": info[t][1],
                     "method": prices[t].method,
                     "raw_price": prices[t].raw,
                     "probability": probs.get(t),

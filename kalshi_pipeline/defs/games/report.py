@@ -49,7 +49,8 @@ def game_summaries(wh: Warehouse, game_dates: Sequence[date]) -> list[GameSummar
     probs = wh.game_probabilities(game_dates)
     states = wh.game_states(game_dates)
     out = []
-    for event, game in markets.groupby("event_ticker", sort=True):
+    markets = markets.sort_values(["game_date", "event_ticker"])
+    for event, game in markets.groupby("event_ticker", sort=False):
         first = game.iloc[0]
         home_ticker = game[game["team"] == first["home_team"]]["ticker"]
         rows = probs[probs["ticker"].isin(list(home_ticker))]

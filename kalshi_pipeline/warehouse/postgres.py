@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, LiteralString, NoReturn, cast
@@ -23,6 +24,9 @@ from kalshi_pipeline.warehouse.urls import WarehouseUrl
 
 # Key of the transaction-scoped advisory lock that serializes `ensure_schema` across processes.
 SCHEMA_LOCK_KEY = 0x6B616C736869  # "kalshi"
+#: Pauses between connection attempts: a connection refused or dropped once (a restart, a terminated
+#: backend's slot) is retried twice within ~1.5 s; a dead server still fails fast.
+CONNECT_RETRY_PAUSES_S = (0.5, 1.0)
 
 _TIMESTAMPTZ_OID = 1184
 _INTEGER_OIDS = frozenset({20, 21, 23})  # int8, int2, int4
@@ -125,19 +129,27 @@ class PostgresWarehouse(Warehouse):
         self._password = urlsplit(url.raw).password
 
     def _connect(self) -> psycopg.Connection[Any]:
-        try:
-            extra: dict[str, Any] = {}
-            if "connect_timeout=" not in self._url.raw:
-                extra["connect_timeout"] = max(1, round(self._connect_timeout))
-            conn = psycopg.connect(self._url.raw, autocommit=True, **extra)
-        except psycopg.Error as exc:
-            self._raise(exc, "connect")
-        try:
-            conn.execute("SET TIME ZONE 'UTC'")
-        except psycopg.Error as exc:
-            conn.close()
-            self._raise(exc, "connect")
-        return conn
+        extra: dict[str, Any] = {}
+        if "connect_timeout=" not in self._url.raw:
+            extra["connect_timeout"] = max(1, round(self._connect_timeout))
+        attempt = 0
+        while True:
+            conn: psycopg.Connection[Any] | None = None
+            try:
+                conn = psycopg.connect(self._url.raw, autocommit=True, **extra)
+                conn.execute("SET TIME ZONE 'UTC'")
+                return conn
+            except psycopg.Error as exc:
+                if conn is not None:
+                    conn.close()
+                # A server restarting or a connection slot briefly gone is transient; a wrong database,
+                # user or password is not, and neither is the last attempt.
+                if attempt == len(CONNECT_RETRY_PAUSES_S) or not _transient(exc):
+                    self._raise(
+                        exc, "connect" if attempt == 0 else f"connect ({attempt + 1} attempts)"
+                    )
+                time.sleep(CONNECT_RETRY_PAUSES_S[attempt])
+                attempt += 1
 
     def _raise(self, exc: psycopg.Error, doing: str) -> NoReturn:
         message = first_line(exc)
@@ -147,7 +159,8 @@ class PostgresWarehouse(Warehouse):
             raise WarehouseUnavailable(
                 f"PostgreSQL warehouse {self.redacted_url} unavailable during {doing}: {message} "
                 "-- check the server is running and reachable, the database exists and "
-                "KALSHI_WAREHOUSE_URL is right; the transaction was rolled back"
+                "KALSHI_WAREHOUSE_URL is right"
+                + ("" if doing.startswith("connect") else "; the transaction was rolled back")
             ) from exc
         raise WarehouseQueryError(
             f"PostgreSQL warehouse {self.redacted_url} rejected the {doing}: {message} "
@@ -185,6 +198,24 @@ class PostgresWarehouse(Warehouse):
             yield PostgresTransaction(self, conn)
         finally:
             conn.close()
+
+
+#: libpq's connect messages (no SQLSTATE) for mistakes a retry cannot fix.
+_PERMANENT_CONNECT_ERRORS = (
+    "does not exist",
+    "authentication failed",
+    "no pg_hba.conf entry",
+    "password",
+    "invalid",
+)
+
+
+def _transient(exc: psycopg.Error) -> bool:
+    """Return whether a failed connect may succeed when retried (no answer, or the server not ready)."""
+    if exc.sqlstate is not None:
+        return exc.sqlstate.startswith(("08", "57P", "53"))
+    message = str(exc).lower()
+    return not any(marker in message for marker in _PERMANENT_CONNECT_ERRORS)
 
 
 def _quiet_rollback(conn: psycopg.Connection[Any]) -> None:

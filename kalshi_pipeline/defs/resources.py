@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -172,6 +173,10 @@ class KalshiApiResource(dg.ConfigurableResource):
         return KalshiClient(self.client_config(), limiter=self.limiter())
 
 
+#: DuckDB files this process has named in its log (see `WarehouseResource.open`).
+_NAMED_FILES: set[str] = set()
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """The warehouse (Postgres or embedded DuckDB) the assets read from and write to."""
 
@@ -192,8 +197,16 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def open(self) -> Iterator[Warehouse]:
-        """Open the warehouse, make sure the schema exists, and close it afterwards."""
+        """Open the warehouse, make sure the schema exists, and close it afterwards.
+
+        An embedded DuckDB file is named once per process by its absolute path in the run's log
+        (`duckdb:///proc/x.duckdb` is `./proc/x.duckdb`, relative to the working directory).
+        """
         wh = open_warehouse(self.url, lock_timeout=self.duckdb_lock_timeout_s)
+        path = wh.url.duckdb_path
+        if path is not None and path != ":memory:" and path not in _NAMED_FILES:
+            _NAMED_FILES.add(path)
+            dg.get_dagster_logger().info(f"warehouse: DuckDB file {Path(path).resolve()}")
         try:
             wh.ensure_schema()
             yield wh

@@ -105,3 +105,29 @@ def test_kalshi_env_picks_the_demo_preset(monkeypatch: pytest.MonkeyPatch) -> No
 
     result = dg.materialize([base], resources={"kalshi": resources_from_env()["kalshi"]})
     assert result.output_for_node("base") == "https://external-api.demo.kalshi.co/trade-api/v2"
+
+
+def test_the_run_log_names_the_duckdb_file_it_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kalshi_pipeline.defs.resources as resources_module
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(resources_module, "_NAMED_FILES", set())
+
+    @dg.asset
+    def probe(warehouse: WarehouseResource) -> None:
+        with warehouse.open():
+            pass
+
+    # `duckdb:///proc/y.duckdb` is relative: the run's log says which file that really is.
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [probe],
+            resources={"warehouse": WarehouseResource(url="duckdb:///proc/y.duckdb")},
+            instance=instance,
+        )
+        records = instance.all_logs(result.run_id)
+    texts = [r.user_message for r in records]
+    assert f"warehouse: DuckDB file {tmp_path / 'proc' / 'y.duckdb'}" in texts
+    assert (tmp_path / "proc" / "y.duckdb").is_file()

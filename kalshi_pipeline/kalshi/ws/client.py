@@ -19,7 +19,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +38,7 @@ from kalshi_pipeline.kalshi.ws.connection import StreamStats, WatchedConnection,
 from kalshi_pipeline.kalshi.ws.dispatch import FrameDispatcher
 from kalshi_pipeline.kalshi.ws.messages import ControlMessage, StreamItem
 from kalshi_pipeline.kalshi.ws.orderbook import OrderbookReplica
+from kalshi_pipeline.kalshi.ws.resubscribe import Resubscriber
 from kalshi_pipeline.kalshi.ws.subscriptions import ChannelState, Subscriptions, group_by_markets
 
 __all__ = ["KalshiWebSocket", "Signer"]
@@ -112,10 +113,6 @@ class KalshiWebSocket:
         self._channels = Subscriptions()
         self._buffer = StreamBuffer(queue_size, self.stats)
         self._commands = PendingCommands()
-        self._resubscribe_attempts: dict[str, int] = {}
-        self._resubscribe_pending: set[str] = set()
-        self._resubscribe_task: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[None]] = set()
         self._dispatch = FrameDispatcher(
             channels=self._channels,
             commands=self._commands,
@@ -125,7 +122,21 @@ class KalshiWebSocket:
             track_books=track_books,
             request_snapshot=self.request_snapshot,
             connected=lambda: self.connected,
-            resubscribe=self._resubscribe_later,
+            resubscribe=lambda names, reason: self._resubscriber.schedule(names, reason),
+        )
+        self._resubscriber = Resubscriber(
+            channels=self._channels,
+            subscribe=lambda group: self._send_subscribe(group, wait=True),
+            unsubscribe=lambda sids: self._command("unsubscribe", {"sids": sids}),
+            stats=self.stats,
+            last_exchange_ms=lambda: self._dispatch.last_exchange_ms,
+            emit=self._dispatch.emit,
+            event=self._dispatch.event,
+            connection=lambda: self._dispatch.connection,
+            connected=lambda: self.connected,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+            rng=self._rng,
         )
         self.books: dict[str, OrderbookReplica] = self._dispatch.books
         self._conn: WatchedConnection | None = None
@@ -186,8 +197,7 @@ class KalshiWebSocket:
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 await self._conn.close()
-        for task in list(self._background):
-            task.cancel()
+        self._resubscriber.cancel()
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -336,79 +346,8 @@ class KalshiWebSocket:
         subscribed again with their wanted markets. Does nothing while disconnected (a reconnect
         resubscribes everything anyway).
         """
-        states = [s for name in channels if (s := self._channels.get(name)) is not None]
-        if not states or not self.connected:
-            return
-        dead = [s.sid for s in states if s.sid is not None]
-        if dead:
-            with contextlib.suppress(KalshiWebSocketError, TimeoutError):
-                await self._command("unsubscribe", {"sids": dead})
-        for state in states:
-            if state.name in ("ticker", "trade"):
-                self.stats.gaps += 1
-                await self._dispatch.emit(
-                    self._dispatch.event(
-                        "gap",
-                        f"resubscribing {state.name}: {reason}",
-                        channel=state.name,
-                        sid=state.sid,
-                        market_tickers=state.sorted_tickers(),
-                        since_ms=state.last_ts_ms
-                        or self._dispatch.last_exchange_ms
-                        or int(time.time() * 1000),
-                        until_ms=None,
-                    )
-                )
-            state.sid, state.last_seq = None, None
-        for group in group_by_markets(states):
-            await self._send_subscribe(group, wait=True)
-
-    def _resubscribe_later(self, names: Sequence[str], reason: str) -> None:
-        """Schedule a new subscription of channels a terminal error ended, after a backoff.
-
-        Channels ended together (Kalshi sends one error per sid) are subscribed again together, with one
-        command, so the ticker snapshot and the trade stream restart at the same instant.
-        """
-        self._resubscribe_pending.update(names)
-        if self._resubscribe_task is not None and not self._resubscribe_task.done():
-            return
-        attempts = max((self._resubscribe_attempts.get(n, 0) for n in names), default=0)
-        for name in names:
-            self._resubscribe_attempts[name] = attempts + 1
-        ceiling = min(self.backoff_max, self.backoff_initial * 2**attempts)
-        delay = self._rng.uniform(ceiling / 2, ceiling)
-        self._resubscribe_task = asyncio.get_running_loop().create_task(
-            self._resubscribe_after(delay, self.connection_number, reason)
-        )
-        self._background.add(self._resubscribe_task)
-        self._resubscribe_task.add_done_callback(self._background.discard)
-
-    async def _resubscribe_after(self, delay: float, connection: int, reason: str) -> None:
-        await asyncio.sleep(delay)
-        names = sorted(self._resubscribe_pending)
-        self._resubscribe_pending.clear()
-        if self.connection_number != connection or not self.connected:
-            return  # the connection was replaced; its reconnect subscribed every channel again
-        states = [s for n in names if (s := self._channels.get(n)) is not None and s.sid is None]
-        try:
-            for group in group_by_markets(states):
-                await self._send_subscribe(group, wait=True)
-        except (KalshiWebSocketError, TimeoutError) as exc:
-            await self._dispatch.emit(
-                self._dispatch.event("error", f"resubscribing {', '.join(names)} failed: {exc}")
-            )
-            if self.connection_number == connection and self.connected:
-                self._resubscribe_task = None
-                self._resubscribe_later(names, reason)
-            return
-        await self._dispatch.emit(
-            self._dispatch.event(
-                "resync",
-                f"subscribed {', '.join(names)} again after: {reason}",
-                channel=names[0] if len(names) == 1 else None,
-                market_tickers=tuple(sorted({t for s in states for t in s.sorted_tickers()})),
-            )
-        )
+        if self.connected:
+            await self._resubscriber.replace(list(channels), reason)
 
     async def list_subscriptions(self) -> list[dict[str, Any]]:
         """Ask Kalshi for this connection's subscriptions: `[{"channel": ..., "sid": ...}, ...]`."""
@@ -530,7 +469,7 @@ class KalshiWebSocket:
         self.stats.connects += 1
         self._conn = conn
         self._channels.reset_connection()
-        self._resubscribe_attempts.clear()
+        self._resubscriber.reset()
         for book in self.books.values():
             book.stale = True
         await self._dispatch.emit(self._dispatch.event("connect", f"connected to {self.url}"))

@@ -13,7 +13,8 @@ Protocol (Kalshi's AsyncAPI as documented in 2026):
   `get_snapshot`), `list_subscriptions`; answers `subscribed`, `ok`, `unsubscribed`, `error` (numeric codes).
 - Channels `ticker` (no seq), `trade`, `orderbook_delta` (`orderbook_snapshot` then `orderbook_delta`) and
   `market_lifecycle_v2`; `seq` is per sid and starts at 1; acks of `add_markets`/`delete_markets` and
-  `unsubscribed` consume a seq, as measured on Kalshi's demo.
+  `unsubscribed` consume a seq, as measured on Kalshi's demo. Market-data envelopes carry `sending_ts_ms`
+  (the exchange time the frame was sent); lifecycle messages carry no other time of their own.
 - A WebSocket Ping control frame with payload `heartbeat` every 10 s.
 
 ASGI has no message for Ping frames, so the endpoint does not run as an ASGI route: uvicorn hands every

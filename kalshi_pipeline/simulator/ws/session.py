@@ -91,6 +91,7 @@ class Session:
             sub.seq += 1
             seq = frame["seq"] = sub.seq
         frame["msg"] = msg
+        frame["sending_ts_ms"] = self.world.now_ms()
         if self.faults.drops(sub.channel, sub.sid, seq):
             return
         await self.send(frame)
@@ -150,7 +151,13 @@ class Session:
         for sub in targets:
             sub.seq += 1
             await self.send(
-                {"type": "market_lifecycle_v2", "sid": sub.sid, "seq": sub.seq, "msg": msg}
+                {
+                    "type": "market_lifecycle_v2",
+                    "sid": sub.sid,
+                    "seq": sub.seq,
+                    "msg": msg,
+                    "sending_ts_ms": self.world.now_ms(),
+                }
             )
 
     async def error(self, command_id: Any, code: int, **extra: Any) -> None:

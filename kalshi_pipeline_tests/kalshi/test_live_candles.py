@@ -193,12 +193,12 @@ async def stream_into_builder(
 def test_stream_candles_equal_rest_candles_and_faults_lose_nothing(
     start_simulator: Any, key_pair: KeyPair
 ) -> None:
-    # Pin both exchanges' clocks before a minute boundary so one full minute closes after ~70 s. The 10 s
-    # head start covers starting both simulators and seeding both streams on a slow machine (the full minute
+    # Pin both exchanges' clocks before a minute boundary so one full minute closes after ~85 s. The 25 s
+    # head start covers starting both simulators and seeding both streams on a busy machine (the full minute
     # must begin after the clean stream's first snapshot, or it is rightly incomplete).
     wall = int(time.time())
     boundary = (wall // 60 + 1) * 60
-    now = datetime.fromtimestamp(boundary - 10, UTC)
+    now = datetime.fromtimestamp(boundary - 25, UTC)
     common = {"now": now, "auth_keys": {"key-1": key_pair.pkcs8_pem}, "live_games": 2}
     signer = KalshiSigner("key-1", key_pair.private_key)
     clean = start_simulator(**common)

@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     home = Path(args.dagster_home).resolve()
     try:
         # One warehouse per Dagster instance: the UI then shows only partitions this warehouse has.
-        bind(home, warehouse_url)
+        warehouse_name = bind(home, warehouse_url)
     except InstanceBindingError as exc:
         print(f"kalshi-pipeline demo: {exc}", file=sys.stderr)
         return 2
@@ -277,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         wh.close()
     print()
-    print(f"Warehouse: {wh.redacted_url}")
+    print(f"Warehouse: {warehouse_name} (Dagster instance {home})")
     print("\n".join(lines))
     print()
     print("\n".join(game_lines))

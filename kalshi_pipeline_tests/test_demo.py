@@ -34,6 +34,11 @@ def test_demo_materializes_recent_and_archived_dates(
     assert code == 0, out
     assert "(recent) materialized" in out and "(archived) materialized" in out
     assert "all checks passed" in out and "failed checks" not in out
+    # The warehouse is named by its absolute file, with the Dagster instance that records its runs.
+    assert (
+        f"Warehouse: duckdb file {tmp_path}/demo.duckdb (Dagster instance {tmp_path / 'home'})"
+        in out
+    )
     # The advice is the README's `make dev`, on this run's instance and warehouse.
     assert f"make dev DEV_HOME={tmp_path / 'home'} DEV_WAREHOUSE_URL={url}" in out
     wh = open_warehouse(url)

@@ -195,7 +195,7 @@ def _default_start(days: int) -> date:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; return the exit code."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--start", type=date.fromisoformat, default=None, help="First game date.")
     parser.add_argument("--days", type=int, default=30, help="Number of game dates (30).")
     parser.add_argument("--seed", type=int, default=42, help="Simulator seed (42).")

@@ -239,7 +239,7 @@ def bench(url: str, bodies: list[bytes], tickers: list[str]) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--candles", type=int, default=200_000)
     parser.add_argument("--pg-admin-url", default=PG_ADMIN)
     parser.add_argument("--only", choices=["duckdb", "postgres"], default=None)

@@ -85,7 +85,7 @@ def bench_dialect(url: str, df: pd.DataFrame) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--pg-admin-url", default=PG_ADMIN)
     parser.add_argument(

@@ -308,3 +308,25 @@ def test_decorated_sensor_on_the_real_clock(store, duck_url) -> None:
     (req,) = result.run_requests or []
     assert req.tags[LIVE_KIND_TAG] == "live"
     assert scope(req)["event_tickers"] == [event_ticker(today, "BOS", "NYK")]
+
+
+def test_live_variables_act_in_a_sensor_tick(night, duck_url, monkeypatch) -> None:
+    """KALSHI_LIVE_* reach the sensor through the `live` resource the code location builds."""
+    env = {
+        "KALSHI_LIVE_LEAD_MINUTES": "20",  # the game tipping off in 16 minutes is live too
+        "KALSHI_LIVE_REFRESH_SECONDS": "7",
+        "KALSHI_LIVE_MODE": "rest",
+        "KALSHI_API_KEY_ID": "key-1",  # credentials would pick websocket; the explicit mode wins
+        "KALSHI_PRIVATE_KEY": "unused",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    built = resources_from_env()
+    with dg.build_resources({"kalshi": built["kalshi"], "live": built["live"]}) as resolved:
+        settings = resolved.live.settings(has_credentials=resolved.kalshi.has_credentials)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = tick(duck_url, instance, settings=settings)
+    (live,) = by_kind(result)["live"]
+    assert scope(live)["event_tickers"] == sorted([LIVE, EARLY])
+    assert live.run_key is not None and f":{int(NOW.timestamp()) // 7}:" in live.run_key
+    assert "stream" not in by_kind(result)

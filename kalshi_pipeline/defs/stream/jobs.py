@@ -177,6 +177,8 @@ def stream_live_games(
         "gaps": summary.events.get("gap", 0),
         "reconciled_minutes": summary.reconciled_minutes,
         "backfilled_gap_minutes": summary.backfilled_gap_minutes,
+        "backfilled_trades": summary.backfilled_trades,
+        "resubscribed_silent_channels": summary.resubscribed_silent,
         "compared_minutes": summary.compared_minutes,
         "mismatched_minutes": summary.mismatched_minutes,
         "rest_rejected": summary.rest_rejected,

@@ -194,6 +194,7 @@ class StreamRunner:
             )
             await ws.subscribe(s.channels, tickers)
             last_reconcile = last_poll = last_progress = last_watch = time.monotonic()
+            last_repair = 0.0
             try:
                 async with ws:
                     while True:
@@ -227,7 +228,8 @@ class StreamRunner:
                         if self.writer.due():
                             await self._flush()
                         now = time.monotonic()
-                        if self.gaps and self._channel_back(ws):
+                        if self.gaps and self._channel_back(ws) and now - last_repair >= 1.0:
+                            last_repair = now  # at most one REST repair attempt per second
                             await self._repair_trades(client)
                         if now - last_watch >= s.silence_check_s:
                             last_watch = now

@@ -129,7 +129,6 @@ class KalshiWebSocket:
             subscribe=lambda group: self._send_subscribe(group, wait=True),
             unsubscribe=lambda sids: self._command("unsubscribe", {"sids": sids}),
             stats=self.stats,
-            last_exchange_ms=lambda: self._dispatch.last_exchange_ms,
             emit=self._dispatch.emit,
             event=self._dispatch.event,
             connection=lambda: self._dispatch.connection,

@@ -237,6 +237,9 @@ class FrameDispatcher:
     async def _handle_control(self, message: ControlMessage) -> None:
         if message.type == "subscribed":
             self._channels.confirm(message.channel, message.sid)
+            state = self._channels.get(message.channel)
+            if state is not None:
+                state.subscribed_at_ms = self.last_exchange_ms
         elif message.type == "ok" and message.seq is not None and message.sid is not None:
             channel = self._channels.channel_of(message.sid)
             await self._check_seq(message.sid, message.seq, None, channel)
@@ -280,9 +283,9 @@ class FrameDispatcher:
                         channel=state.name,
                         sid=state.sid,
                         market_tickers=state.sorted_tickers(),
-                        # A sid that never delivered lost at most what followed the stream's last
-                        # message (or this error).
-                        since_ms=state.last_ts_ms or self.last_exchange_ms or message.received_ms,
+                        # A sid that never delivered lost what followed its subscription (unknown
+                        # when nothing had arrived before it: None, the whole window).
+                        since_ms=state.last_ts_ms or state.subscribed_at_ms,
                         until_ms=None,
                         code=message.code,
                     )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -34,7 +33,6 @@ class Resubscriber:
         subscribe: Callable[[list[ChannelState]], Awaitable[Any]],
         unsubscribe: Callable[[list[int]], Awaitable[Any]],
         stats: StreamStats,
-        last_exchange_ms: Callable[[], int | None],
         emit: Callable[[StreamItem | BaseException], Awaitable[None]],
         event: Callable[..., StreamEvent],
         connection: Callable[[], int],
@@ -50,7 +48,6 @@ class Resubscriber:
             subscribe: Subscribes a group of channels sharing one market filter and waits for the answer.
             unsubscribe: Unsubscribes sids and waits for the answer.
             stats: The client's counters (gaps are counted).
-            last_exchange_ms: The stream's newest exchange time (a gap's start when a channel has none).
             emit: Hands an item to the consumer.
             event: Builds a stream event of the current connection.
             connection: The current connection's number.
@@ -63,7 +60,6 @@ class Resubscriber:
         self._subscribe = subscribe
         self._unsubscribe = unsubscribe
         self._stats = stats
-        self._last_exchange_ms = last_exchange_ms
         self._emit = emit
         self._event = event
         self._connection = connection
@@ -102,9 +98,7 @@ class Resubscriber:
                         channel=state.name,
                         sid=state.sid,
                         market_tickers=state.sorted_tickers(),
-                        since_ms=state.last_ts_ms
-                        or self._last_exchange_ms()
-                        or int(time.time() * 1000),
+                        since_ms=state.last_ts_ms or state.subscribed_at_ms,
                         until_ms=None,
                     )
                 )

@@ -37,6 +37,8 @@ class ChannelState:
         last_seq: The highest seq seen on `sid` (0 right after `subscribed`).
         last_ts_ms: The exchange time of the channel's latest message (the start of a gap, should one follow).
         last_message_ms: When the channel's latest message was received (local Unix ms; None before one).
+        subscribed_at_ms: The stream's newest exchange time when `sid` was confirmed (None when nothing
+            had arrived yet): where a gap of a sid that never delivered starts.
     """
 
     name: str
@@ -45,6 +47,7 @@ class ChannelState:
     last_seq: int | None = None
     last_ts_ms: int | None = None
     last_message_ms: int | None = None
+    subscribed_at_ms: int | None = None
 
     def sorted_tickers(self) -> tuple[str, ...]:
         """The wanted markets, sorted (empty for all markets)."""

@@ -8,6 +8,7 @@ be FAILED with the launcher's message. The unit tests check the pieces against t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -44,7 +45,7 @@ def wait() -> None:
     time.sleep(600)
 
 
-@dg.job
+@dg.job(executor_def=dg.in_process_executor)
 def sleepy() -> None:
     wait()
 
@@ -218,6 +219,7 @@ def test_killed_workers_runs_are_failed_by_the_daemon(
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             # The instance may have retried run (a) meanwhile (run_retries): pick the run by its pid.
@@ -236,8 +238,10 @@ def test_killed_workers_runs_are_failed_by_the_daemon(
             cli.wait(timeout=10)
             seconds, message = _wait_failed(instance, cli_runs[0], cli.pid, log)
         finally:
+            # Whatever the command left (Dagster's log tailers) goes with its session.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(cli.pid, signal.SIGKILL)
             if cli.poll() is None:
-                cli.kill()
                 cli.wait(timeout=10)
         assert f"run worker pid {cli.pid} is gone" in message
         print(f"failed {seconds:.1f}s after the kill")

@@ -130,19 +130,7 @@ class KalshiClient:
         await self._session.aclose()
 
     async def request_json(self, method: str, path: str, params: Params | None = None) -> Any:
-        """Send one API request (with rate limiting, signing and retries) and return the decoded JSON.
-
-        Args:
-            method: HTTP method.
-            path: Path below the base URL, e.g. `/markets` or `markets/{ticker}`.
-            params: Query parameters; `None` values are dropped, lists become comma-separated, and a
-                sequence of pairs repeats a key.
-
-        Raises:
-            KalshiAuthError, KalshiNotFound, KalshiBadRequest, KalshiApiError: Non-retryable HTTP errors.
-            KalshiRateLimited, KalshiServerError, KalshiTransportError: Retries exhausted.
-            KalshiProtocolError: The answer is not JSON.
-        """
+        """Send one API request through the session (`KalshiSession.request_json`: limits, signing, retries)."""
         return await self._session.request_json(method, path, params)
 
     def paginate(

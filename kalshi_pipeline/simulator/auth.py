@@ -1,8 +1,11 @@
 """Verification of Kalshi's request signatures, written independently from the documented recipe.
 
 A signed request carries `KALSHI-ACCESS-KEY` (key id), `KALSHI-ACCESS-TIMESTAMP` (Unix ms) and
-`KALSHI-ACCESS-SIGNATURE`: base64 of an RSA-PSS signature (SHA-256, MGF1 SHA-256, salt length = digest
-length) over `timestamp + METHOD + path`, the path starting at `/trade-api/...` and without the query.
+`KALSHI-ACCESS-SIGNATURE`: base64 of a signature over `timestamp + METHOD + path`, the path starting at
+`/trade-api/...` and without the query. An RSA key's signature is RSA-PSS (SHA-256, MGF1 SHA-256, salt
+length = digest length); an Ed25519 key's is pure Ed25519 over the same bytes (Kalshi accepts Ed25519 API
+keys besides RSA with the same headers and message; no pre-hash is documented, so none is accepted). The
+key type is the registered public key's: an RSA-PSS signature never verifies under an Ed25519 key.
 """
 
 from __future__ import annotations
@@ -13,11 +16,15 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 KEY_HEADER = "kalshi-access-key"
 TIMESTAMP_HEADER = "kalshi-access-timestamp"
 SIGNATURE_HEADER = "kalshi-access-signature"
+
+
+PublicKey = rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+"""A registered API key's public half: RSA or Ed25519."""
 
 
 class AuthError(Exception):
@@ -28,8 +35,8 @@ class AuthError(Exception):
         self.details = details
 
 
-def load_public_key(pem_or_path: str) -> rsa.RSAPublicKey:
-    """Load an RSA public key from PEM text or a PEM file path (a private key's public half also works)."""
+def load_public_key(pem_or_path: str) -> PublicKey:
+    """Load an RSA or Ed25519 public key from PEM text or a PEM file path (a private key's half works too)."""
     text = pem_or_path.strip()
     if "-----BEGIN" not in text:
         path = Path(text).expanduser()
@@ -45,8 +52,8 @@ def load_public_key(pem_or_path: str) -> rsa.RSAPublicKey:
             key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"could not parse the PEM key: {exc}") from exc
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise ValueError("only RSA keys are supported (Kalshi API keys are RSA)")
+    if not isinstance(key, rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
+        raise ValueError("only RSA and Ed25519 keys are supported (Kalshi's API key types)")
     return key
 
 
@@ -55,7 +62,7 @@ class KeyRing:
 
     def __init__(self, keys: dict[str, str]) -> None:
         """Load every key (ValueError naming the key id whose PEM text or file is unusable)."""
-        self._keys: dict[str, rsa.RSAPublicKey] = {}
+        self._keys: dict[str, PublicKey] = {}
         for key_id, pem in keys.items():
             try:
                 self._keys[key_id] = load_public_key(pem)
@@ -85,14 +92,17 @@ class KeyRing:
             raise AuthError("INCORRECT_API_KEY_SIGNATURE") from exc
         message = f"{timestamp}{method.upper()}{path}".encode()
         try:
-            public_key.verify(
-                raw,
-                message,
-                padding.PSS(
-                    mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH
-                ),
-                hashes.SHA256(),
-            )
+            if isinstance(public_key, ed25519.Ed25519PublicKey):
+                public_key.verify(raw, message)
+            else:
+                public_key.verify(
+                    raw,
+                    message,
+                    padding.PSS(
+                        mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH
+                    ),
+                    hashes.SHA256(),
+                )
         except InvalidSignature as exc:
             raise AuthError("INCORRECT_API_KEY_SIGNATURE") from exc
         return key_id

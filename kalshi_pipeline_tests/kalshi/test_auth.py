@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from kalshi_pipeline.kalshi.auth import (
     HEADER_KEY,
@@ -129,6 +129,7 @@ def test_cross_check_with_openssl_cli(key_pair, tmp_path: Path) -> None:
 def test_pkcs1_and_pkcs8_load_the_same_key(key_pair) -> None:
     one = load_private_key(key_pair.pkcs1_pem, source="x")
     eight = load_private_key(key_pair.pkcs8_pem.encode(), source="x")
+    assert isinstance(one, rsa.RSAPrivateKey) and isinstance(eight, rsa.RSAPrivateKey)
     assert key_pair.pkcs1_pem.startswith("-----BEGIN RSA PRIVATE KEY-----")
     assert key_pair.pkcs8_pem.startswith("-----BEGIN PRIVATE KEY-----")
     assert one.private_numbers() == eight.private_numbers()
@@ -141,6 +142,7 @@ def test_pem_with_escaped_newlines_on_one_line_loads(key_pair) -> None:
         assert "\n" not in escaped
         for text in (escaped, escaped.encode()):
             key = load_private_key(text, source="KALSHI_PRIVATE_KEY")
+            assert isinstance(key, rsa.RSAPrivateKey)
             assert key.private_numbers() == key_pair.private_key.private_numbers()
     broken = (
         key_pair.pkcs1_pem.strip().replace("\n", "\\n")[:200] + "\\n-----END RSA PRIVATE KEY-----"
@@ -201,3 +203,60 @@ def test_signer_repr_has_no_key_material(key_pair) -> None:
     assert KEY_ID in text
     assert "PRIVATE" not in text
     assert key_pair.pkcs1_pem.splitlines()[1][:20] not in text
+
+
+def test_ed25519_key_is_detected_from_the_pem_and_signs_the_same_message(ed25519_pair) -> None:
+    signer = KalshiSigner.from_pem(KEY_ID, ed25519_pair.pkcs8_pem)
+    assert signer.algorithm == "Ed25519"
+    headers = signer.sign(
+        "get", "/trade-api/v2/portfolio/balance?limit=3", timestamp_ms=1703123456789
+    )
+    assert headers[HEADER_KEY] == KEY_ID and headers[HEADER_TIMESTAMP] == "1703123456789"
+    raw = base64.b64decode(headers[HEADER_SIGNATURE])
+    assert len(raw) == 64
+    public = ed25519_pair.private_key.public_key()
+    public.verify(raw, b"1703123456789GET/trade-api/v2/portfolio/balance")
+    with pytest.raises(InvalidSignature):
+        public.verify(raw, b"1703123456789GET/trade-api/v2/portfolio/balance?limit=3")
+    escaped = ed25519_pair.pkcs8_pem.strip().replace("\n", "\\n")
+    assert isinstance(load_private_key(escaped, source="k"), ed25519.Ed25519PrivateKey)
+
+
+def test_rsa_signer_stays_rsa_pss(key_pair) -> None:
+    assert KalshiSigner.from_pem(KEY_ID, key_pair.pkcs1_pem).algorithm == "RSA-PSS"
+
+
+@pytest.mark.integration  # starts processes
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
+def test_ed25519_cross_check_with_openssl_cli(ed25519_pair, tmp_path: Path) -> None:
+    """The openssl CLI (pure Ed25519, `-rawin`) verifies our Ed25519 signatures, and we verify its."""
+    signer = KalshiSigner.from_pem(KEY_ID, ed25519_pair.pkcs8_pem)
+    message = b"1703123456789GET/trade-api/ws/v2"
+    headers = signer.sign("GET", "/trade-api/ws/v2", timestamp_ms=1703123456789)
+    (tmp_path / "msg").write_bytes(message)
+    (tmp_path / "sig").write_bytes(base64.b64decode(headers[HEADER_SIGNATURE]))
+    (tmp_path / "pub.pem").write_text(ed25519_pair.public_pem)
+    (tmp_path / "priv.pem").write_text(ed25519_pair.pkcs8_pem)
+
+    def verify(msg_file: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "pub.pem"),
+             "-rawin", "-in", str(msg_file), "-sigfile", str(tmp_path / "sig")],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+
+    accepted = verify(tmp_path / "msg")
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert "Signature Verified Successfully" in accepted.stdout
+    (tmp_path / "other").write_bytes(b"1703123456789GET/trade-api/v2")
+    assert verify(tmp_path / "other").returncode != 0
+
+    subprocess.run(
+        ["openssl", "pkeyutl", "-sign", "-inkey", str(tmp_path / "priv.pem"), "-rawin",
+         "-in", str(tmp_path / "msg"), "-out", str(tmp_path / "osig")],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    openssl_signature = (tmp_path / "osig").read_bytes()
+    ed25519_pair.private_key.public_key().verify(openssl_signature, message)
+    # Ed25519 is deterministic: the CLI and our signer produce the same bytes.
+    assert base64.b64encode(openssl_signature).decode() == headers[HEADER_SIGNATURE]

@@ -28,6 +28,7 @@ from kalshi_pipeline.kalshi import (
 from kalshi_pipeline.kalshi.ratelimit import TokenBucket, UnlimitedLimiter, shared_limiter
 from kalshi_pipeline.kalshi.tickers import market_team, parse_game_event
 from kalshi_pipeline.kalshi.windows import candle_windows
+from kalshi_pipeline.kalshi.ws import KalshiWebSocket
 
 SERIES = "KXNBAGAME"
 KEY_ID = "key-id"
@@ -361,6 +362,34 @@ def test_signed_requests_and_auth_errors(
             assert "clock" in str(err.value) and "demo" in str(err.value)
             assert client.stats.retries == 0
         async with KalshiClient(config_for(sim)) as client:
+            with pytest.raises(KalshiAuthError):
+                await client.get_exchange_status()
+
+    run(body)
+
+
+def test_ed25519_api_key_signs_rest_and_the_websocket_handshake(
+    start_simulator: Callable[..., Any], ed25519_pair: Any, key_pair: Any
+) -> None:
+    """An Ed25519 key (detected from its PEM) is accepted on REST and on the WebSocket upgrade."""
+    sim = start_simulator(
+        auth_keys={KEY_ID: ed25519_pair.public_pem, "rsa-key": key_pair.public_pem},
+        require_auth=True,
+    )
+
+    async def body() -> None:
+        config = config_for(sim, api_key_id=KEY_ID, private_key_pem=ed25519_pair.pkcs8_pem)
+        async with KalshiClient(config) as client:
+            assert (await client.get_exchange_status()) is not None
+            assert await client.list_markets(series_ticker=SERIES, page_size=1)
+        signer = config.signer()
+        assert signer is not None and signer.algorithm == "Ed25519"
+        ws = KalshiWebSocket(sim.ws_url, signer=signer.sign)
+        async with ws:
+            await ws.wait_connected(20)
+        # The RSA key signing under the Ed25519 key's id is refused.
+        wrong = config_for(sim, api_key_id=KEY_ID, private_key_pem=key_pair.pkcs8_pem)
+        async with KalshiClient(wrong) as client:
             with pytest.raises(KalshiAuthError):
                 await client.get_exchange_status()
 

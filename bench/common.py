@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
+
+# Bench scripts run as `python bench/<name>.py`; they share the tests' helpers (`kalshi_pipeline_tests`),
+# which are not installed, so the repository root goes on the path when this module is imported first.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
 
 PG_ADMIN = os.environ.get(
     "KALSHI_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -30,7 +30,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -39,12 +38,10 @@ from typing import Any
 
 import httpx
 import psycopg
-import uvicorn
 from common import PG_ADMIN, create_database, drop_database, free_port
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+
+from kalshi_pipeline_tests.exchange_proxy import Answer, ExchangeProxy, Tamper
+from kalshi_pipeline_tests.processes import descendants, running, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -97,40 +94,19 @@ class Simulator:
         self.proc.wait(timeout=30)
 
 
-class MalformedProxy:
-    """An HTTP proxy in front of the exchange that drops the `markets` list from some candle answers."""
+def drop_candle_lists(rate: float) -> Tamper:
+    """A proxy tamper that drops the `markets`/`candlesticks` list from `rate` of the candle answers."""
+    rng = random.Random(SEED)
 
-    def __init__(self, upstream: str, rate: float) -> None:
-        self.upstream, self.rate, self.rng = upstream.rstrip("/"), rate, random.Random(SEED)
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}/trade-api/v2"
-        self.tampered = 0
-        app = Starlette(routes=[Route("/{path:path}", self._forward, methods=["GET"])])
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.05)
+    def tamper(answer: Answer) -> Answer:
+        if "candlesticks" not in answer.path or answer.status != 200 or rng.random() >= rate:
+            return answer
+        data = json.loads(answer.body)
+        data.pop("markets", None)
+        data.pop("candlesticks", None)
+        return Answer(answer.path, answer.query, answer.status, json.dumps(data).encode())
 
-    async def _forward(self, request: Request) -> Response:
-        path = request.url.path.removeprefix("/trade-api/v2")
-        async with httpx.AsyncClient() as client:
-            answer = await client.get(self.upstream + path, params=request.query_params)
-        body = answer.content
-        if "candlesticks" in path and answer.status_code == 200 and self.rng.random() < self.rate:
-            data = json.loads(body)
-            data.pop("markets", None)
-            data.pop("candlesticks", None)
-            body = json.dumps(data).encode()
-            self.tampered += 1
-        return Response(body, status_code=answer.status_code, media_type="application/json")
-
-    def stop(self) -> None:
-        """Stop the proxy."""
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+    return tamper
 
 
 def materialize(
@@ -184,48 +160,10 @@ def connections(db_url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def descendants(pid: int) -> list[int]:
-    """Return the pids of every live process below `pid` (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
 def verdict(code: int, out: str) -> str:
     """Return `succeeded`, or the failed command's last output line."""
     lines = out.strip().splitlines()
     return "succeeded" if code == 0 else (lines[-1][:200] if lines else "no output")
-
-
-def running(pid: int) -> bool:
-    """Return whether `pid` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
-
-
-def wait_for(condition: Callable[[], bool], deadline_s: float) -> bool:
-    """Poll `condition` every 0.2 s until it holds or the deadline passes."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 class Suite:
@@ -357,7 +295,7 @@ def main() -> int:
             return f"run exit {code}: {last[:160]}"
 
         def malformed(db_url: str, home: Path) -> str:
-            proxy = MalformedProxy(suite.clean.base_url, 0.3)
+            proxy = ExchangeProxy(suite.clean.base_url, drop_candle_lists(0.3))
             try:
                 code, last = suite.run(proxy.base_url, db_url, home)
             finally:

@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -24,29 +23,10 @@ import psycopg
 import pytest
 
 from kalshi_pipeline_tests.conftest import PG_ADMIN_URL
+from kalshi_pipeline_tests.processes import descendants, running, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def descendants(pid: int) -> list[int]:
-    """Return the pids of every live process below `pid` (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat[stat.rindex(")") + 2 :].split()[1]), []).append(
-                int(entry.name)
-            )
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
 
 
 def _cmdline(pid: int) -> str:
@@ -54,15 +34,6 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")[:200]
     except OSError:
         return "?"
-
-
-def _running(pid: int) -> bool:
-    """Return whether `pid` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 def sessions(db_url: str) -> int:
@@ -82,17 +53,8 @@ def stored_rows(db_url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def wait_for(condition: Callable[[], bool], deadline_s: float) -> bool:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 @pytest.mark.timeout(300)
-def test_kill_9_of_materialize_leaves_nothing_running(
+def test_kill_9_of_materialize_leaves_nothingrunning(
     start_simulator: Callable[..., Any], fresh_pg_url: str, tmp_path: Path
 ) -> None:
     sim = start_simulator(
@@ -132,8 +94,8 @@ def test_kill_9_of_materialize_leaves_nothing_running(
             proc.wait(timeout=30)
     # Dagster's compute-log tailers (`poll_compute_logs`) poll their parent and exit on their own.
     commands = {p: _cmdline(p) for p in kids}
-    assert wait_for(lambda: not [p for p in kids if _running(p)], 30), (
-        f"processes of the command survived: {[commands[p] for p in kids if _running(p)]}"
+    assert wait_for(lambda: not [p for p in kids if running(p)], 30), (
+        f"processes of the command survived: {[commands[p] for p in kids if running(p)]}"
     )
     # No session left means nothing of the command can still write (or hold the rate budget's row).
     assert wait_for(lambda: sessions(fresh_pg_url) == 0, 30), "a database session stayed open"

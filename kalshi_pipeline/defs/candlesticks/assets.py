@@ -15,7 +15,11 @@ import pandas as pd
 from pydantic import Field
 
 from kalshi_pipeline.defs.candlesticks.clean import CleanCandles, clean_candles
-from kalshi_pipeline.defs.candlesticks.ingest import RawIngest, ingest_raw_candles
+from kalshi_pipeline.defs.candlesticks.ingest import (
+    CandleDatesFailed,
+    RawIngest,
+    ingest_raw_candles,
+)
 from kalshi_pipeline.defs.candlesticks.pull import MarketWindow
 from kalshi_pipeline.defs.live.automation import SWEEP_CONDITION
 from kalshi_pipeline.defs.markets.assets import MARKETS_KEY
@@ -135,7 +139,10 @@ def candlesticks_raw(
             return done, client.stats
 
     with warehouse.open() as wh:
-        done, stats = asyncio.run(run(wh))
+        try:
+            done, stats = asyncio.run(run(wh))
+        except CandleDatesFailed as failed:
+            raise _partial_failure(context, failed) from failed
     context.log.info(f"{done.candles} raw candles for {done.games} games of {dates_label(dates)}")
     return dg.MaterializeResult(
         metadata={
@@ -156,6 +163,32 @@ def candlesticks_raw(
             schema_check_result(RAW_KEY, done.sample, CANDLESTICKS_RAW.column_names, []),
             _fallback_check(done),
         ],
+    )
+
+
+def _partial_failure(context: dg.AssetExecutionContext, failed: CandleDatesFailed) -> dg.Failure:
+    """Record the committed dates as materialized and return the run's failure naming the others.
+
+    A range run commits date by date: the dates that were stored get their own materialization, so
+    Dagster shows only the failed dates as failed and "materialize failed and missing" (or a backfill
+    re-run of failed partitions) does only those.
+    """
+    for day in failed.committed:
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=RAW_KEY,
+                partition=str(day),
+                description="Committed by a run in which other game dates failed.",
+                metadata={"dates": str(day), "failed_dates_in_run": len(failed.failures)},
+            )
+        )
+    return dg.Failure(
+        description=str(failed),
+        metadata={
+            "failed_dates": ", ".join(str(d) for d in failed.failures),
+            "committed_dates": ", ".join(str(d) for d in failed.committed) or "none",
+        },
+        allow_retries=False,
     )
 
 

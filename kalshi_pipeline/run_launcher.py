@@ -10,8 +10,10 @@ run's `RUN_START` event records (the run worker a code server started, or the CL
 - the process is gone, a zombie, or its pid now belongs to a process started after the run: FAILED;
 - the process exists: RUNNING;
 - the worker may run on another host (a code server reached over the network, or a command-line run
-  recorded in shared Postgres storage), there is no `RUN_START` yet, or there is no `/proc`: RUNNING,
-  since a pid from another host says nothing here (those runs keep the max-runtime limit).
+  recorded in shared Postgres storage), or this host has no `/proc`: the run's heartbeat decides (see
+  `kalshi_pipeline.heartbeat`: every run of this project stamps a tag every 15 s while it executes):
+  older than 60 s is FAILED, fresh is RUNNING, and a run that never beat (another executor, or not
+  started yet) is RUNNING and keeps the max-runtime limit.
 
 Configure it in `dagster.yaml` (module `kalshi_pipeline.run_launcher`); run monitoring then fails a dead
 worker's run within `run_monitoring.poll_interval_seconds` and the sensor carries on with the next tick.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +35,8 @@ from dagster._core.launcher import (
 )
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.tags import GRPC_INFO_TAG
+
+from kalshi_pipeline.heartbeat import HEARTBEAT_STALE_SECONDS, heartbeat_age
 
 #: Code-server hosts that are this machine (the default launcher's gRPC client names one of these, or a
 #: unix socket, when the code server runs beside the daemon).
@@ -107,10 +112,10 @@ class WorkerCheckingRunLauncher(dg.DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
-        """Return FAILED when the run's worker process on this host is gone, else RUNNING."""
+        """Return FAILED when the run's worker is gone (pid on this host, else heartbeat), else RUNNING."""
         local_storage = isinstance(self._instance.run_storage, SqliteRunStorage)
         if not worker_on_this_host(run, local_storage):
-            return CheckRunHealthResult(WorkerStatus.RUNNING, "worker on another host; not checked")
+            return _by_heartbeat(run, "worker on another host")
         records = self._instance.get_records_for_run(
             run.run_id, of_type=DagsterEventType.RUN_START, limit=1
         ).records
@@ -120,7 +125,7 @@ class WorkerCheckingRunLauncher(dg.DefaultRunLauncher):
         pid = event.dagster_event.pid
         state = process_state(pid)
         if state is None:
-            return CheckRunHealthResult(WorkerStatus.RUNNING, "no /proc on this host; not checked")
+            return _by_heartbeat(run, "no /proc on this host")
         # A pid reused by a process that started after the run is not the run's worker.
         reused = state.started_at is not None and state.started_at > event.timestamp + 1
         if state.alive and not reused:
@@ -130,3 +135,17 @@ class WorkerCheckingRunLauncher(dg.DefaultRunLauncher):
             f"run worker pid {pid} is gone (killed or crashed); the run can no longer finish",
             run_worker_id=str(pid),
         )
+
+
+def _by_heartbeat(run: dg.DagsterRun, why: str) -> CheckRunHealthResult:
+    """Judge a worker that cannot be checked by pid from its heartbeat tag."""
+    age = heartbeat_age(run, time.time())
+    if age is None:
+        return CheckRunHealthResult(WorkerStatus.RUNNING, f"{why}; no heartbeat yet, not checked")
+    if age <= HEARTBEAT_STALE_SECONDS:
+        return CheckRunHealthResult(WorkerStatus.RUNNING, f"{why}; heartbeat {age:.0f} s ago")
+    return CheckRunHealthResult(
+        WorkerStatus.FAILED,
+        f"{why}; its last heartbeat was {age:.0f} s ago (over {HEARTBEAT_STALE_SECONDS:.0f} s): "
+        "the run worker is gone and the run can no longer finish",
+    )

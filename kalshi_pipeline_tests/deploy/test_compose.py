@@ -117,6 +117,10 @@ def test_instance_is_deploy_dagster_yaml_plus_the_docker_run_launcher(
     production = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
     single_host = yaml.safe_load((DEPLOY / "compose" / "dagster.yaml").read_text())
     launcher = single_host.pop("run_launcher")
+    assert production.pop("run_launcher") == {
+        "module": "kalshi_pipeline.run_launcher",
+        "class": "WorkerCheckingRunLauncher",
+    }
     assert single_host == production
     assert (launcher["module"], launcher["class"]) == ("dagster_docker", "DockerRunLauncher")
     result = process_config(DockerRunLauncher.config_type(), launcher["config"])

@@ -19,6 +19,7 @@ from kalshi_pipeline.defs.candlesticks.assets import (
 )
 from kalshi_pipeline.defs.markets.assets import MARKETS_KEY, markets
 from kalshi_pipeline.defs.partitions import game_date_partitions
+from kalshi_pipeline.heartbeat import heartbeat_in_process_executor
 
 CANDLE_KEYS = (RAW_KEY, CANDLES_KEY)
 ALL_KEYS = (MARKETS_KEY, RAW_KEY, CANDLES_KEY)
@@ -53,7 +54,7 @@ live_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*ALL_KEYS).without_checks()
     | dg.AssetSelection.checks(*own_checks()),
     partitions_def=game_date_partitions,
-    executor_def=dg.in_process_executor,
+    executor_def=heartbeat_in_process_executor,
     description=(
         "Live refresh of one game date (launched by live_games_sensor): candles of the live games from the "
         "newest stored minute, the markets every few minutes, one full reconcile per finished game."
@@ -64,7 +65,7 @@ discovery_job = dg.define_asset_job(
     DISCOVERY_JOB_NAME,
     selection=dg.AssetSelection.assets(MARKETS_KEY),
     partitions_def=game_date_partitions,
-    executor_def=dg.in_process_executor,
+    executor_def=heartbeat_in_process_executor,
     description="Discover the games and markets of a date (start times and statuses move).",
 )
 
@@ -72,7 +73,7 @@ sweep_job = dg.define_asset_job(
     SWEEP_JOB_NAME,
     selection=dg.AssetSelection.assets(*ALL_KEYS),
     partitions_def=game_date_partitions,
-    executor_def=dg.in_process_executor,
+    executor_def=heartbeat_in_process_executor,
     description="Full pull of a date: markets, then every game's candles over the markets' whole life.",
 )
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-#: The settings every test simulator starts from (seed 7, two live games of 30 minutes, no rate limit).
+#: The settings every test simulator starts from (seed 7, two live games of 30 minutes, no rate limit, no
+#: weekly maintenance window: a test must not depend on the time of day; pin `maintenance_windows` instead).
 SIMULATOR_DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1",
     "port": 0,
@@ -16,6 +17,7 @@ SIMULATOR_DEFAULTS: dict[str, Any] = {
     "live_games": 2,
     "game_minutes": 30,
     "rate_limit": "off",
+    "maintenance": None,
 }
 
 #: How long after midnight (America/New_York) the exchange must start for its injected live games, which

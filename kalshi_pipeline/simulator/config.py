@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from kalshi_pipeline.simulator.maintenance import DEFAULT_WEEKLY, Maintenance
+
 RATE_LIMIT_TIERS: dict[str, tuple[int, int]] = {
     # tier -> (read tokens per second, read bucket capacity); Basic/Advanced hold 2 s of budget.
     "basic": (200, 400),
@@ -28,7 +30,9 @@ class SimulatorConfig:
     `live_games` injected games are in progress at that instant; `None` uses the wall clock.
     `schedule=False` leaves out the seeded season: the exchange lists only the `live_games` injected
     games, so what is live does not depend on the time of day (for tests). `faults` is a fault-injection
-    spec (see `kalshi_pipeline.simulator.gateway.faults`).
+    spec (see `kalshi_pipeline.simulator.gateway.faults`). `maintenance` is the weekly maintenance window
+    (`"thu 03:00-05:00"`, ET, Kalshi's; None or `"off"` for none) and `maintenance_windows` adds one-off
+    windows as pairs of aware instants (see `kalshi_pipeline.simulator.maintenance`).
     """
 
     host: str = "127.0.0.1"
@@ -46,6 +50,8 @@ class SimulatorConfig:
     now: datetime | None = None
     series: tuple[str, ...] = ("KXNBAGAME",)
     schedule: bool = True
+    maintenance: str | None = DEFAULT_WEEKLY
+    maintenance_windows: tuple[tuple[datetime, datetime], ...] = ()
 
     def __post_init__(self) -> None:
         if self.rate_limit != "off" and self.rate_limit not in RATE_LIMIT_TIERS:
@@ -61,3 +67,4 @@ class SimulatorConfig:
             raise ValueError(f"port must be between 0 and 65535, got {self.port}")
         if self.now is not None and self.now.tzinfo is None:
             self.now = self.now.replace(tzinfo=UTC)
+        Maintenance.parse(self.maintenance, self.maintenance_windows)

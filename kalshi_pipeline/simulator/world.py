@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from kalshi_pipeline.simulator.config import SimulatorConfig
+from kalshi_pipeline.simulator.maintenance import Maintenance
 from kalshi_pipeline.simulator.market_model.flow import MarketSummary, market_summary
 from kalshi_pipeline.simulator.market_model.game_path import GamePath
 from kalshi_pipeline.simulator.market_model.path import BookLadder, MarketPath, MarketState
@@ -79,6 +80,8 @@ class Game:
     final_margin: float
     margin_sd: float
     injected: bool = False
+    pauses: tuple[tuple[int, int], ...] = ()
+    """The exchange's maintenance windows (Unix ms) while the markets are open: no trade prints there."""
 
     @property
     def home_ticker(self) -> str:
@@ -168,6 +171,7 @@ class World:
         self.config = config
         self.seed = config.seed
         self.clock = clock or Clock(config.now)
+        self.maintenance = Maintenance.parse(config.maintenance, config.maintenance_windows)
         self.series: dict[str, SeriesSpec] = {t: SERIES[t] for t in config.series}
         start_s = self.clock.start_ms // 1000
         games: list[Game] = []
@@ -304,6 +308,7 @@ class World:
             final_margin=margin,
             margin_sd=spec.margin_sd,
             injected=injected,
+            pauses=tuple(self.maintenance.windows(open_s * 1000, close_s * 1000)),
         )
 
     def _schedule(self, spec: SeriesSpec, start_s: int) -> list[Game]:

@@ -129,10 +129,14 @@ def test_candles_count_every_trade(finished: GamePath) -> None:
 
 
 def test_closing_print_and_trade_sizes(finished: GamePath) -> None:
-    """Each market ends with a trade at the final buzzer; no trade exceeds the size it hit."""
+    """Each market ends with a trade in the partial minute before its close; no trade exceeds the size it hit."""
     game = finished.game
+    assert (
+        game.close_s % 60 and game.close_s // 60 * 60 > game.end_s
+    )  # closes mid-minute after the buzzer
     for market in (finished.home, finished.away):
-        assert int(market.trade_t[-1]) == game.end_s * 1000
+        assert game.close_s // 60 * 60_000 < int(market.trade_t[-1]) < game.close_s * 1000
+        assert int(market.trade_t[-2]) < game.end_s * 1000
         wins = (market is finished.home) == game.home_wins
         assert (market.trade_price[-1] >= 9900) if wins else (market.trade_price[-1] <= 100)
         qi = np.searchsorted(market.quote_t, market.trade_t, "right") - 1

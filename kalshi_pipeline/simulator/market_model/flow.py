@@ -1,9 +1,14 @@
 """Trade flow: the trades of one market apart from their prices, and a finished market's final numbers.
 
 The flow comes from a per-market random stream independent of the quotes, and every market ends with a
-closing print at the final buzzer against a quote at the result's price. So a finished market's summary
-(last price, volume, open interest) is exact without generating its path, which keeps listing pages of
-finished markets cheap.
+closing print against the quote at the result's price, set at the final buzzer. So a finished market's
+summary (last price, volume, open interest) is exact without generating its path, which keeps listing pages
+of finished markets cheap.
+
+The closing print falls in the last partial minute before `close_time` when the market closes mid-minute
+(`closing_print_ms`), as the last trades before a real close do: the 1-minute candle holding it is the one
+ending after `close_time`. Trades drawn inside a maintenance window (`Game.pauses`, a trading pause) print
+in the first minute after it instead, so the market's totals do not depend on the windows.
 """
 
 from __future__ import annotations
@@ -26,6 +31,38 @@ def first_quote_ms(game: Game, seed: int) -> int:
     return game.open_s * 1000 + 1_000 + seed_words(seed, game.event_ticker, "first")[0] % 19_000
 
 
+def closing_print_ms(game: Game, ticker: str, seed: int) -> int:
+    """When a market's closing print happens: inside the last partial minute before `close_time`.
+
+    The print lies strictly between the later of the final buzzer and the last whole minute, and the close;
+    a market closing on a whole minute (no partial minute) or at the buzzer prints at the buzzer.
+    """
+    end_ms, close_ms = game.end_s * 1000, game.close_s * 1000
+    lo = max(end_ms, game.close_s // 60 * 60_000)
+    if close_ms - lo < 2:
+        return end_ms
+    return lo + 1 + seed_words(seed, ticker, "closing")[0] % (close_ms - lo - 1)
+
+
+def _after_pauses(
+    times: np.ndarray, pauses: tuple[tuple[int, int], ...], last_ms: int
+) -> np.ndarray:
+    """Trade times with those inside a pause moved into the minute after it, kept distinct and sorted."""
+    moved = False
+    for start, end in pauses:
+        inside = (times >= start) & (times < end)
+        if inside.any():
+            shifted = end + (times[inside] - start) * 60_000 // max(end - start, 1)
+            times = times.copy()
+            times[inside] = np.minimum(shifted, last_ms)
+            moved = True
+    if not moved:
+        return times
+    ordered = np.sort(times)
+    steps = np.arange(len(ordered), dtype=np.int64)
+    return np.maximum.accumulate(ordered - steps) + steps
+
+
 def activity_segments(game: Game, first_ms: int) -> list[tuple[int, int, float, float]]:
     """Activity segments as (start_ms, stop_ms, mean quote gap ms, mean trade gap ms)."""
     tip_ms, end_ms = game.tip_s * 1000, game.end_s * 1000
@@ -45,7 +82,7 @@ class TradeFlow:
 
     The flow does not depend on the quote path, so a finished market's totals (volume, open
     interest, closing print) can be computed without generating quotes. Every market ends with a
-    closing print at the final buzzer, against the last quote, whose fair value is the result.
+    closing print (`closing_print_ms`) against the last quote, whose fair value is the result.
     """
 
     segment_counts: tuple[int, ...]
@@ -81,8 +118,9 @@ class TradeFlow:
                 unique_times(rng, start, stop, k)
                 for (start, stop, _, _), k in zip(segments, counts, strict=True)
             ]
-            parts.append(np.array([game.end_s * 1000], dtype=np.int64))
-            times = np.concatenate(parts)
+            closing = closing_print_ms(game, ticker, seed)
+            drawn_times = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+            times = np.append(_after_pauses(drawn_times, game.pauses, closing - 1), closing)
         return TradeFlow(counts, count, taker_yes, direction, closing_half, times)
 
     def open_interest(self) -> np.ndarray:

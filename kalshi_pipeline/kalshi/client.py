@@ -19,10 +19,10 @@ import httpx
 from kalshi_pipeline.kalshi.candles import Candlestick
 from kalshi_pipeline.kalshi.config import KalshiConfig
 from kalshi_pipeline.kalshi.errors import KalshiProtocolError
+from kalshi_pipeline.kalshi.exchange import ExchangeSchedule, ExchangeStatus
 from kalshi_pipeline.kalshi.live_data import LIVE_DATA_BATCH_MAX, GameStats, LiveData
 from kalshi_pipeline.kalshi.models import (
     Event,
-    ExchangeStatus,
     HistoricalCutoff,
     Market,
     Milestone,
@@ -148,8 +148,16 @@ class KalshiClient:
     # ------------------------------------------------------------------ exchange
 
     async def get_exchange_status(self) -> ExchangeStatus:
-        """`GET /exchange/status`."""
+        """`GET /exchange/status`: exchange and trading flags, per exchange index when Kalshi sends them."""
         return ExchangeStatus.from_payload(await self._session.get_object("/exchange/status"))
+
+    async def get_exchange_schedule(self) -> ExchangeSchedule:
+        """`GET /exchange/schedule`: weekly standard hours (ET) and the scheduled maintenance windows.
+
+        `ExchangeSchedule.maintenance_at(now)` / `trading_expected(now)` tell a stream whether a scheduled
+        pause is on (Kalshi disconnects WebSocket sessions in maintenance; reconnect after it).
+        """
+        return ExchangeSchedule.from_payload(await self._session.get_object("/exchange/schedule"))
 
     async def get_historical_cutoff(self) -> HistoricalCutoff:
         """`GET /historical/cutoff`: markets settled before `market_settled_ts` are only historical."""

@@ -33,6 +33,7 @@ from typing import Any
 from kalshi_pipeline.defs.stream.repair import (
     GapLedger,
     backfill_trades,
+    newest_trade_ms,
     rest_has_newer_trades,
     rest_trade_row,
 )
@@ -189,6 +190,7 @@ class StreamRunner:
                 self.summary.stop_reason = "all markets already settled"
                 return self.summary
             tickers = sorted(self.infos)
+            await self._take_baseline(client)
             self.ws = ws = self.ws_factory(
                 queue_size=s.queue_size, heartbeat_timeout=s.heartbeat_timeout_s
             )
@@ -266,8 +268,8 @@ class StreamRunner:
                 f"stream {item.kind} (connection {item.connection}"
                 f"{', ' + item.channel if item.channel else ''}): {item.detail}"
             )
+            item = self.gaps.add(item, self.infos)  # a trade gap's row names the repaired start
             self.writer.add("stream_events", event_row(item, self.run_id))
-            self.gaps.add(item, self.infos)
         elif isinstance(item, TickerMessage):
             if item.market_ticker not in self.infos:
                 return
@@ -280,6 +282,7 @@ class StreamRunner:
                 return
             self.writer.add("trades", trade_row(item))
             self._seen_trade_ids.add(item.trade_id)
+            self.gaps.delivered(item)
             self.summary.trades += 1
             self._pending_latency.append(item.received_ms)
         elif isinstance(item, LifecycleMessage):
@@ -301,11 +304,24 @@ class StreamRunner:
         """Whether the trade channel is subscribed on a live connection (what it misses now, it gets)."""
         return ws.connected and ws.subscriptions().get("trade") is not None
 
+    async def _take_baseline(self, client: KalshiClient) -> None:
+        """Note the exchange's newest trade before subscribing: a gap before any delivered trade starts there."""
+        try:
+            self.gaps.baseline_ms = await newest_trade_ms(client)
+        except Exception as exc:  # without it, such a gap is repaired from the markets' first trade
+            self.log.warning(f"REST check of the newest trade failed: {exc}")
+
     async def _repair_trades(self, client: KalshiClient) -> None:
         """Backfill the trades of the open gap windows from REST and queue their minutes for REST candles."""
         windows = self.gaps.windows()
         try:
-            found = await backfill_trades(client, windows, self._seen_trade_ids)
+            cutoff = (await client.get_historical_cutoff()).trades_created_ts
+            found = await backfill_trades(
+                client,
+                windows,
+                self._seen_trade_ids,
+                None if cutoff is None else int(cutoff.timestamp() * 1000),
+            )
         except Exception as exc:  # a REST outage must not kill the stream; retried next round
             self.log.warning(f"REST trade backfill of {len(windows)} gap windows failed: {exc}")
             return

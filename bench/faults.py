@@ -9,11 +9,13 @@ compares `kalshi.candlesticks` with a clean reference run of the same seeded exc
 - `database cut mid-run`: `pg_terminate_backend` of every connection of the run's database mid-run;
 - `storm 50%`: the exchange answers half of all requests with 500/503 (`--faults 500=0.25,503=0.25`);
 - `malformed answers`: a proxy drops the `markets` list from 30% of candle answers;
+- `one date down`: a proxy answers 500 to every candle request of the range's last date; the run must
+  commit the other dates, fail naming that date, and the re-run covers only that date (`--partition`);
 - `bad input`: a partition key outside the range (must change nothing and say so in one line).
 
 After the fault, one plain re-run (no fault) must repair everything. The table reads: experiment, rows
-expected, stored after the fault, missing, duplicated, wrong (values differing from the reference),
-repaired by the re-run (0 missing/duplicated/wrong afterwards), seconds. It measures the code as it is; a
+expected, stored after the fault, missing, duplicated, wrong (values differing from the reference), what
+the re-run (if one was needed) left missing/duplicated/wrong, and seconds. It measures the code as it is; a
 row that is not repaired is a finding, not a failure of the suite. Results: `bench/results/faults.json`.
 
     .venv/bin/python bench/faults.py [--start 2026-01-10] [--days 2]
@@ -33,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,7 @@ import httpx
 import psycopg
 from common import PG_ADMIN, create_database, drop_database, free_port
 
+from kalshi_pipeline.kalshi.tickers import event_date_code
 from kalshi_pipeline_tests.exchange_proxy import Answer, ExchangeProxy, Tamper
 from kalshi_pipeline_tests.processes import descendants, running, wait_for
 
@@ -67,6 +71,8 @@ class Row:
     rerun_needed: bool
     seconds: float
     note: str = ""
+    #: Missing, duplicated and wrong rows after the re-run (after the fault when none was needed).
+    final: tuple[int, int, int] = (0, 0, 0)
 
 
 class Simulator:
@@ -105,6 +111,18 @@ def drop_candle_lists(rate: float) -> Tamper:
         data.pop("markets", None)
         data.pop("candlesticks", None)
         return Answer(answer.path, answer.query, answer.status, json.dumps(data).encode())
+
+    return tamper
+
+
+def fail_candles_of(day: date) -> Tamper:
+    """A proxy tamper that answers 500 to every candle request of `day`'s games (by event ticker)."""
+    code = event_date_code(day)
+
+    def tamper(answer: Answer) -> Answer:
+        if "candlesticks" in answer.path and code in answer.path + answer.query:
+            return Answer(answer.path, answer.query, 500, b'{"error": "internal server error"}')
+        return answer
 
     return tamper
 
@@ -149,6 +167,12 @@ def compare(reference: dict[tuple[Any, ...], tuple[Any, ...]], db_url: str) -> d
     }
 
 
+def candles_by_date(db_url: str) -> list[tuple[Any, ...]]:
+    """Return the game dates that hold candles in `kalshi.candlesticks_raw`."""
+    with psycopg.connect(db_url) as conn:
+        return conn.execute("SELECT DISTINCT game_date FROM kalshi.candlesticks_raw").fetchall()
+
+
 def connections(db_url: str) -> int:
     """Return how many sessions are connected to the database (besides this one)."""
     name = db_url.rsplit("/", 1)[1]
@@ -181,33 +205,47 @@ class Suite:
         shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
         return home
 
-    def run(self, base_url: str, db_url: str, home: Path) -> tuple[int, str]:
-        """Materialize to the end; return the exit code and the output's last line."""
-        proc = materialize(base_url, db_url, self.start, self.end, home)
+    def run(
+        self, base_url: str, db_url: str, home: Path, dates: tuple[str, str] | None = None
+    ) -> tuple[int, str]:
+        """Materialize the range (or `dates`) to the end; return the exit code and the last line."""
+        start, end = dates or (self.start, self.end)
+        proc = materialize(base_url, db_url, start, end, home)
         out, _ = proc.communicate(timeout=1800)
         return proc.returncode, verdict(proc.returncode, out)
 
-    def experiment(self, name: str, fault: Callable[[str, Path], str], rerun: bool = True) -> Row:
-        """Run one experiment on a fresh database: the fault, a measurement, a plain re-run, again."""
+    def experiment(
+        self,
+        name: str,
+        fault: Callable[[str, Path], str],
+        rerun_dates: tuple[str, str] | None = None,
+    ) -> Row:
+        """Run one experiment on a fresh database: the fault, a measurement, a plain re-run, again.
+
+        The re-run covers the whole range, or `rerun_dates` when the fault's run named what failed.
+        """
         db_url = create_database("kalshi_faults")
         try:
             t0 = time.monotonic()
             note = fault(db_url, self.home(f"{name.split()[0]}-{int(t0 * 1000)}"))
             after = compare(self.reference, db_url)
-            repaired = after["missing"] == after["duplicated"] == after["wrong"] == 0
-            rerun_needed = not repaired
-            if rerun and rerun_needed:
-                code, _ = self.run(self.clean.base_url, db_url, self.home(f"rerun-{t0}"))
+            final = (after["missing"], after["duplicated"], after["wrong"])
+            rerun_needed = final != (0, 0, 0)
+            if rerun_needed:
+                home = self.home(f"rerun-{int(t0 * 1000)}")
+                code, _ = self.run(self.clean.base_url, db_url, home, rerun_dates)
                 again = compare(self.reference, db_url)
-                repaired = again["missing"] == again["duplicated"] == again["wrong"] == 0
-                note += f"; re-run exit {code}"
+                final = (again["missing"], again["duplicated"], again["wrong"])
+                covered = "{}..{}".format(*rerun_dates) if rerun_dates else "the whole range"
+                note += f"; re-run of {covered}: exit {code}"
             return Row(
                 experiment=name,
                 expected=len(self.reference),
                 seconds=round(time.monotonic() - t0, 1),
-                repaired=repaired,
+                repaired=final == (0, 0, 0),
                 rerun_needed=rerun_needed,
                 note=note,
+                final=final,
                 **after,
             )
         finally:
@@ -226,8 +264,6 @@ def main() -> int:
     parser.add_argument("--start", default="2026-01-10")
     parser.add_argument("--days", type=int, default=2)
     args = parser.parse_args()
-    from datetime import date, timedelta
-
     end = (date.fromisoformat(args.start) + timedelta(days=args.days - 1)).isoformat()
     workdir = Path(tempfile.mkdtemp(prefix="kalshi-faults-"))
     suite = Suite(args.start, end, workdir)
@@ -304,6 +340,19 @@ def main() -> int:
                 f"{proxy.tampered} candle answers without their list; run exit {code}: {last[:160]}"
             )
 
+        def one_date_down(db_url: str, home: Path) -> str:
+            down = date.fromisoformat(suite.end)
+            proxy = ExchangeProxy(suite.clean.base_url, fail_candles_of(down))
+            try:
+                code, last = suite.run(proxy.base_url, db_url, home)
+            finally:
+                proxy.stop()
+            committed = sorted({str(k[0]) for k in candles_by_date(db_url)})
+            return (
+                f"{proxy.tampered} candle answers of {down} failed; run exit {code}: {last[:200]}; "
+                f"dates with candles after the run: {', '.join(committed) or 'none'}"
+            )
+
         def bad_input(db_url: str, home: Path) -> str:
             # First a clean run, then a bad key: the stored rows must stay exactly as they were.
             suite.run(suite.clean.base_url, db_url, home)
@@ -311,28 +360,29 @@ def main() -> int:
             out, _ = proc.communicate(timeout=600)
             return f"exit {proc.returncode}, last line: {out.strip().splitlines()[-1][:200]}"
 
-        for name, fault in [
-            ("kill -9 mid-backfill", kill9),
-            ("database cut mid-run", db_cut),
-            ("storm 50% (500/503)", storm),
-            ("malformed answers 30%", malformed),
-            ("bad input (2030 partition)", bad_input),
+        for name, fault, rerun_dates in [
+            ("kill -9 mid-backfill", kill9, None),
+            ("database cut mid-run", db_cut, None),
+            ("storm 50% (500/503)", storm, None),
+            ("malformed answers 30%", malformed, None),
+            ("one date down (500s)", one_date_down, (suite.end, suite.end)),
+            ("bad input (2030 partition)", bad_input, None),
         ]:
             print(f"running: {name} ...", file=sys.stderr, flush=True)
-            rows.append(suite.experiment(name, fault))
+            rows.append(suite.experiment(name, fault, rerun_dates))
     finally:
         suite.clean.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    header = (
-        "| experiment | expected | stored | missing | duplicated | wrong | repaired by re-run | s |"
+    print(
+        "| experiment | expected | stored | missing | duplicated | wrong | repaired by re-run "
+        "| after re-run: missing / duplicated / wrong | s |"
     )
-    print(header)
-    print("|---|---:|---:|---:|---:|---:|---|---:|")
+    print("|---|---:|---:|---:|---:|---:|---|---|---:|")
     for r in rows:
         print(
             f"| {r.experiment} | {r.expected} | {r.stored} | {r.missing} | {r.duplicated} | "
-            f"{r.wrong} | {_repaired(r)} | {r.seconds} |"
+            f"{r.wrong} | {_repaired(r)} | {' / '.join(map(str, r.final))} | {r.seconds} |"
         )
     for r in rows:
         if r.note:

@@ -47,6 +47,12 @@ class GameEvent:
     start_hhmm: str | None
 
 
+def event_date_code(game_date: date) -> str:
+    """Return the date part of a game date's event tickers, e.g. `26NOV15` for 2026-11-15."""
+    month = next(code for code, number in MONTHS.items() if number == game_date.month)
+    return f"{game_date:%y}{month}{game_date:%d}"
+
+
 def market_team(market_ticker: str) -> str:
     """Return the team code of a game market ticker (`KXNBAGAME-25DEC19SASATL-ATL` -> `ATL`).
 

@@ -7,7 +7,12 @@ from datetime import date
 import pytest
 
 from kalshi_pipeline.kalshi.errors import KalshiProtocolError, TickerError
-from kalshi_pipeline.kalshi.tickers import GameEvent, market_team, parse_game_event
+from kalshi_pipeline.kalshi.tickers import (
+    GameEvent,
+    event_date_code,
+    market_team,
+    parse_game_event,
+)
 
 
 def test_nba_event_split_evenly() -> None:
@@ -72,3 +77,10 @@ def test_market_team() -> None:
     for bad in ("KXNBAGAME-25DEC19SASATL", "ATL", "KXNBAGAME--ATL", "KXNBAGAME-25DEC19SASATL-atl"):
         with pytest.raises(TickerError):
             market_team(bad)
+
+
+def test_event_date_code_round_trips_through_the_parser() -> None:
+    for day in (date(2026, 11, 15), date(2025, 1, 2), date(2024, 12, 31)):
+        code = event_date_code(day)
+        assert len(code) == 7
+        assert parse_game_event(f"KXNBAGAME-{code}LALBOS").game_date == day

@@ -15,20 +15,13 @@ import dagster as dg
 from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY, RAW_KEY
 from kalshi_pipeline.defs.partitions import game_date_partitions
 from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
-from kalshi_pipeline.kalshi.tickers import MONTHS
+from kalshi_pipeline.kalshi.tickers import event_date_code
 from kalshi_pipeline_tests.defs.markets.helpers import ASSETS, sim_dates, table
 from kalshi_pipeline_tests.exchange_proxy import Answer, ExchangeProxy
 
-_MONTH_CODES = {number: code for code, number in MONTHS.items()}
-
-
-def _date_code(day: date) -> str:
-    """The date part of that day's event tickers, e.g. `26NOV15`."""
-    return f"{day:%y}{_MONTH_CODES[day.month]}{day:%d}"
-
 
 def _failing(day: date) -> Any:
-    code = _date_code(day)
+    code = event_date_code(day)
 
     def tamper(answer: Answer) -> Answer:
         if "candlesticks" in answer.path and code in answer.path + answer.query:

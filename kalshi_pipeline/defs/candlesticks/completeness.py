@@ -3,10 +3,11 @@
 Definitions, per market, on the grid of 1-minute candle end times (multiples of 60 s):
 
 - active window: the game's live trading. It starts with the first whole minute after the scheduled
-  start (and after the run's `start_ts`) and ends `CLOSE_GRACE_S` before the earliest of
-  `close_time` and `settlement_ts` (Kalshi closes a game market a few minutes after the final buzzer;
-  the market is quiet in between), and never after the newest stored candle of the game (for a game in
-  progress: what the last pull reached). Game markets quote every few seconds while the game is
+  start (and after the run's `start_ts`) and ends `CLOSE_GRACE_S` before the market's last candle, the one
+  holding the earliest of `close_time` and `settlement_ts` (a close mid-minute ends in the candle after it,
+  as the pull's window does: the closing partial minute counts; Kalshi closes a game market a few minutes
+  after the final buzzer and the market is quiet in between), and never after the newest stored candle of
+  the game (for a game in progress: what the last pull reached). Game markets quote every few seconds while the game is
   played, so every minute of that window must have a candle.
 - traded minute: a stored candle with a trade (price OHLC present, volume > 0).
 - no-trade minute: a stored candle without a trade (Kalshi sends only `price.previous`, quotes may move),
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from kalshi_pipeline.kalshi.live_candles import period_end
 from kalshi_pipeline.warehouse import unix_seconds, unix_seconds_column
 
 #: Quiet time allowed between the final buzzer and the market's early close.
@@ -96,7 +98,7 @@ def game_completeness(
                 )
                 if ts is not None
             ]
-            end = min([pulled_until, *(c - CLOSE_GRACE_S for c in closes)]) // 60 * 60
+            end = min([pulled_until, *(period_end(c * 1000) - CLOSE_GRACE_S for c in closes)])
             still_open = now_ts is not None and (not closes or min(closes) > now_ts)
             if still_open:
                 end = min(end, (pulled_until - SETTLING_S) // 60 * 60)

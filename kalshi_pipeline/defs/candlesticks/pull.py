@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from kalshi_pipeline.kalshi import Candlestick, KalshiClient, KalshiNotFound
+from kalshi_pipeline.kalshi.live_candles import period_end
 from kalshi_pipeline.warehouse import unix_seconds
 from kalshi_pipeline.warehouse.schema import CANDLESTICKS_RAW
 
@@ -74,7 +75,7 @@ def market_window(
     for key in ("close_time", "settlement_ts"):
         ts = unix_seconds(market.get(key))
         if ts is not None:
-            ends.append(-(-int(ts) // 60) * 60)  # the candle holding the last partial minute
+            ends.append(period_end(int(ts) * 1000))  # the candle holding the last partial minute
     end = min(ends)
     start = open_ts if start_ts is None else max(open_ts, int(start_ts))
     settled = unix_seconds(market.get("settlement_ts"))

@@ -46,7 +46,7 @@ def grid(start: int, end: int) -> list[int]:
 
 
 def test_complete_game_has_no_missing_minutes_and_quiet_tail_is_fine() -> None:
-    active_end = (CLOSE - CLOSE_GRACE_S) // 60 * 60
+    active_end = -(-CLOSE // 60) * 60 - CLOSE_GRACE_S
     minutes = [TIP - 3600, *grid(TIP, active_end), CLOSE // 60 * 60 + 60]
     (game,) = game_completeness(markets(), candles(minutes))
     assert game.missing_minutes == 0
@@ -55,7 +55,7 @@ def test_complete_game_has_no_missing_minutes_and_quiet_tail_is_fine() -> None:
 
 
 def test_gap_inside_active_window_is_missing_and_no_trade_candles_are_not() -> None:
-    active_end = (CLOSE - CLOSE_GRACE_S) // 60 * 60
+    active_end = -(-CLOSE // 60) * 60 - CLOSE_GRACE_S
     minutes = grid(TIP, active_end)
     gap = minutes[10]
     present = [m for m in minutes if m != gap] + [CLOSE // 60 * 60]
@@ -83,7 +83,7 @@ def test_game_not_started_has_nothing_to_check() -> None:
 
 
 def test_missing_minutes_are_named_by_ticker_and_minute() -> None:
-    active_end = (CLOSE - CLOSE_GRACE_S) // 60 * 60
+    active_end = -(-CLOSE // 60) * 60 - CLOSE_GRACE_S
     minutes = grid(TIP, active_end)
     df = candles(minutes)
     gone = (df["ticker"].str.endswith("-SAS")) & (

@@ -59,7 +59,7 @@ def grid(first_end: int, last_end: int) -> list[int]:
     return list(range(first_end, last_end + 1, 60))
 
 
-ACTIVE_END = (CLOSE - CLOSE_GRACE_S) // 60 * 60
+ACTIVE_END = -(-CLOSE // 60) * 60 - CLOSE_GRACE_S
 FIRST = TIP // 60 * 60 + 60  # the first whole minute after tip-off ends here
 
 
@@ -77,7 +77,7 @@ def test_the_window_starts_at_the_runs_start_ts_when_later_than_tip_off() -> Non
 
 def test_a_settlement_before_the_close_ends_the_window() -> None:
     settled = TIP + 20 * 60
-    end = (settled - CLOSE_GRACE_S) // 60 * 60
+    end = -(-settled // 60) * 60 - CLOSE_GRACE_S
     (game,) = game_completeness(markets(settlement=settled), candles(grid(FIRST, ACTIVE_END)))
     assert game.active_minutes == 2 * len(grid(FIRST, end)) and game.missing_minutes == 0
 
@@ -102,3 +102,20 @@ def test_candles_of_other_periods_do_not_fill_the_minute_grid() -> None:
     (game,) = game_completeness(markets(), frame)
     assert game.active_minutes == 2 * len(pulled)
     assert game.missing_minutes == 2 * (len(pulled) - 1)
+
+
+def test_a_close_mid_minute_ends_the_window_with_the_candle_holding_it() -> None:
+    # CLOSE is 30 s into a minute: its last candle ends at the next minute, as the pull's window does.
+    last_candle = CLOSE // 60 * 60 + 60
+    pulled = grid(FIRST, last_candle)
+    (mid,) = game_completeness(markets(close=CLOSE), candles(pulled))
+    (on_end,) = game_completeness(markets(close=last_candle), candles(pulled))
+    expected = 2 * len(grid(FIRST, last_candle - CLOSE_GRACE_S))
+    assert mid.active_minutes == on_end.active_minutes == expected
+    # A close on the minute before it ends one candle earlier (nothing of the next minute traded).
+    (earlier,) = game_completeness(markets(close=last_candle - 60), candles(pulled))
+    assert earlier.active_minutes == expected - 2
+    # The closing candle's grid minute is required: without it the minute is missing and named.
+    end = last_candle - CLOSE_GRACE_S
+    (holed,) = game_completeness(markets(), candles([m for m in pulled if m != end]))
+    assert {m for _, m in holed.missing} == {end}

@@ -30,10 +30,17 @@ from kalshi_pipeline.kalshi.errors import (
     WsCommandError,
     WsMessageError,
 )
+from kalshi_pipeline.kalshi.exchange import (
+    ExchangeIndexStatus,
+    ExchangeSchedule,
+    ExchangeStatus,
+    MaintenanceWindow,
+    TradingSession,
+    WeeklySchedule,
+)
 from kalshi_pipeline.kalshi.live_data import GameState, GameStats, LiveData
 from kalshi_pipeline.kalshi.models import (
     Event,
-    ExchangeStatus,
     HistoricalCutoff,
     Market,
     Milestone,
@@ -54,6 +61,8 @@ __all__ = [
     "TIERS",
     "Candlestick",
     "Event",
+    "ExchangeIndexStatus",
+    "ExchangeSchedule",
     "ExchangeStatus",
     "GameEvent",
     "GameState",
@@ -74,6 +83,7 @@ __all__ = [
     "KalshiTransportError",
     "KalshiWebSocketError",
     "LiveData",
+    "MaintenanceWindow",
     "Market",
     "Milestone",
     "Orderbook",
@@ -85,6 +95,8 @@ __all__ = [
     "TickerError",
     "TokenBucket",
     "Trade",
+    "TradingSession",
+    "WeeklySchedule",
     "WsCommandError",
     "WsMessageError",
     "market_team",

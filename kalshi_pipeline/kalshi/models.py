@@ -3,7 +3,8 @@
 Fixed-point strings (`*_dollars`, `*_fp`) become `Decimal` exactly; an absent key is treated like `null`;
 unknown new fields are ignored (kept in `raw`); a missing required field raises `KalshiProtocolError` naming
 the field and the object. RFC3339 timestamps become timezone-aware datetimes. The field rules live in
-`kalshi_pipeline.kalshi.parsing` (shared with the WebSocket messages); candles live in `candles`.
+`kalshi_pipeline.kalshi.parsing` (shared with the WebSocket messages); candles live in `candles`, the
+exchange status and schedule in `exchange`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from kalshi_pipeline.kalshi.parsing import Fields, expect_object, parse_fixed
 
 __all__ = [
     "Event",
-    "ExchangeStatus",
     "HistoricalCutoff",
     "Market",
     "Milestone",
@@ -456,24 +456,3 @@ class HistoricalCutoff:
     def market_settled_unix(self) -> int:
         """`market_settled_ts` as Unix seconds."""
         return int(self.market_settled_ts.timestamp())
-
-
-@dataclass(frozen=True)
-class ExchangeStatus:
-    """Whether the exchange is up and trading."""
-
-    exchange_active: bool
-    trading_active: bool
-    exchange_estimated_resume_time: datetime | None
-    raw: dict[str, Any] = field(repr=False, compare=False)
-
-    @classmethod
-    def from_payload(cls, payload: Any) -> ExchangeStatus:
-        """Parse `GET /exchange/status`."""
-        f = Fields(payload, "exchange status")
-        return cls(
-            exchange_active=f.required_flag("exchange_active"),
-            trading_active=f.required_flag("trading_active"),
-            exchange_estimated_resume_time=f.time("exchange_estimated_resume_time"),
-            raw=dict(f.obj),
-        )

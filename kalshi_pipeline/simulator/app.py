@@ -14,11 +14,13 @@ request counting, fault injection, the trailing-slash 301, signature verificatio
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from kalshi_pipeline.simulator.auth import KeyRing
@@ -41,6 +43,8 @@ from kalshi_pipeline.simulator.rest.orderbooks import OrderbookEndpoints
 from kalshi_pipeline.simulator.rest.trades import TradeEndpoints
 from kalshi_pipeline.simulator.world import World
 from kalshi_pipeline.simulator.ws.hub import WsHub
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class SimulatorApp(Starlette):
@@ -101,45 +105,35 @@ def _rest_routes(catalog: Catalog, exchange: ExchangeEndpoints) -> list[BaseRout
     candles = CandleEndpoints(catalog)
     trades = TradeEndpoints(catalog)
     books = OrderbookEndpoints(catalog)
-    p = REST_PREFIX
+    live = LiveDataEndpoints(catalog)
+    table: list[tuple[str, Endpoint]] = [
+        ("/exchange/status", exchange.exchange_status),
+        ("/exchange/schedule", exchange.exchange_schedule),
+        ("/historical/cutoff", exchange.historical_cutoff),
+        ("/historical/markets", markets.historical_markets),
+        ("/historical/markets/{ticker}", markets.historical_market),
+        ("/historical/markets/{ticker}/candlesticks", candles.historical_candles),
+        ("/historical/trades", trades.historical_trades),
+        ("/series", events.series_list),
+        ("/series/{series_ticker}", events.series_one),
+        ("/series/{series_ticker}/markets/{ticker}/candlesticks", candles.market_candles),
+        ("/series/{series_ticker}/events/{event_ticker}/candlesticks", candles.event_candles),
+        ("/events", events.events),
+        ("/events/{event_ticker}", events.event_one),
+        ("/milestones", events.milestones),
+        ("/milestones/{milestone_id}", events.milestone_one),
+        ("/markets", markets.markets),
+        ("/markets/trades", trades.trades),
+        ("/markets/candlesticks", candles.batch_candles),
+        ("/markets/orderbooks", books.orderbooks),
+        ("/markets/{ticker}", markets.market_one),
+        ("/markets/{ticker}/orderbook", books.orderbook),
+        ("/live_data/batch", live.batch),
+        ("/live_data/milestone/{milestone_id}", live.milestone),
+        ("/live_data/milestone/{milestone_id}/game_stats", live.game_stats),
+    ]
     return [
         Route("/_sim/health", exchange.health),
         Route("/_sim/stats", exchange.gateway_stats),
-        Route(f"{p}/exchange/status", exchange.exchange_status),
-        Route(f"{p}/historical/cutoff", exchange.historical_cutoff),
-        Route(f"{p}/historical/markets", markets.historical_markets),
-        Route(f"{p}/historical/markets/{{ticker}}", markets.historical_market),
-        Route(f"{p}/historical/markets/{{ticker}}/candlesticks", candles.historical_candles),
-        Route(f"{p}/historical/trades", trades.historical_trades),
-        Route(f"{p}/series", events.series_list),
-        Route(f"{p}/series/{{series_ticker}}", events.series_one),
-        Route(
-            f"{p}/series/{{series_ticker}}/markets/{{ticker}}/candlesticks", candles.market_candles
-        ),
-        Route(
-            f"{p}/series/{{series_ticker}}/events/{{event_ticker}}/candlesticks",
-            candles.event_candles,
-        ),
-        Route(f"{p}/events", events.events),
-        Route(f"{p}/events/{{event_ticker}}", events.event_one),
-        Route(f"{p}/milestones", events.milestones),
-        Route(f"{p}/milestones/{{milestone_id}}", events.milestone_one),
-        Route(f"{p}/markets", markets.markets),
-        Route(f"{p}/markets/trades", trades.trades),
-        Route(f"{p}/markets/candlesticks", candles.batch_candles),
-        Route(f"{p}/markets/orderbooks", books.orderbooks),
-        Route(f"{p}/markets/{{ticker}}", markets.market_one),
-        Route(f"{p}/markets/{{ticker}}/orderbook", books.orderbook),
-        *_live_data_routes(catalog),
-    ]
-
-
-def _live_data_routes(catalog: Catalog) -> list[BaseRoute]:
-    """The live sports data routes (the batch path before `{milestone_id}` ones)."""
-    live = LiveDataEndpoints(catalog)
-    p = REST_PREFIX
-    return [
-        Route(f"{p}/live_data/batch", live.batch),
-        Route(f"{p}/live_data/milestone/{{milestone_id}}", live.milestone),
-        Route(f"{p}/live_data/milestone/{{milestone_id}}/game_stats", live.game_stats),
+        *(Route(REST_PREFIX + path, handler) for path, handler in table),
     ]

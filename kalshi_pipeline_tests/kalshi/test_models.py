@@ -18,9 +18,9 @@ from kalshi_pipeline.kalshi.candles import (
     parse_candle_values,
 )
 from kalshi_pipeline.kalshi.errors import KalshiProtocolError
+from kalshi_pipeline.kalshi.exchange import ExchangeStatus
 from kalshi_pipeline.kalshi.models import (
     Event,
-    ExchangeStatus,
     HistoricalCutoff,
     Market,
     Milestone,

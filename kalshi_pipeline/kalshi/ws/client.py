@@ -8,8 +8,8 @@ This module holds the public API (lifecycle, iteration, commands) and the connec
 re-signs the handshake, resets all sid/seq trackers (they are per connection), resubscribes and emits a `gap`
 for the time the socket was down; backoff is exponential with full jitter, and a watchdog reconnects a socket
 silent for longer than `heartbeat_timeout`. A terminal error (Kalshi's 10 or 25) ends one subscription while
-the connection lives on: that channel is subscribed again after a backoff of its own (`resubscribe`). What happens to each received frame (seq checks, gaps, resyncs,
-books) is `dispatch.FrameDispatcher`'s job.
+the connection lives on: that channel is subscribed again after a backoff of its own (`resubscribe`).
+What happens to each received frame (seq checks, gaps, resyncs, books) is `dispatch.FrameDispatcher`'s job.
 """
 
 from __future__ import annotations
@@ -23,23 +23,32 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 
 from kalshi_pipeline.kalshi.config import WS_PATH, KalshiConfig, validate_ws_url
 from kalshi_pipeline.kalshi.errors import (
-    AUTH_HINT,
-    KalshiAuthError,
     KalshiConfigError,
     KalshiWebSocketError,
 )
 from kalshi_pipeline.kalshi.ws.buffer import OverflowPolicy, StreamBuffer
 from kalshi_pipeline.kalshi.ws.commands import PendingCommands
-from kalshi_pipeline.kalshi.ws.connection import StreamStats, WatchedConnection, open_connection
+from kalshi_pipeline.kalshi.ws.connection import (
+    ConnectFailure,
+    StreamStats,
+    WatchedConnection,
+    connect_once,
+    watch,
+)
 from kalshi_pipeline.kalshi.ws.dispatch import FrameDispatcher
 from kalshi_pipeline.kalshi.ws.messages import ControlMessage, StreamItem
 from kalshi_pipeline.kalshi.ws.orderbook import OrderbookReplica
 from kalshi_pipeline.kalshi.ws.resubscribe import Resubscriber
-from kalshi_pipeline.kalshi.ws.subscriptions import ChannelState, Subscriptions, group_by_markets
+from kalshi_pipeline.kalshi.ws.subscriptions import (
+    ChannelState,
+    Subscriptions,
+    group_by_markets,
+    subscribe_params,
+)
 
 __all__ = ["KalshiWebSocket", "Signer"]
 
@@ -73,8 +82,12 @@ class KalshiWebSocket:
         open_timeout: Handshake timeout in seconds.
         ack_timeout: How long command helpers wait for Kalshi's answer.
         max_reconnects: Give up (raise from the iterator) after this many consecutive failed connects;
-            None retries forever.
+            None retries forever. Handshakes refused with HTTP 503 (the exchange unavailable, as in a
+            maintenance window) never count: the client retries them with capped backoff until it is back.
         track_books: Maintain an `OrderbookReplica` per market of the orderbook channel in `.books`.
+        use_yes_price: Subscribe the orderbook with `use_yes_price` (Kalshi then sends NO-side levels in
+            YES-leg prices, 1 - the NO bid; the delivered messages keep the prices as sent, the replicas
+            in `.books` hold NO-leg prices either way). Kalshi's default is false.
         rng: Source of the reconnect jitter.
     """
 
@@ -92,6 +105,7 @@ class KalshiWebSocket:
         ack_timeout: float = 10.0,
         max_reconnects: int | None = None,
         track_books: bool = True,
+        use_yes_price: bool = False,
         rng: random.Random | None = None,
     ) -> None:
         if overflow not in ("block", "drop"):
@@ -108,6 +122,7 @@ class KalshiWebSocket:
         self.open_timeout = open_timeout
         self.ack_timeout = ack_timeout
         self.max_reconnects = max_reconnects
+        self.use_yes_price = use_yes_price
         self._rng = rng or random.Random()
         self.stats = StreamStats()
         self._channels = Subscriptions()
@@ -123,12 +138,13 @@ class KalshiWebSocket:
             request_snapshot=self.request_snapshot,
             connected=lambda: self.connected,
             resubscribe=lambda names, reason: self._resubscriber.schedule(names, reason),
+            use_yes_price=use_yes_price,
         )
         self._resubscriber = Resubscriber(
             channels=self._channels,
             subscribe=lambda group: self._send_subscribe(group, wait=True),
             unsubscribe=lambda sids: self._command("unsubscribe", {"sids": sids}),
-            stats=self.stats,
+            report_lost=self._dispatch.report_lost,
             emit=self._dispatch.emit,
             event=self._dispatch.event,
             connection=lambda: self._dispatch.connection,
@@ -397,12 +413,7 @@ class KalshiWebSocket:
         One command means Kalshi starts all of them at the same instant, so a ticker snapshot and the trade
         stream that follows it leave no hole between them.
         """
-        params: dict[str, Any] = {"channels": [s.name for s in states]}
-        tickers = states[0].tickers
-        if tickers is not None:
-            params["market_tickers"] = sorted(tickers)
-        if any(s.name == "ticker" for s in states):
-            params["send_initial_snapshot"] = True
+        params = subscribe_params(states, use_yes_price=self.use_yes_price)
         names = {s.name for s in states}
         if wait:
             await self._command("subscribe", params, channels=names)
@@ -412,46 +423,30 @@ class KalshiWebSocket:
     # ----------------------------------------------------------------------------------- connection
 
     async def _run(self) -> None:
-        failures = 0
+        failures = waived = 0  # waived: failures that were 503 refusals (never a reason to give up)
         disconnected_at_ms: int | None = None
         while not self._closing:
-            try:
-                headers = dict(self._signer("GET", self.path)) if self._signer else {}
-                conn = await open_connection(
-                    self.url, headers, open_timeout=self.open_timeout, stats=self.stats
+            conn = await connect_once(
+                self.url, self.path, self._signer, open_timeout=self.open_timeout, stats=self.stats
+            )
+            if isinstance(conn, ConnectFailure):
+                failures += 1
+                waived += conn.status == 503
+                await self._dispatch.emit(
+                    self._dispatch.event("error", conn.detail, code=conn.status)
                 )
-            except InvalidStatus as exc:
-                status = exc.response.status_code
-                if status in (401, 403):
-                    error = KalshiAuthError(
-                        f"WebSocket handshake to {self.url} rejected with HTTP {status}: {AUTH_HINT}; "
-                        f"the handshake signs GET {self.path}",
-                        status=status,
-                        method="GET",
-                        path=self.path,
-                    )
-                    self._fatal = error
-                    await self._dispatch.emit(
-                        self._dispatch.event("error", str(error).split(";")[0], code=status)
-                    )
-                    await self._dispatch.emit(error)
+                if conn.fatal is not None:
+                    self._fatal = conn.fatal
+                    await self._dispatch.emit(conn.fatal)
                     return
-                failures += 1
-                await self._dispatch.emit(
-                    self._dispatch.event("error", f"handshake failed: HTTP {status}", code=status)
-                )
-            except (OSError, TimeoutError, InvalidHandshake) as exc:
-                failures += 1
-                await self._dispatch.emit(
-                    self._dispatch.event("error", f"connect failed: {type(exc).__name__}: {exc}")
-                )
             else:
                 lived = await self._serve_connection(conn, disconnected_at_ms)
                 disconnected_at_ms = self._dispatch.last_exchange_ms or int(time.time() * 1000)
                 failures = 0 if lived else failures + 1
+                waived = 0 if lived else waived
             if self._closing:
                 return
-            if self.max_reconnects is not None and failures > self.max_reconnects:
+            if self.max_reconnects is not None and failures - waived > self.max_reconnects:
                 self._fatal = KalshiWebSocketError(
                     f"gave up on {self.url} after {failures} failed connects"
                 )
@@ -474,22 +469,17 @@ class KalshiWebSocket:
         await self._dispatch.emit(self._dispatch.event("connect", f"connected to {self.url}"))
         if down_since_ms is not None:
             for state in self._channels:
-                if state.name in ("ticker", "trade"):
-                    self.stats.gaps += 1
-                    await self._dispatch.emit(
-                        self._dispatch.event(
-                            "gap",
-                            "reconnected: messages sent while disconnected are lost "
-                            "(until the first message of the new connection)",
-                            channel=state.name,
-                            market_tickers=state.sorted_tickers(),
-                            since_ms=down_since_ms,
-                            until_ms=None,
-                        )
-                    )
+                await self._dispatch.report_lost(
+                    state,
+                    "reconnected: messages sent while disconnected are lost "
+                    "(until the first message of the new connection)",
+                    since_ms=down_since_ms,
+                )
         frames_before = self.stats.frames
         reason = "closed"
-        watchdog = asyncio.create_task(self._watchdog(conn))
+        watchdog = asyncio.create_task(
+            watch(conn, self.heartbeat_timeout, lambda: self._buffer.blocked, self._dispatch)
+        )
         try:
             for group in group_by_markets(self._channels):
                 await self._send_subscribe(group, wait=False)
@@ -512,20 +502,3 @@ class KalshiWebSocket:
             if not self._closing:
                 await self._dispatch.emit(self._dispatch.event("disconnect", reason))
         return self.stats.frames > frames_before
-
-    async def _watchdog(self, conn: WatchedConnection) -> str | None:
-        while True:
-            await asyncio.sleep(min(1.0, self.heartbeat_timeout / 4))
-            silent = time.monotonic() - conn.last_frame_monotonic
-            if self._buffer.blocked:
-                conn.last_frame_monotonic = time.monotonic()
-                continue
-            if silent > self.heartbeat_timeout:
-                await self._dispatch.emit(
-                    self._dispatch.event(
-                        "heartbeat_timeout",
-                        f"no frame (data or Ping) for {silent:.1f} s; reconnecting",
-                    )
-                )
-                conn.transport.abort()
-                return f"heartbeat timeout after {silent:.1f} s"

@@ -36,7 +36,7 @@ from kalshi_pipeline.kalshi.ws.messages import (
     parse_message,
 )
 from kalshi_pipeline.kalshi.ws.orderbook import OrderbookReplica
-from kalshi_pipeline.kalshi.ws.subscriptions import Subscriptions
+from kalshi_pipeline.kalshi.ws.subscriptions import ChannelState, Subscriptions
 
 __all__ = ["TERMINAL_ERROR_CODES", "FrameDispatcher"]
 
@@ -66,6 +66,7 @@ class FrameDispatcher:
         request_snapshot: Callable[[Sequence[str]], Awaitable[None]],
         connected: Callable[[], bool],
         resubscribe: Callable[[Sequence[str], str], None] = lambda names, reason: None,
+        use_yes_price: bool = False,
     ) -> None:
         """Wire the dispatcher to its client's channel states, pending commands, buffer and counters.
 
@@ -79,6 +80,7 @@ class FrameDispatcher:
             request_snapshot: Sends `get_snapshot` for some markets (the client's `request_snapshot`).
             connected: Whether a connection is open.
             resubscribe: Schedules a new subscription of channels whose sid a terminal error ended.
+            use_yes_price: The orderbook subscriptions ask for NO-side levels in YES-leg prices.
         """
         self.books: dict[str, OrderbookReplica] = {}
         self.connection = 0
@@ -92,6 +94,7 @@ class FrameDispatcher:
         self._request_snapshot = request_snapshot
         self._connected = connected
         self._resubscribe = resubscribe
+        self.use_yes_price = use_yes_price
         self._dropped_channels: dict[str, int | None] = {}
         self._background: set[asyncio.Task[None]] = set()
 
@@ -202,12 +205,14 @@ class FrameDispatcher:
     def _track_book(self, message: WsMessage) -> None:
         if isinstance(message, OrderbookSnapshot):
             book = self.books.setdefault(
-                message.market_ticker, OrderbookReplica(message.market_ticker)
+                message.market_ticker,
+                OrderbookReplica(message.market_ticker, yes_prices=self.use_yes_price),
             )
             book.apply_snapshot(message)
         elif isinstance(message, OrderbookDelta):
             book = self.books.setdefault(
-                message.market_ticker, OrderbookReplica(message.market_ticker)
+                message.market_ticker,
+                OrderbookReplica(message.market_ticker, yes_prices=self.use_yes_price),
             )
             if not book.stale:
                 book.apply_delta(message)
@@ -274,24 +279,43 @@ class FrameDispatcher:
             return
         reason = f"Kalshi error {message.code} ({message.message}) ended the subscription"
         for state in states:
-            if state.name in ("ticker", "trade"):
-                self._stats.gaps += 1
-                await self.emit(
-                    self.event(
-                        "gap",
-                        f"{reason}: messages are lost until it is subscribed again",
-                        channel=state.name,
-                        sid=state.sid,
-                        market_tickers=state.sorted_tickers(),
-                        # A sid that never delivered lost what followed its subscription (unknown
-                        # when nothing had arrived before it: None, the whole window).
-                        since_ms=state.last_ts_ms or state.subscribed_at_ms,
-                        until_ms=None,
-                        code=message.code,
-                    )
-                )
+            await self.report_lost(
+                state,
+                f"{reason}: messages are lost until it is subscribed again",
+                code=message.code,
+            )
             if state.name == "orderbook_delta":
                 for book in self.books.values():
                     book.stale = True  # the new subscription starts with fresh snapshots
-            state.sid, state.last_seq = None, None
         self._resubscribe([s.name for s in states], reason)
+
+    async def report_lost(
+        self,
+        state: ChannelState,
+        detail: str,
+        *,
+        since_ms: int | None = None,
+        code: int | None = None,
+    ) -> None:
+        """A subscription lost messages until it is subscribed again: an open `gap`, and its sid forgotten.
+
+        The gap (ticker and trade channels only; orderbooks resync instead) starts at `since_ms`, by
+        default the subscription's `gap_start_ms`, and stays open (`until_ms` None): the consumer backfills
+        up to the first message of the new subscription. Every path that loses a subscription (a terminal
+        error, a resubscription of a silent channel, a reconnect) reports it here.
+        """
+        if state.name in ("ticker", "trade"):
+            self._stats.gaps += 1
+            await self.emit(
+                self.event(
+                    "gap",
+                    detail,
+                    channel=state.name,
+                    sid=state.sid,
+                    market_tickers=state.sorted_tickers(),
+                    since_ms=state.gap_start_ms if since_ms is None else since_ms,
+                    until_ms=None,
+                    code=code,
+                )
+            )
+        state.sid, state.last_seq = None, None

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from kalshi_pipeline.kalshi.errors import KalshiWebSocketError
-from kalshi_pipeline.kalshi.ws.connection import StreamStats
 from kalshi_pipeline.kalshi.ws.messages import StreamEvent, StreamItem
 from kalshi_pipeline.kalshi.ws.subscriptions import ChannelState, Subscriptions, group_by_markets
 
@@ -32,7 +31,7 @@ class Resubscriber:
         channels: Subscriptions,
         subscribe: Callable[[list[ChannelState]], Awaitable[Any]],
         unsubscribe: Callable[[list[int]], Awaitable[Any]],
-        stats: StreamStats,
+        report_lost: Callable[[ChannelState, str], Awaitable[None]],
         emit: Callable[[StreamItem | BaseException], Awaitable[None]],
         event: Callable[..., StreamEvent],
         connection: Callable[[], int],
@@ -47,7 +46,8 @@ class Resubscriber:
             channels: The client's channel states.
             subscribe: Subscribes a group of channels sharing one market filter and waits for the answer.
             unsubscribe: Unsubscribes sids and waits for the answer.
-            stats: The client's counters (gaps are counted).
+            report_lost: Reports a subscription's lost messages and forgets its sid (the dispatcher's
+                `report_lost`, which every path that loses a subscription shares).
             emit: Hands an item to the consumer.
             event: Builds a stream event of the current connection.
             connection: The current connection's number.
@@ -59,7 +59,7 @@ class Resubscriber:
         self._channels = channels
         self._subscribe = subscribe
         self._unsubscribe = unsubscribe
-        self._stats = stats
+        self._report_lost = report_lost
         self._emit = emit
         self._event = event
         self._connection = connection
@@ -89,20 +89,7 @@ class Resubscriber:
             with contextlib.suppress(KalshiWebSocketError, TimeoutError):
                 await self._unsubscribe(dead)
         for state in states:
-            if state.name in ("ticker", "trade"):
-                self._stats.gaps += 1
-                await self._emit(
-                    self._event(
-                        "gap",
-                        f"resubscribing {state.name}: {reason}",
-                        channel=state.name,
-                        sid=state.sid,
-                        market_tickers=state.sorted_tickers(),
-                        since_ms=state.last_ts_ms or state.subscribed_at_ms,
-                        until_ms=None,
-                    )
-                )
-            state.sid, state.last_seq = None, None
+            await self._report_lost(state, f"resubscribing {state.name}: {reason}")
         for group in group_by_markets(states):
             await self._subscribe(group)
 

@@ -18,6 +18,7 @@ __all__ = [
     "ChannelState",
     "Subscriptions",
     "group_by_markets",
+    "subscribe_params",
 ]
 
 #: Market-data channels this client understands (others are rejected by `subscribe`).
@@ -52,6 +53,32 @@ class ChannelState:
     def sorted_tickers(self) -> tuple[str, ...]:
         """The wanted markets, sorted (empty for all markets)."""
         return tuple(sorted(self.tickers or ()))
+
+    @property
+    def gap_start_ms(self) -> int | None:
+        """Where a gap of this subscription starts: its latest message, else its subscription.
+
+        A sid that never delivered lost what followed its subscription (None when nothing had arrived
+        on the stream before it: the whole window).
+        """
+        return self.last_ts_ms or self.subscribed_at_ms
+
+
+def subscribe_params(states: list[ChannelState], *, use_yes_price: bool) -> dict[str, object]:
+    """The `subscribe` params of channels sharing one market filter (one command starts them together).
+
+    A ticker subscription asks for the initial snapshot; an orderbook one carries `use_yes_price` when
+    the client wants NO-side levels in YES-leg prices.
+    """
+    params: dict[str, object] = {"channels": [s.name for s in states]}
+    if states[0].tickers is not None:
+        params["market_tickers"] = sorted(states[0].tickers)
+    names = {s.name for s in states}
+    if "ticker" in names:
+        params["send_initial_snapshot"] = True
+    if use_yes_price and "orderbook_delta" in names:
+        params["use_yes_price"] = True
+    return params
 
 
 def group_by_markets(states: Iterable[ChannelState]) -> list[list[ChannelState]]:

@@ -53,12 +53,57 @@ class ExchangeEndpoints:
         )
 
     async def exchange_status(self, request: Request) -> Response:
-        """`GET /exchange/status`."""
+        """`GET /exchange/status`: trading is paused (not the whole exchange) in a maintenance window.
+
+        The top-level fields describe exchange index 0; `exchange_index_statuses` lists every index (this
+        simulator runs one, "Default"). `exchange_estimated_resume_time` is the window's end, else null.
+        """
+        window = self.world.maintenance.window_at(self.world.now_ms())
+        trading = window is None
+        resume = payloads.rfc3339(window[1] // 1000) if window else None
         return JSONResponse(
             {
                 "exchange_active": True,
-                "trading_active": True,
-                "exchange_estimated_resume_time": None,
+                "trading_active": trading,
+                "intra_exchange_transfers_active": True,
+                "exchange_estimated_resume_time": resume,
+                "exchange_index_statuses": [
+                    {
+                        "exchange_index": 0,
+                        "description": "Default",
+                        "exchange_active": True,
+                        "trading_active": trading,
+                        "intra_exchange_transfers_active": True,
+                    }
+                ],
+            }
+        )
+
+    async def exchange_schedule(self, request: Request) -> Response:
+        """`GET /exchange/schedule`: weekly standard hours (ET) and the maintenance windows ahead.
+
+        The standard hours hold for a year either side of now; the windows listed are those overlapping
+        the next 14 days (the one in effect included). How far ahead Kalshi lists windows is not documented.
+        """
+        now_s = self.world.now_ms() // 1000
+        weekly = {
+            "start_time": payloads.rfc3339(now_s // 86400 * 86400 - 365 * 86400),
+            "end_time": payloads.rfc3339(now_s // 86400 * 86400 + 365 * 86400),
+            **self.world.maintenance.standard_hours(),
+        }
+        windows = self.world.maintenance.windows(now_s * 1000, (now_s + 14 * 86400) * 1000)
+        return JSONResponse(
+            {
+                "schedule": {
+                    "standard_hours": [weekly],
+                    "maintenance_windows": [
+                        {
+                            "start_datetime": payloads.rfc3339(start // 1000),
+                            "end_datetime": payloads.rfc3339(end // 1000),
+                        }
+                        for start, end in windows
+                    ],
+                }
             }
         )
 

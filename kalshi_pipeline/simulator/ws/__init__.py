@@ -11,11 +11,15 @@ Protocol (Kalshi's AsyncAPI as documented in 2026):
   key or a bad signature -> HTTP 401. Without configured keys any well-formed signed handshake is accepted.
 - Commands `subscribe`, `unsubscribe`, `update_subscription` (`add_markets`, `delete_markets`,
   `get_snapshot`), `list_subscriptions`; answers `subscribed`, `ok`, `unsubscribed`, `error` (numeric codes).
+- `subscribe` takes `use_yes_price` (a boolean, else error 11): the orderbook subscription then reports
+  NO-side levels in YES-leg prices (1 - the NO bid), in its snapshots and deltas; the default is false.
 - Channels `ticker` (no seq), `trade`, `orderbook_delta` (`orderbook_snapshot` then `orderbook_delta`) and
   `market_lifecycle_v2`; `seq` is per sid and starts at 1; acks of `add_markets`/`delete_markets` and
   `unsubscribed` consume a seq, as measured on Kalshi's demo. Market-data envelopes carry `sending_ts_ms`
   (the exchange time the frame was sent); lifecycle messages carry no other time of their own.
 - A WebSocket Ping control frame with payload `heartbeat` every 10 s.
+- Maintenance (`kalshi_pipeline.simulator.maintenance`): when a window begins every session is closed (code
+  1001) and handshakes are refused with HTTP 503 until it ends.
 
 ASGI has no message for Ping frames, so the endpoint does not run as an ASGI route: uvicorn hands every
 upgrade request to `connection.WsConnection` (its public `Config(ws=...)` option), which speaks the protocol

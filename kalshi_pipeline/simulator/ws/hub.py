@@ -87,12 +87,16 @@ class WsHub:
         self.outage_since_ms = None
         return False
 
+    def in_maintenance(self) -> bool:
+        """Whether a maintenance window is in effect: sessions are closed and handshakes refused."""
+        return self.world.maintenance.window_at(self.world.now_ms()) is not None
+
     def refusal(self, connection: WsConnection, request: Request) -> Response | None:
-        """403 for any other path, 503 during an outage, 401 for a badly signed handshake, else None."""
+        """403 for any other path, 503 in maintenance or an outage, 401 for a bad signature, else None."""
         path = unquote(request.path.partition("?")[0])
         if path != WS_PATH:
             return connection.reject(403, "", "text/plain; charset=utf-8")
-        if self._outage_continues():
+        if self.in_maintenance() or self._outage_continues():
             return connection.reject(503, "", "text/plain; charset=utf-8")
         # The first value of a repeated header counts, as with Starlette's headers.
         headers = {k.lower(): v for k, v in reversed(list(request.headers.raw_items()))}

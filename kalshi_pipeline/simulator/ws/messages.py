@@ -55,6 +55,15 @@ def trade_msg(path: MarketPath, t: TradePrint) -> dict[str, Any]:
     }
 
 
+def in_yes_prices(book: BookLadder) -> BookLadder:
+    """The book as `use_yes_price` reports it: NO bids at their YES-leg price (1 - price), ascending.
+
+    Kalshi documents only that NO-side levels are then expressed in YES-leg prices; the levels stay under
+    the `no` side and, as everywhere else, are listed by ascending price (an assumption).
+    """
+    return BookLadder(book.yes, tuple(sorted((PIPS - price, size) for price, size in book.no)))
+
+
 def snapshot_msg(ticker: str, book: BookLadder) -> dict[str, Any]:
     """An `orderbook_snapshot` message (Kalshi omits an empty side entirely)."""
     msg: dict[str, Any] = {"market_ticker": ticker, "market_id": market_id(ticker)}

@@ -47,12 +47,17 @@ HEARTBEAT = b"heartbeat"
 
 @dataclass
 class Subscription:
-    """One subscription (sid) of a session: its channel, its markets (None = all) and its last seq."""
+    """One subscription (sid) of a session: its channel, its markets (None = all) and its last seq.
+
+    `yes_price` is the orderbook subscription's `use_yes_price`: NO-side levels are then reported in
+    YES-leg prices (1 - the NO bid's price) in snapshots and deltas.
+    """
 
     sid: int
     channel: str
     tickers: set[str] | None
     seq: int = 0
+    yes_price: bool = False
 
 
 class _Disconnect(Exception):
@@ -173,13 +178,16 @@ class Session:
         """Send a market's order book snapshot and make it the base of later deltas."""
         book = self.world.book_at(ticker, self.cursor_ms)
         self.books[ticker] = book
-        await self.send_market(sub, "orderbook_snapshot", messages.snapshot_msg(ticker, book))
+        shown = messages.in_yes_prices(book) if sub.yes_price else book
+        await self.send_market(sub, "orderbook_snapshot", messages.snapshot_msg(ticker, shown))
 
     async def send_deltas(self, sub: Subscription, ticker: str, ts_ms: int) -> None:
         """Send the deltas from the last book sent for a market to its book at `ts_ms`."""
         old = self.books.get(ticker, BookLadder((), ()))
         new = self.world.book_at(ticker, ts_ms)
         self.books[ticker] = new
+        if sub.yes_price:
+            old, new = messages.in_yes_prices(old), messages.in_yes_prices(new)
         for msg in messages.delta_msgs(ticker, old, new, ts_ms):
             await self.send_market(sub, "orderbook_delta", msg)
 
@@ -257,6 +265,9 @@ class Session:
         tickers = self._tickers(params)
         if "orderbook_delta" in channels and not tickers:
             raise CommandError(E_TICKER_REQUIRED)
+        yes_price = params.get("use_yes_price", False)
+        if not isinstance(yes_price, bool):
+            raise CommandError(E_INVALID_PARAMETER)
         for channel in channels:
             wanted = None if channel == "market_lifecycle_v2" else tickers
             existing = next((s for s in self.subs.values() if s.channel == channel), None)
@@ -275,6 +286,7 @@ class Session:
                 await self._initial(existing, added, params)
                 continue
             sub = Subscription(self.next_sid, channel, None if wanted is None else set(wanted))
+            sub.yes_price = yes_price and channel == "orderbook_delta"
             self.next_sid += 1
             self.subs[sub.sid] = sub
             await self.send(
@@ -428,6 +440,11 @@ class Session:
                     break
                 if self.stalled:
                     continue
+                if self.hub.in_maintenance():
+                    self.connection.close(
+                        1001
+                    )  # going away: Kalshi's maintenance disconnects sessions
+                    break
                 if text:
                     await self.handle_command(text)
                 await self.advance(self.world.now_ms())

@@ -12,7 +12,8 @@ file lock already allows a single writer. Applied migrations are never edited. T
 than the warehouse (`KALSHI_RATE_BUDGET_URL`), where no migrations run.
 
 Migration 1 built the market and candle tables, migration 2 the WebSocket stream tables (`ticks`, `trades`,
-`stream_events`, `candlesticks_ws`). To add a table (say `kalshi.orderbook_snapshots`):
+`stream_events`, `candlesticks_ws`), migration 5 added the settlement bounds and series categories to
+`markets`. To add a table (say `kalshi.orderbook_snapshots`):
 
 1. define `SNAPSHOTS = TableSpec("orderbook_snapshots", columns=(Column("ticker", TEXT, nullable=False), ...),
    primary_key=(...), indexes=(("ticker", "ts"),))` below;
@@ -153,6 +154,11 @@ MARKETS = TableSpec(
         _c("source", TEXT),
         _c("updated_time", TIMESTAMPTZ),
         _INGESTED_AT,
+        # Migration 5: how a scalar settlement is bounded, its floor, and the series' categories (a JSON
+        # array of strings; None when the exchange did not say).
+        _c("settlement_bounds_type", TEXT),
+        _c("settlement_floor_dollars", PRICE),
+        _c("series_categories", JSON),
     ),
     primary_key=("ticker",),
     indexes=(("event_ticker",), ("game_date",), ("status",)),
@@ -324,6 +330,10 @@ GAME_PROBABILITIES = TableSpec(
     "game_probabilities",
     columns=(
         _c("ticker", TEXT, nullable=False),
+        #: `candles`: the minute's row computed from `kalshi.candlesticks` (minute_ts on the minute);
+        #: `stream`: a websocket-mode row written within seconds of a quote, trade or game-state change,
+        #: minute_ts being the exchange time of that change (sub-minute).
+        _c("source", TEXT, nullable=False),
         _c("minute_ts", TIMESTAMPTZ, nullable=False),
         _c("event_ticker", TEXT, nullable=False),
         _c("game_date", DATE),
@@ -343,7 +353,7 @@ GAME_PROBABILITIES = TableSpec(
         _c("away_points", INT),
         _INGESTED_AT,
     ),
-    primary_key=("ticker", "minute_ts"),
+    primary_key=("ticker", "source", "minute_ts"),
     indexes=(("game_date",), ("event_ticker", "minute_ts")),
 )
 
@@ -422,6 +432,22 @@ def _both(*specs: TableSpec) -> dict[str, tuple[str, ...]]:
 _V1 = _both(MARKETS, CANDLESTICKS_RAW, CANDLESTICKS, CANDLESTICKS_REJECTED)
 _V2 = _both(TICKS, TRADES, STREAM_EVENTS, CANDLESTICKS_WS)
 _V3 = _both(GAME_STATES, GAME_PROBABILITIES)
+# kalshi.game_probabilities is derived (recomputed from candles and game states by its asset), so the new
+# `source` column and primary key come by recreating it; materialize kalshi/game_probabilities again.
+_V4 = {
+    dialect: (f"DROP TABLE IF EXISTS {GAME_PROBABILITIES.qualified}", *statements)
+    for dialect, statements in _both(GAME_PROBABILITIES).items()
+}
+#: Columns migration 5 adds to `kalshi.markets` (idempotent: a fresh database already has them).
+_V5_MARKET_COLUMNS = ("settlement_bounds_type", "settlement_floor_dollars", "series_categories")
+_V5 = {
+    dialect: tuple(
+        f"ALTER TABLE {MARKETS.qualified} ADD COLUMN IF NOT EXISTS {name} "
+        f"{sql_type(MARKETS.column(name).type, dialect)}"
+        for name in _V5_MARKET_COLUMNS
+    )
+    for dialect in ("postgres", "duckdb")
+}
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -441,6 +467,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         "live games: game_states, game_probabilities",
         postgres=_V3["postgres"],
         duckdb=_V3["duckdb"],
+    ),
+    Migration(
+        4,
+        "game_probabilities: source column (candles | stream) in the primary key, table recreated",
+        postgres=_V4["postgres"],
+        duckdb=_V4["duckdb"],
+    ),
+    Migration(
+        5,
+        "markets: settlement_bounds_type, settlement_floor_dollars, series_categories",
+        postgres=_V5["postgres"],
+        duckdb=_V5["duckdb"],
     ),
 )
 

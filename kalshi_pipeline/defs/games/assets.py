@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY
 from kalshi_pipeline.defs.games.calibration import calibrate
@@ -34,6 +35,30 @@ GAME_STATES_KEY = dg.AssetKey(["kalshi", "game_states"])
 GAME_PROBABILITIES_KEY = dg.AssetKey(["kalshi", "game_probabilities"])
 #: Games whose chart one materialization embeds (the rest are in the table and `kalshi-pipeline chart`).
 MAX_CHARTS = 16
+
+
+class GameStatesConfig(dg.Config):
+    """Run config of `kalshi/game_states`: which games, and whether to replay their play-by-play."""
+
+    event_tickers: list[str] = Field(
+        default=[],
+        description=(
+            "Poll only these games (a live refresh polls its live games, reusing stored milestone ids); "
+            "empty = every game of the partition."
+        ),
+    )
+    replay_pbp: bool = Field(
+        default=True,
+        description="Also replay started games' play-by-play (GET .../game_stats) as observations.",
+    )
+
+
+class GameProbabilitiesConfig(dg.Config):
+    """Run config of `kalshi/game_probabilities`: which games to recompute."""
+
+    event_tickers: list[str] = Field(
+        default=[], description="Recompute only these games; empty = every game of the partition."
+    )
 
 
 @dg.asset(
@@ -61,14 +86,26 @@ MAX_CHARTS = 16
     ],
 )
 def game_states(
-    context: dg.AssetExecutionContext, kalshi: KalshiApiResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: GameStatesConfig,
+    kalshi: KalshiApiResource,
+    warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    """Poll the live data of the partition's games once and store the observations."""
+    """Poll the live data of the partition's games (or of the configured ones) once and store it."""
     dates = partition_dates(context)
+    scope = config.event_tickers or None
 
     async def run(wh: Warehouse) -> tuple[GameStates, RequestStats]:
         async with kalshi.client() as client:
-            return await observe_games(wh, client, dates, now=datetime.now(UTC)), client.stats
+            done = await observe_games(
+                wh,
+                client,
+                dates,
+                now=datetime.now(UTC),
+                replay_pbp=config.replay_pbp,
+                event_tickers=scope,
+            )
+            return done, client.stats
 
     with warehouse.open() as wh:
         done, stats = asyncio.run(run(wh))
@@ -155,13 +192,20 @@ def game_states(
     ],
 )
 def game_probabilities(
-    context: dg.AssetExecutionContext, live: LiveResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: GameProbabilitiesConfig,
+    live: LiveResource,
+    warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     """Recompute the partition's per-minute win probabilities from the stored candles and game states."""
     dates = partition_dates(context)
     with warehouse.open() as wh:
         done = build_game_probabilities(
-            wh, dates, max_spread=live.max_spread(), now=datetime.now(UTC)
+            wh,
+            dates,
+            max_spread=live.max_spread(),
+            now=datetime.now(UTC),
+            event_tickers=config.event_tickers or None,
         )
     rows = done.rows
     context.log.info(f"{len(rows)} probability rows for {done.games} games of {dates_label(dates)}")

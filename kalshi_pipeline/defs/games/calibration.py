@@ -18,6 +18,7 @@ from datetime import date
 import pandas as pd
 from matplotlib.figure import Figure
 
+from kalshi_pipeline.defs.games.probabilities import minute_rows
 from kalshi_pipeline.warehouse import Warehouse
 
 MOMENTS = ("tip-off", "end Q1", "end Q2", "end Q3", "end Q4", "overall")
@@ -138,6 +139,6 @@ def calibrate(wh: Warehouse) -> Calibration:
     dates = sorted({d for d in games["game_date"] if d is not None and not pd.isna(d)})
     if not dates:
         return Calibration(scores(pd.DataFrame(columns=list(SCORED_COLUMNS))), {}, 0)
-    scored = scored_rows(wh.markets(dates), wh.game_probabilities(dates))
+    scored = scored_rows(wh.markets(dates), minute_rows(wh.game_probabilities(dates)))
     diagrams = {s: reliability_png(scored, s) for s in sorted(set(scored["season"]))}
     return Calibration(scores(scored), diagrams, int(scored["event_ticker"].nunique()))

@@ -5,8 +5,14 @@ lead until `max_hours` after tip-off, not yet settled, as the live sensor counts
 `kalshi/game_states` then `kalshi/game_probabilities`, so the newest probability row carries the current
 score and clock. The run's requests go through the same client and shared rate budget as every other run.
 A date whose previous poll is still queued or running is skipped (no pile-up). The sensor reads only the
-warehouse and the run records. It is off by default (turn it on in the UI, or `dagster sensor start`),
-because each poll is a run: deployments that want game states only with the daily partitions pay nothing.
+warehouse and the run records.
+
+It is off by default because both live modes already poll game states without a run of their own: in rest
+mode every live refresh of `live_games_sensor` polls its live games' state (stored milestone ids, one
+`GET /live_data/batch`) and recomputes their minute probabilities; in websocket mode the stream run polls
+every `KALSHI_LIVE_GAME_STATE_SECONDS` from inside (`defs/stream/game_rows.py`), which avoids a daemon-launched
+run (2-7 s to start here) every few seconds. Turn it on (UI or `dagster sensor start`) only to poll dates
+the live sensor does not watch, or on its own cadence in rest mode.
 """
 
 from __future__ import annotations

@@ -13,6 +13,12 @@ in `kalshi.candlesticks`:
   (first ticker on ties), which takes `1 - the others`, so a game's probabilities sum to exactly 1. When a
   market has no price, the game's probabilities and overround at `m` are NULL (the raw prices are kept).
 - the game state is the newest `kalshi.game_states` row of the game observed at or before `m`.
+
+These rows have `source = 'candles'`. In websocket mode the stream run also writes rows with
+`source = 'stream'` (see `defs/stream/game_rows.py`): the same definition applied to the stream's newest
+quotes and trades within seconds of a change, `minute_ts` being the exchange time of that change. Readers of
+the per-minute series (and any recomputation of this definition) select `source = 'candles'`
+(`minute_rows`).
 """
 
 from __future__ import annotations
@@ -26,10 +32,11 @@ from typing import Any
 import pandas as pd
 
 from kalshi_pipeline.warehouse import Warehouse
-from kalshi_pipeline.warehouse.games import replace_game_probabilities
+from kalshi_pipeline.warehouse.games import MINUTE_SOURCE, replace_game_probabilities
 from kalshi_pipeline.warehouse.schema import GAME_PROBABILITIES
 
 PROBABILITY_QUANTUM = Decimal("0.000001")
+
 #: The candle columns the definition reads.
 CANDLE_COLUMNS = (
     "ticker",
@@ -136,6 +143,7 @@ def game_probabilities(
             for t in tickers:
                 row: dict[str, Any] = {
                     "ticker": t,
+                    "source": MINUTE_SOURCE,
                     "minute_ts": minute_ts,
                     "event_ticker": event_ticker,
                     "game_date": info[t][0],
@@ -153,6 +161,11 @@ def game_probabilities(
     out = pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
     out["state_observed_at"] = pd.to_datetime(out["state_observed_at"], utc=True)
     return out
+
+
+def minute_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The per-minute rows (`source = 'candles'`) of some `kalshi.game_probabilities` rows."""
+    return rows[rows["source"] == MINUTE_SOURCE]
 
 
 def _candle_records(frame: pd.DataFrame | None) -> list[dict[str, Any]]:
@@ -213,20 +226,30 @@ class GameProbabilities:
 
 
 def build_game_probabilities(
-    wh: Warehouse, game_dates: Sequence[date], *, max_spread: Decimal, now: datetime
+    wh: Warehouse,
+    game_dates: Sequence[date],
+    *,
+    max_spread: Decimal,
+    now: datetime,
+    event_tickers: Sequence[str] | None = None,
 ) -> GameProbabilities:
-    """Recompute and store the probabilities of every game of `game_dates` from the warehouse.
+    """Recompute and store the probabilities of every game of `game_dates` (or only `event_tickers`).
 
-    Each game's rows are replaced as a whole in one transaction per date, so a minute that no longer
-    exists does not linger.
+    Each game's minute rows are replaced as a whole in one transaction, so a minute that no longer exists
+    does not linger; the stream's rows are left alone.
     """
     markets = wh.markets(game_dates)
-    candles = wh.candles("candlesticks", game_dates, columns=list(CANDLE_COLUMNS))
+    if event_tickers is not None:
+        markets = markets[markets["event_ticker"].isin(set(event_tickers))]
+    games = sorted(set(markets["event_ticker"]))
+    candles = wh.candles(
+        "candlesticks", game_dates, columns=list(CANDLE_COLUMNS), event_tickers=games
+    )
     candles = candles[candles["ticker"].isin(set(markets["ticker"]))]
-    states = wh.game_states(game_dates)
+    states = wh.game_states(game_dates, event_tickers=games)
     rows = game_probabilities(markets, candles, states, max_spread)
     with wh.transaction() as tx:
-        replace_game_probabilities(tx, sorted(set(markets["event_ticker"])), rows)
+        replace_game_probabilities(tx, games, rows)
     return GameProbabilities(
         games=int(markets["event_ticker"].nunique()),
         rows=rows,

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from kalshi_pipeline.defs.games.chart import game_chart_png
+from kalshi_pipeline.defs.games.probabilities import minute_rows
 from kalshi_pipeline.kalshi import parse_game_event
 from kalshi_pipeline.warehouse import Warehouse
 
@@ -46,7 +47,7 @@ def _home_probability(rows: pd.DataFrame, mask: pd.Series) -> Decimal | None:
 def game_summaries(wh: Warehouse, game_dates: Sequence[date]) -> list[GameSummary]:
     """One `GameSummary` per game of `game_dates`, ordered by date and event ticker."""
     markets = wh.markets(game_dates)
-    probs = wh.game_probabilities(game_dates)
+    probs = minute_rows(wh.game_probabilities(game_dates))
     states = wh.game_states(game_dates)
     out = []
     markets = markets.sort_values(["game_date", "event_ticker"])
@@ -89,7 +90,7 @@ def write_chart(wh: Warehouse, event_ticker: str, path: Path) -> Path:
         ValueError: The game has no rows in `kalshi.game_probabilities` (materialize it first).
     """
     day = parse_game_event(event_ticker).game_date
-    probs = wh.game_probabilities([day], event_tickers=[event_ticker])
+    probs = minute_rows(wh.game_probabilities([day], event_tickers=[event_ticker]))
     if probs.empty:
         raise ValueError(
             f"{event_ticker} has no rows in kalshi.game_probabilities; materialize "

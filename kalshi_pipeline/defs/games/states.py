@@ -25,7 +25,7 @@ from kalshi_pipeline.kalshi import GameState, KalshiClient, LiveData
 from kalshi_pipeline.kalshi.live_data import STATE_KEYS, parse_clock
 from kalshi_pipeline.kalshi.parsing import parse_timestamp
 from kalshi_pipeline.warehouse import Warehouse
-from kalshi_pipeline.warehouse.games import upsert_game_states
+from kalshi_pipeline.warehouse.games import known_milestones, upsert_game_states
 from kalshi_pipeline.warehouse.schema import GAME_STATES
 
 STATE_ROW_COLUMNS = tuple(c for c in GAME_STATES.column_names if c != "ingested_at")
@@ -112,6 +112,65 @@ def pbp_rows(
     return rows, skipped
 
 
+async def find_milestones(
+    client: KalshiClient, event_tickers: Sequence[str], known: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Each game's milestone id: from `known` (ids stored before) else `GET /milestones?related_event_ticker=`.
+
+    Games without a milestone are left out.
+    """
+    known = dict(known or {})
+
+    async def milestone_of(event_ticker: str) -> str | None:
+        if event_ticker in known:
+            return known[event_ticker]
+        async for m in client.iter_milestones(related_event_ticker=event_ticker, page_size=10):
+            if m.concerns(event_ticker):
+                return m.id
+        return None
+
+    found = await asyncio.gather(*(milestone_of(e) for e in event_tickers))
+    return {e: m for e, m in zip(event_tickers, found, strict=True) if m is not None}
+
+
+@dataclass(frozen=True)
+class LivePoll:
+    """One batch poll of some games' live data: their rows and parsed states (by event ticker)."""
+
+    rows: list[dict[str, Any]]
+    live: dict[str, LiveData]
+
+
+async def poll_live_states(
+    client: KalshiClient,
+    milestones: Mapping[str, str],
+    game_dates: Mapping[str, Any],
+    now: datetime,
+) -> LivePoll:
+    """Read the live data of these games' milestones (one batch request per 100) as rows observed at `now`."""
+    by_milestone = {m: e for e, m in milestones.items()}
+    live = await client.get_live_datas(list(milestones.values())) if milestones else []
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, LiveData] = {}
+    for data in live:
+        event = by_milestone.get(data.milestone_id or "")
+        if event is None or event in seen:
+            continue
+        seen[event] = data
+        rows.append(
+            state_row(
+                event,
+                data.milestone_id or "",
+                game_dates.get(event),
+                now,
+                "live_data",
+                data.state,
+                data.details,
+            )
+        )
+    return LivePoll(rows, seen)
+
+
 async def observe_games(
     wh: Warehouse,
     client: KalshiClient,
@@ -119,46 +178,30 @@ async def observe_games(
     *,
     now: datetime,
     replay_pbp: bool = True,
+    event_tickers: Sequence[str] | None = None,
 ) -> GameStates:
-    """Poll the live data of every game of `game_dates` once (plus play-by-play) and store the rows."""
+    """Poll the live data of the games of `game_dates` once (plus play-by-play) and store the rows.
+
+    `event_tickers` limits the poll to some games (a live refresh polls only the live ones, reusing the
+    milestone ids stored before and skipping the play-by-play when `replay_pbp` is false).
+    """
     games = wh.games(game_dates)
     tickers = [str(e) for e in games["event_ticker"]]
-    dates = dict(zip(tickers, games["game_date"], strict=True))
-
-    async def milestone_of(event_ticker: str) -> str | None:
-        async for m in client.iter_milestones(related_event_ticker=event_ticker, page_size=10):
-            if m.concerns(event_ticker):
-                return m.id
-        return None
-
-    found = await asyncio.gather(*(milestone_of(e) for e in tickers))
-    milestones = {e: m for e, m in zip(tickers, found, strict=True) if m is not None}
-    by_milestone = {m: e for e, m in milestones.items()}
-    live = await client.get_live_datas(list(milestones.values())) if milestones else []
-    rows: list[dict[str, Any]] = []
+    if event_tickers is not None:
+        wanted = set(event_tickers)
+        tickers = [t for t in tickers if t in wanted]
+    dates = dict(zip((str(e) for e in games["event_ticker"]), games["game_date"], strict=True))
+    known = known_milestones(wh, tickers) if event_tickers is not None else {}
+    milestones = await find_milestones(client, tickers, known)
+    poll = await poll_live_states(client, milestones, dates, now)
+    rows = list(poll.rows)
     missing: Counter[str] = Counter()
-    seen: dict[str, LiveData] = {}
-    for data in live:
-        event = by_milestone.get(data.milestone_id or "")
-        if event is None:
-            continue
-        seen[event] = data
+    for data in poll.live.values():
         missing.update(data.state.missing)
-        rows.append(
-            state_row(
-                event,
-                data.milestone_id or "",
-                dates[event],
-                now,
-                "live_data",
-                data.state,
-                data.details,
-            )
-        )
     live_rows = len(rows)
     skipped = 0
     if replay_pbp:
-        started = [e for e, d in seen.items() if d.state.status not in (None, "none")]
+        started = [e for e, d in poll.live.items() if d.state.status not in (None, "none")]
         stats = await asyncio.gather(*(client.get_game_stats(milestones[e]) for e in started))
         for event, game_stats in zip(started, stats, strict=True):
             replayed, lost = pbp_rows(event, milestones[event], dates[event], game_stats.periods)
@@ -171,7 +214,7 @@ async def observe_games(
     return GameStates(
         games=len(tickers),
         without_milestone=tuple(e for e in tickers if e not in milestones),
-        without_live_data=tuple(e for e in milestones if e not in seen),
+        without_live_data=tuple(e for e in milestones if e not in poll.live),
         missing_fields={k: missing.get(k, 0) for k in STATE_KEYS},
         live_rows=live_rows,
         pbp_rows=len(frame) - live_rows,

@@ -17,12 +17,21 @@ from kalshi_pipeline.defs.candlesticks.assets import (
     candlesticks,
     candlesticks_raw,
 )
+from kalshi_pipeline.defs.games.assets import (
+    GAME_PROBABILITIES_KEY,
+    GAME_STATES_KEY,
+    game_probabilities,
+    game_states,
+)
 from kalshi_pipeline.defs.markets.assets import MARKETS_KEY, markets
 from kalshi_pipeline.defs.partitions import game_date_partitions
 from kalshi_pipeline.heartbeat import heartbeat_in_process_executor
 
 CANDLE_KEYS = (RAW_KEY, CANDLES_KEY)
 ALL_KEYS = (MARKETS_KEY, RAW_KEY, CANDLES_KEY)
+#: What a live run adds after the candles: the live games' state (a light poll: stored milestone ids, one
+#: `GET /live_data/batch`, no play-by-play) and their per-minute probabilities.
+GAME_KEYS = (GAME_STATES_KEY, GAME_PROBABILITIES_KEY)
 
 #: One live run per game date at a time: dagster.yaml limits this tag to 1 per unique value.
 LIVE_DATE_TAG = "kalshi/live_game_date"
@@ -41,8 +50,9 @@ SWEEP_JOB_NAME = "kalshi_sweep_job"
 
 def own_checks() -> list[dg.AssetCheckKey]:
     """The checks the three assets evaluate inside their own step (their `check_specs`)."""
+    assets = (markets, candlesticks_raw, candlesticks, game_states, game_probabilities)
     return sorted(
-        {key for asset in (markets, candlesticks_raw, candlesticks) for key in asset.check_keys},
+        {key for asset in assets for key in asset.check_keys},
         key=lambda k: (k.asset_key.to_user_string(), k.name),
     )
 
@@ -51,13 +61,14 @@ def own_checks() -> list[dg.AssetCheckKey]:
 # refresh, every ~15 s; they run with the nightly sweep and on demand instead.
 live_job = dg.define_asset_job(
     LIVE_JOB_NAME,
-    selection=dg.AssetSelection.assets(*ALL_KEYS).without_checks()
+    selection=dg.AssetSelection.assets(*ALL_KEYS, *GAME_KEYS).without_checks()
     | dg.AssetSelection.checks(*own_checks()),
     partitions_def=game_date_partitions,
     executor_def=heartbeat_in_process_executor,
     description=(
         "Live refresh of one game date (launched by live_games_sensor): candles of the live games from the "
-        "newest stored minute, the markets every few minutes, one full reconcile per finished game."
+        "newest stored minute, their game state and win probabilities, the markets every few minutes, one "
+        "full reconcile per finished game."
     ),
 )
 
@@ -83,11 +94,23 @@ def op_name(key: dg.AssetKey) -> str:
     return "__".join(key.path)
 
 
-def candle_run_config(event_tickers: Sequence[str], start_ts: int | None) -> dict[str, Any]:
-    """Return the run config scoping both candle assets to some games from `start_ts` on.
+def candle_run_config(
+    event_tickers: Sequence[str],
+    start_ts: int | None,
+    game_keys: Sequence[dg.AssetKey] = (),
+    replay_pbp: bool = False,
+) -> dict[str, Any]:
+    """Return the run config scoping both candle assets (and `game_keys`) to some games from `start_ts` on.
 
     Both candle assets take `event_tickers` and `start_ts` (see `defs/candlesticks/assets.py`); the clean
-    asset must see the same scope, or it would rewrite other games' rows from the raw table.
+    asset must see the same scope, or it would rewrite other games' rows from the raw table. The game assets
+    in `game_keys` take the same games; `kalshi/game_states` replays the play-by-play only if `replay_pbp`.
     """
     scope = {"event_tickers": list(event_tickers), "start_ts": start_ts}
-    return {"ops": {op_name(key): {"config": dict(scope)} for key in CANDLE_KEYS}}
+    ops: dict[str, Any] = {op_name(key): {"config": dict(scope)} for key in CANDLE_KEYS}
+    for key in game_keys:
+        config: dict[str, Any] = {"event_tickers": list(event_tickers)}
+        if key == GAME_STATES_KEY:
+            config["replay_pbp"] = replay_pbp
+        ops[op_name(key)] = {"config": config}
+    return {"ops": ops}

@@ -21,8 +21,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
+from kalshi_pipeline.defs.games.assets import GAME_PROBABILITIES_KEY
 from kalshi_pipeline.defs.live.jobs import (
     CANDLE_KEYS,
+    GAME_KEYS,
     LIVE_DATE_TAG,
     LIVE_KIND_TAG,
     LIVE_TAG,
@@ -114,15 +116,29 @@ def _checks_for(keys: list[dg.AssetKey]) -> list[dg.AssetCheckKey]:
     return [check for check in own_checks() if check.asset_key in keys]
 
 
+def game_keys(kind: str) -> tuple[dg.AssetKey, ...]:
+    """The game assets a candle run of this kind refreshes after the candles.
+
+    A REST live refresh polls the live games' state and recomputes their probabilities; a websocket-mode
+    reconcile only recomputes the per-minute probabilities (the stream run polls the state); a final
+    reconcile does both, with the play-by-play.
+    """
+    return (GAME_PROBABILITIES_KEY,) if kind == "reconcile" else GAME_KEYS
+
+
 def _candle_request(req: CandleRequest) -> dg.RunRequest:
-    keys = [MARKETS_KEY, *CANDLE_KEYS] if req.with_markets else list(CANDLE_KEYS)
+    games = game_keys(req.kind)
+    keys = [*([MARKETS_KEY] if req.with_markets else []), *CANDLE_KEYS, *games]
+    config = candle_run_config(
+        req.event_tickers, req.start_ts, game_keys=games, replay_pbp=req.kind == "final"
+    )
     return dg.RunRequest(
         run_key=req.run_key,
         job_name=live_job.name,
         partition_key=req.game_date.isoformat(),
         asset_selection=keys,
         asset_check_keys=_checks_for(keys),
-        run_config=candle_run_config(req.event_tickers, req.start_ts),
+        run_config=config,
         tags=_tags(req.game_date, req.kind),
     )
 

@@ -15,13 +15,14 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
+from kalshi_pipeline.defs.resources import KalshiApiResource, LiveResource, WarehouseResource
 from kalshi_pipeline.defs.stream.assets import (
     STREAM_CANDLES_KEY,
     STREAM_EVENTS_KEY,
     TICKS_KEY,
     TRADES_KEY,
 )
+from kalshi_pipeline.defs.stream.game_rows import GameFeed
 from kalshi_pipeline.defs.stream.runner import (
     DEFAULT_CHANNELS,
     StreamRunner,
@@ -91,6 +92,7 @@ def stream_live_games(
     config: StreamConfig,
     kalshi: KalshiApiResource,
     warehouse: WarehouseResource,
+    live: LiveResource,
 ) -> dg.Output[dict]:
     """Run the stream of one game date and report what it did as metadata."""
     tickers = _check_request(config.game_date, config.event_tickers)
@@ -127,6 +129,16 @@ def stream_live_games(
         return KalshiWebSocket.from_config(client_config, **kwargs)
 
     with warehouse.open() as wh:
+        game_feed = GameFeed(
+            warehouse=wh,
+            game_date=date.fromisoformat(config.game_date),
+            event_tickers=tickers,
+            max_spread=live.max_spread(),
+            state_poll_s=live.game_state_seconds,
+            write_delay_s=config.flush_delay_s,
+            logger=context.log,
+        )
+        game_feed.load_markets()
         runner = StreamRunner(
             client_factory=kalshi.client,
             ws_factory=ws_factory,
@@ -138,6 +150,7 @@ def stream_live_games(
             logger=context.log,
             should_stop=should_stop,
             on_progress=lambda summary: report_progress(context, config.game_date, summary),
+            game_feed=game_feed,
         )
         context.log.info(
             f"streaming {len(tickers)} games of {config.game_date} from {client_config.websocket_url()}"
@@ -185,6 +198,7 @@ def stream_live_games(
         "write_errors": summary.write_errors,
         "flushes": summary.flushes,
         "message_to_row_ms": dg.MetadataValue.json(latency),
+        "game_feed": dg.MetadataValue.json(vars(game_feed.stats)),
     }
     return dg.Output(
         {

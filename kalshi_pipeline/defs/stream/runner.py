@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from kalshi_pipeline.defs.stream.game_rows import GameFeed
 from kalshi_pipeline.defs.stream.repair import (
     GapLedger,
     backfill_trades,
@@ -128,6 +129,7 @@ class StreamRunner:
         logger: Any = None,
         should_stop: Callable[[], bool] = lambda: False,
         on_progress: Callable[[StreamSummary], None] = lambda summary: None,
+        game_feed: GameFeed | None = None,
     ) -> None:
         """Prepare a run; nothing connects until `run()`."""
         self.client_factory = client_factory
@@ -140,6 +142,7 @@ class StreamRunner:
         self.log = logger or log
         self.should_stop = should_stop
         self.on_progress = on_progress
+        self.game_feed = game_feed  # game states and probability rows within seconds (game_rows.py)
         self.summary = StreamSummary()
         self.builder = LiveCandleBuilder()
         self.writer = StreamWriter(
@@ -229,6 +232,8 @@ class StreamRunner:
                                 self._handle(more)
                         if self.writer.due():
                             await self._flush()
+                        if self.game_feed is not None:
+                            await self.game_feed.step(client)
                         now = time.monotonic()
                         if self.gaps and self._channel_back(ws) and now - last_repair >= 1.0:
                             last_repair = now  # at most one REST repair attempt per second
@@ -289,6 +294,8 @@ class StreamRunner:
             if item.market_ticker in self.infos and item.event_type in ("settled", "determined"):
                 self.settled.add(item.market_ticker)
             return
+        if self.game_feed is not None and isinstance(item, TickerMessage | TradeMessage):
+            self.game_feed.observe(item)
         keys = self.builder.apply(item)
         for key in keys:
             candle = self.builder.candle(key)

@@ -17,6 +17,7 @@ import dagster as dg
 import pytest
 
 from kalshi_pipeline.defs.candlesticks.assets import candlesticks, candlesticks_raw
+from kalshi_pipeline.defs.games.assets import game_probabilities, game_states
 from kalshi_pipeline.defs.live.jobs import LIVE_DATE_TAG, LIVE_TAG, live_job
 from kalshi_pipeline.defs.live.purge import purge_old_live_runs
 from kalshi_pipeline.defs.live.sensor import live_games_sensor
@@ -62,7 +63,7 @@ def test_sensor_and_live_runs_on_a_postgres_instance(
         "live": LiveResource(mode="rest"),
     }
     defs = dg.Definitions(
-        assets=[markets, candlesticks_raw, candlesticks],
+        assets=[markets, candlesticks_raw, candlesticks, game_states, game_probabilities],
         jobs=[live_job, purge_old_live_runs],
         sensors=[live_games_sensor],
         resources=resources,
@@ -105,9 +106,17 @@ def test_sensor_and_live_runs_on_a_postgres_instance(
         game_date = live[0].partition_key
         assert game_date is not None
         newest = wh.newest_candle_ts(list(injected.market_tickers))
+        states = wh.game_states([injected.game_date], event_tickers=[injected.event_ticker])
+        probs = wh.game_probabilities([injected.game_date], event_tickers=[injected.event_ticker])
     finally:
         wh.close()
     assert len(newest) == 2  # both markets of the live game have stored candles
+    # The same run polled the live game's state (no play-by-play) and computed its minute probabilities
+    # (the poll comes after the run's closed minutes, so the next refresh's minutes carry it).
+    assert set(states["source"]) == {"live_data"} and len(states) == 1
+    assert set(states["status"]) == {"live"}
+    assert len(probs) and set(probs["source"]) == {"candles"}
+    assert probs["probability"].notna().any()
 
     runs = pg_instance.get_runs(filters=dg.RunsFilter(tags={LIVE_DATE_TAG: game_date}))
     assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 
 from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY, RAW_KEY
+from kalshi_pipeline.defs.games.assets import GAME_PROBABILITIES_KEY, GAME_STATES_KEY
 from kalshi_pipeline.defs.live.jobs import LIVE_DATE_TAG, LIVE_KIND_TAG, LIVE_TAG
 from kalshi_pipeline.defs.live.planning import LiveSettings
 from kalshi_pipeline.defs.live.sensor import evaluate, live_games_sensor
@@ -111,7 +112,17 @@ def test_first_tick_refreshes_the_live_game_and_reconciles_last_night(night, duc
     # No stored candle yet: start at the live window (tip-off minus 15 minutes).
     assert scope(live)["start_ts"] == int((NOW - timedelta(minutes=1)).timestamp())
     # The date is about to go live, so its markets ride along.
-    assert selection(live) == {MARKETS_KEY, RAW_KEY, CANDLES_KEY}
+    assert selection(live) == {
+        MARKETS_KEY,
+        RAW_KEY,
+        CANDLES_KEY,
+        GAME_STATES_KEY,
+        GAME_PROBABILITIES_KEY,
+    }
+    # The live games' state is polled (stored milestones, no play-by-play) and their probabilities redone.
+    ops = live.run_config["ops"]
+    assert ops["kalshi__game_states"]["config"] == {"event_tickers": [LIVE], "replay_pbp": False}
+    assert ops["kalshi__game_probabilities"]["config"] == {"event_tickers": [LIVE]}
     # Only the checks the assets evaluate in their own step; separately defined check ops stay out.
     assert {c.name for c in live.asset_check_keys or []} == {
         "schema",
@@ -120,6 +131,10 @@ def test_first_tick_refreshes_the_live_game_and_reconciles_last_night(night, duc
         "minute_grid",
         "historical_fallbacks",
         "raw_clean_agree",
+        "details_keys",
+        "live_data_found",
+        "probabilities_sum_to_one",
+        "settled_games_end_at_result",
     }
     assert live.job_name == "kalshi_live_job"
 
@@ -127,7 +142,9 @@ def test_first_tick_refreshes_the_live_game_and_reconciles_last_night(night, duc
     assert final.run_key == f"final:{SETTLED}"
     assert final.partition_key == YESTERDAY.isoformat()
     assert scope(final) == {"event_tickers": [SETTLED], "start_ts": None}
-    assert selection(final) == {RAW_KEY, CANDLES_KEY}
+    assert selection(final) == {RAW_KEY, CANDLES_KEY, GAME_STATES_KEY, GAME_PROBABILITIES_KEY}
+    # The settled game's record is completed once: its state with the replayed play-by-play.
+    assert final.run_config["ops"]["kalshi__game_states"]["config"]["replay_pbp"] is True
 
 
 def test_final_reconcile_exactly_once_and_run_keys_dedupe(night, duck_url) -> None:
@@ -253,6 +270,12 @@ def test_websocket_mode_requests_one_stream_per_date_and_rest_reconciles(night, 
         (reconcile,) = kinds["reconcile"]
         assert (reconcile.run_key or "").startswith("reconcile:2026-01-09:")
         assert scope(reconcile)["event_tickers"] == [LIVE]
+        # The stream polls the game state; the reconcile recomputes the minute probabilities.
+        assert selection(reconcile) - {MARKETS_KEY} == {
+            RAW_KEY,
+            CANDLES_KEY,
+            GAME_PROBABILITIES_KEY,
+        }
         # The stream run comes from kalshi_pipeline.defs.stream.stream_run_request.
         (stream,) = kinds["stream"]
         assert stream.job_name == "kalshi_stream_job"

@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
+from kalshi_pipeline.defs.resources import KalshiApiResource, LiveResource, WarehouseResource
 from kalshi_pipeline.defs.stream.checks import stream_vs_rest
 from kalshi_pipeline.defs.stream.jobs import STREAM_JOB_NAME, stream_job, stream_run_request
 from kalshi_pipeline.warehouse import open_warehouse
@@ -70,6 +70,7 @@ def test_stream_job_writes_rows_survives_a_disconnect_and_reconciles_with_rest(
             shared_budget=False,
         ),
         "warehouse": WarehouseResource(url=fresh_pg_url),
+        "live": LiveResource(),
     }
     config = {
         "ops": {
@@ -237,7 +238,7 @@ def test_runner_keeps_rows_while_the_database_is_away(
 _STREAM_CHILD = """
 import os
 import dagster as dg
-from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
+from kalshi_pipeline.defs.resources import KalshiApiResource, LiveResource, WarehouseResource
 from kalshi_pipeline.defs.stream.jobs import stream_job
 
 resources = {
@@ -246,6 +247,7 @@ resources = {
         private_key=os.environ["TEST_KALSHI_PEM"], rate_limit_tier="off", shared_budget=False,
     ),
     "warehouse": WarehouseResource(url=os.environ["TEST_WAREHOUSE_URL"]),
+    "live": LiveResource(),
 }
 config = {"ops": {"stream_live_games": {"config": {
     "game_date": os.environ["TEST_GAME_DATE"],

@@ -41,6 +41,13 @@ MARKETS_KEY = dg.AssetKey(["kalshi", "markets"])
             asset=MARKETS_KEY,
             description="Every game has one market for the away team and one for the home team.",
         ),
+        dg.AssetCheckSpec(
+            "settlement",
+            asset=MARKETS_KEY,
+            description=(
+                "Every settled market's value fits its result: yes 1, no 0, scalar in [0, 1] (exact)."
+            ),
+        ),
     ],
 )
 def markets(
@@ -77,6 +84,17 @@ def markets(
             metadata={
                 "games_ok": len(done.complete_games),
                 "problems": "; ".join(done.team_problems[:20]) or "none",
+            },
+        ),
+        dg.AssetCheckResult(
+            asset_key=MARKETS_KEY,
+            check_name="settlement",
+            passed=not done.settlement_problems,
+            metadata={
+                "scalar_markets": int((done.stored["result"] == "scalar").sum())
+                if len(done.stored)
+                else 0,
+                "problems": "; ".join(done.settlement_problems[:20]) or "none",
             },
         ),
     ]

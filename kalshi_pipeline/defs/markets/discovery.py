@@ -4,8 +4,9 @@ How a date's games are found, per configured series:
 
 1. `GET /historical/cutoff` once per run: markets settled before `market_settled_ts` exist only under
    `/historical/markets`.
-2. When a series lists no events at all, `GET /series/{series}` tells an unknown series (a clear error
-   naming it) from one without games yet.
+2. `GET /series/{series}` once per series: its `categories` are stored with each market, and when a
+   series lists no events at all a 404 tells an unknown series (a clear error naming it) from one without
+   games yet (an exchange without that endpoint still has its listed games found, without categories).
 3. `GET /events?series_ticker=S&with_nested_markets=true&with_milestones=true` (200 events a page) and keep
    the events whose ticker date (`KXNBAGAME-25DEC19SASATL` -> 2025-12-19) is one of the run's dates. Events are
    never archived, so this finds archived games too. When every date of the run lies after the cutoff,
@@ -22,6 +23,7 @@ How a date's games are found, per configured series:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -116,8 +118,12 @@ def market_row(
     source: str,
     milestone_start: datetime | None,
     now: datetime,
+    series_categories: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Turn a client `Market` into a `kalshi.markets` row (parsed event fields, scheduled start)."""
+    """Turn a client `Market` into a `kalshi.markets` row (parsed event fields, scheduled start).
+
+    `series_categories` are the series' categories (None: unknown), stored as a JSON array.
+    """
     game = parse_game_event(market.event_ticker, (market.ticker,))
     expected = market.expected_expiration_time
     if milestone_start is not None:
@@ -152,6 +158,11 @@ def market_row(
         "source": source,
         "updated_time": _utc(market.updated_time),
         "ingested_at": _utc(now),
+        "settlement_bounds_type": market.settlement_bounds_type,
+        "settlement_floor_dollars": _opt_decimal(market.settlement_floor_dollars),
+        "series_categories": None
+        if series_categories is None
+        else json.dumps(list(series_categories)),
     }
 
 
@@ -166,10 +177,15 @@ def _event_date(event_ticker: str) -> date | None:
         return None
 
 
-async def _check_series(client: KalshiClient, series_ticker: str) -> None:
+async def _series_categories(
+    client: KalshiClient, series_ticker: str, *, listed: bool
+) -> tuple[str, ...] | None:
+    """The series' categories; a series that is not found is unknown unless it listed events."""
     try:
-        await client.get_series(series_ticker)
+        return (await client.get_series(series_ticker)).categories
     except KalshiNotFound:
+        if listed:
+            return None  # an exchange without `/series/{ticker}`: its listed games still count
         raise UnknownSeriesError(
             f"unknown series {series_ticker!r}: the exchange has no such series "
             "(check KALSHI_SERIES, e.g. KXNBAGAME)"
@@ -220,15 +236,16 @@ async def discover_markets(
                 not wanted_events or event.event_ticker in wanted_events
             ):
                 games.append((event, game_date))
-        if not listed:
-            await _check_series(client, series)
+        categories = await _series_categories(client, series, listed=bool(listed))
 
         async def archived(event_ticker: str) -> list[Market]:
             result.historical_lookups += 1
             return await client.list_historical_markets(event_ticker=event_ticker)
 
         async def day_rows(
-            day_games: list[tuple[Event, date]], series_ticker: str
+            day_games: list[tuple[Event, date]],
+            series_ticker: str,
+            categories: tuple[str, ...] | None,
         ) -> list[dict[str, Any]]:
             """The market rows of one date's games (its lookups run concurrently)."""
             lookups = [e for e, game_date in day_games if not e.markets or game_date in edge_dates]
@@ -264,6 +281,7 @@ async def discover_markets(
                                 source=source,
                                 milestone_start=start,
                                 now=now,
+                                series_categories=categories,
                             )
                         )
             return rows
@@ -272,7 +290,7 @@ async def discover_markets(
         # while every other date's rows are kept.
         days = sorted({game_date for _, game_date in games})
         by_day = await asyncio.gather(
-            *(day_rows([g for g in games if g[1] == day], series) for day in days),
+            *(day_rows([g for g in games if g[1] == day], series, categories) for day in days),
             return_exceptions=True,
         )
         series_events: list[str] = []

@@ -1,4 +1,8 @@
-"""Refreshing `kalshi.markets` for some game dates: discover, upsert, read back, check both teams per game.
+"""Refreshing `kalshi.markets` for some game dates: discover, upsert, read back, check the stored rows.
+
+The checks: both teams' markets per game (`game_team_check`), and every settlement consistent with its
+result (`settlement_check`: `yes` settles at 1, `no` at 0, `scalar` at a value in [0, 1], e.g. 0.50 for a
+tied game, held exactly).
 
 Discovery is in `discovery.py`; this stores what it found (markets found again are updated in place, none
 is deleted) and reads the dates back, so the checks judge what the table holds, not what was sent. A date
@@ -11,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
 
 import pandas as pd
 
@@ -46,6 +52,8 @@ class MarketsRefresh:
     complete_games: tuple[str, ...]
     #: One line per stored game missing a team's market (`EVENT: teams [...]`).
     team_problems: tuple[str, ...]
+    #: One line per stored market whose settlement does not fit its result (`settlement_check`).
+    settlement_problems: tuple[str, ...] = ()
 
     def markets_from(self, source: str) -> int:
         """How many discovered markets came from `source` (`live` or `historical`)."""
@@ -75,7 +83,48 @@ async def refresh_markets(
         raise MarketDatesFailed(found.failed_dates, len(discovered))
     stored = wh.markets(dates)
     complete, problems = game_team_check(stored)
-    return MarketsRefresh(found, discovered, stored, tuple(complete), tuple(problems))
+    return MarketsRefresh(
+        found,
+        discovered,
+        stored,
+        tuple(complete),
+        tuple(problems),
+        tuple(settlement_check(stored)),
+    )
+
+
+#: The settlement value each binary result implies (a scalar result carries its own).
+BINARY_SETTLEMENTS = {"yes": Decimal(1), "no": Decimal(0)}
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA
+
+
+def settlement_check(markets: pd.DataFrame) -> list[str]:
+    """One line per market whose result and `settlement_value_dollars` disagree (empty: all consistent).
+
+    A market without a result (or an empty one) has nothing to check. `yes`/`no` settle at 1/0 (when the
+    value is present); `scalar` needs a value in [0, 1]; any other result is unknown. Values must be exact
+    decimals (a float would mean a lossy path).
+    """
+    problems: list[str] = []
+    for row in markets[["ticker", "result", "settlement_value_dollars"]].itertuples(index=False):
+        ticker, result, value = row
+        if _missing(result) or result == "":
+            continue
+        if not _missing(value) and not isinstance(value, Decimal):
+            problems.append(f"{ticker}: settlement value {value!r} is not an exact decimal")
+            continue
+        if result in BINARY_SETTLEMENTS:
+            if not _missing(value) and value != BINARY_SETTLEMENTS[result]:
+                problems.append(f"{ticker}: result {result!r} settled at {value}")
+        elif result == "scalar":
+            if _missing(value) or not Decimal(0) <= value <= Decimal(1):
+                problems.append(f"{ticker}: scalar result settled at {value} (not in [0, 1])")
+        else:
+            problems.append(f"{ticker}: unknown result {result!r}")
+    return problems
 
 
 def game_team_check(markets: pd.DataFrame) -> tuple[list[str], list[str]]:

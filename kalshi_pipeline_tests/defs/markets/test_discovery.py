@@ -2,7 +2,8 @@
 
 A stand-in in front of the real simulator (over its socket) ignores `with_nested_markets` and
 `with_milestones` on `/events` and has no `/series/{ticker}`: discovery must still find every market of a
-date, fall back to `expected_expiration_time` for the start, and still name an unknown series.
+date (without the series' categories), fall back to `expected_expiration_time` for the start, and still
+name an unknown series.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ def test_markets_are_found_without_nested_markets_or_series_endpoint(
     assert set(frame["source"]) == {"live"}
     assert set(frame["scheduled_start_source"]) == {"expected_expiration"}
     assert all(frame["scheduled_start"] == frame["expected_expiration_time"] - timedelta(hours=3))
-    assert not any(p.count("/") == 4 and "/series/" in p for p in paths)
+    # The series endpoint answered 404: the series' categories are unknown, its games are found.
+    assert any(p.count("/") == 4 and "/series/" in p for p in paths)
+    assert frame["series_categories"].isna().all()
 
 
 def test_unknown_series_is_named_when_it_lists_no_events(simulator: Any, dates: SimDates) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +13,15 @@ import httpx
 import pandas as pd
 import pytest
 
+from kalshi_pipeline.defs.markets.discovery import market_row
 from kalshi_pipeline.defs.markets.refresh import (
     MarketDatesFailed,
     MarketsRefresh,
     game_team_check,
     refresh_markets,
+    settlement_check,
 )
-from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig
+from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig, Market
 from kalshi_pipeline.kalshi.ratelimit import UnlimitedLimiter
 from kalshi_pipeline.kalshi.tickers import parse_game_event
 from kalshi_pipeline.warehouse import open_warehouse
@@ -39,8 +43,20 @@ def test_discovered_markets_are_stored_stamped_with_the_given_time(
         async with KalshiClient(config, limiter=UnlimitedLimiter()) as client:
             return await refresh_markets(wh, client, ["KXNBAGAME"], [day], now=NOW)
 
+    async def series_categories() -> tuple[str, ...]:
+        config = KalshiConfig(base_url=simulator.base_url, rate_limit_tier="off")
+        async with KalshiClient(config, limiter=UnlimitedLimiter()) as client:
+            return (await client.get_series("KXNBAGAME")).categories
+
     try:
         done = asyncio.run(run())
+        # The series' categories and each market's settlement bounds are stored; results fit values.
+        categories = list(asyncio.run(series_categories()))
+        assert [json.loads(c) for c in done.stored["series_categories"]] == [categories] * len(
+            done.stored
+        )
+        settled = done.stored[done.stored["result"].isin(["yes", "no"])]
+        assert len(settled) == len(done.stored) and done.settlement_problems == ()
         games = len(done.discovery.events)
         assert games > 0 and len(done.discovered) == 2 * games
         assert done.markets_from("live") == 2 * games and done.markets_from("historical") == 0
@@ -123,3 +139,86 @@ def _event_tickers(base_url: str) -> list[str]:
             return [e.event_ticker async for e in client.iter_events(series_ticker="KXNBAGAME")]
 
     return asyncio.run(run())
+
+
+def test_a_settlement_must_fit_its_result() -> None:
+    rows = pd.DataFrame(
+        [
+            ("Y", "yes", Decimal("1.0000")),
+            ("N", "no", Decimal("0")),
+            ("S", "scalar", Decimal("0.5000")),
+            ("OPEN", "", None),
+            ("NONE", None, None),
+            ("Y-UNSETTLED", "yes", None),
+        ],
+        columns=["ticker", "result", "settlement_value_dollars"],
+    )
+    assert settlement_check(rows) == []
+    bad = pd.DataFrame(
+        [
+            ("Y0", "yes", Decimal("0")),
+            ("S-HIGH", "scalar", Decimal("1.5")),
+            ("S-NONE", "scalar", None),
+            ("S-FLOAT", "scalar", 0.5),
+            ("VOID", "void", Decimal("0")),
+        ],
+        columns=["ticker", "result", "settlement_value_dollars"],
+    )
+    assert settlement_check(bad) == [
+        "Y0: result 'yes' settled at 0",
+        "S-HIGH: scalar result settled at 1.5 (not in [0, 1])",
+        "S-NONE: scalar result settled at None (not in [0, 1])",
+        "S-FLOAT: settlement value 0.5 is not an exact decimal",
+        "VOID: unknown result 'void'",
+    ]
+
+
+@pytest.mark.parametrize(
+    "dialect", ["duckdb", pytest.param("postgres", marks=pytest.mark.integration)]
+)
+def test_a_scalar_settlement_is_stored_exactly_with_its_bounds_and_categories(
+    dialect: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # A tied game settles both markets at 0.50 (Kalshi's `result: scalar`).
+    market = Market.from_payload(
+        {
+            "ticker": "KXNFLGAME-25AUG09LVSEA-SEA",
+            "event_ticker": "KXNFLGAME-25AUG09LVSEA",
+            "status": "finalized",
+            "market_type": "binary",
+            "result": "scalar",
+            "settlement_value_dollars": "0.5000",
+            "settlement_ts": "2025-08-10T06:00:00Z",
+            "settlement_bounds_type": "default",
+            "settlement_floor_dollars": "0.0000",
+            "volume_fp": "1234.00",
+        }
+    )
+    row = market_row(
+        market,
+        series_ticker="KXNFLGAME",
+        source="live",
+        milestone_start=None,
+        now=NOW,
+        series_categories=("Sports", "Football"),
+    )
+    url = (
+        f"duckdb:///{tmp_path / 'wh.duckdb'}"
+        if dialect == "duckdb"
+        else request.getfixturevalue("fresh_pg_url")
+    )
+    wh = open_warehouse(url)
+    try:
+        wh.ensure_schema()
+        wh.upsert(MARKETS.name, pd.DataFrame([row]))
+        stored = wh.markets([row["game_date"]])
+        (got,) = stored.to_dict("records")
+        assert got["result"] == "scalar"
+        assert isinstance(got["settlement_value_dollars"], Decimal)
+        assert got["settlement_value_dollars"] == Decimal("0.5")
+        assert got["settlement_bounds_type"] == "default"
+        assert got["settlement_floor_dollars"] == Decimal(0)
+        assert json.loads(got["series_categories"]) == ["Sports", "Football"]
+        assert settlement_check(stored) == []
+    finally:
+        wh.close()

@@ -19,6 +19,7 @@ from kalshi_pipeline.kalshi.parsing import Fields, expect_object, parse_fixed
 __all__ = [
     "CANDLE_VALUE_FIELDS",
     "CandleFields",
+    "CandlePayloads",
     "Candlestick",
     "candle_value_texts",
     "parse_candle_values",
@@ -267,3 +268,53 @@ class Candlestick(CandleFields):
         state["raw"] = dict(payload)
         state["historical"] = historical
         return candle
+
+
+@dataclass(frozen=True)
+class CandlePayloads:
+    """The candles of one market as received, for bulk ingestion: payloads and end times, nothing parsed.
+
+    `payloads[i]` is the i-th candle object exactly as decoded from the answer and `ends[i]` its
+    `end_period_ts`; ascending by end time, one candle per end time. Only the end time is checked here
+    (it keys the stored row); the values are validated column by column where they are stored.
+    """
+
+    ticker: str
+    period_interval: int
+    historical: bool
+    ends: list[int]
+    payloads: list[dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    @classmethod
+    def from_items(
+        cls, items: list[Any], *, ticker: str, period_interval: int, historical: bool
+    ) -> CandlePayloads:
+        """Key the candle objects of one answer by end time.
+
+        Raises:
+            KalshiProtocolError: A candle is not an object or has no integer `end_period_ts` (the message
+                names the candle, as `Candlestick.from_payload` does).
+        """
+        ends: list[int] = []
+        for item in items:
+            end = item.get("end_period_ts") if type(item) is dict else None
+            if type(end) is not int:
+                # The field-by-field parser names the problem; it raises for every such candle.
+                _checked_candle_values(item, ticker, historical)
+                raise KalshiProtocolError(f"candlestick of {ticker!r} without an integer end time")
+            ends.append(end)
+        return cls(ticker, int(period_interval), historical, ends, list(items))
+
+    @classmethod
+    def merged(
+        cls, parts: list[CandlePayloads], *, ticker: str, period_interval: int, historical: bool
+    ) -> CandlePayloads:
+        """One market's candles from several answers: ascending by end time, the last one given wins."""
+        by_end: dict[int, dict[str, Any]] = {}
+        for part in parts:
+            by_end.update(zip(part.ends, part.payloads, strict=True))
+        ends = sorted(by_end)
+        return cls(ticker, int(period_interval), historical, ends, [by_end[e] for e in ends])

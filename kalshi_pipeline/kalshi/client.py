@@ -16,7 +16,7 @@ from typing import Any, Self
 
 import httpx
 
-from kalshi_pipeline.kalshi.candles import Candlestick
+from kalshi_pipeline.kalshi.candles import CandlePayloads, Candlestick
 from kalshi_pipeline.kalshi.config import KalshiConfig
 from kalshi_pipeline.kalshi.errors import KalshiProtocolError
 from kalshi_pipeline.kalshi.exchange import ExchangeSchedule, ExchangeStatus
@@ -352,6 +352,24 @@ class KalshiClient:
             "a candle answer without its list is a protocol error, not an empty market"
         )
 
+    async def _single_items(
+        self, path: str, start_ts: int, end_ts: int, period_interval: int
+    ) -> list[list[Any]]:
+        """The candle lists of a single-market endpoint, one per window of <= 5,000 periods."""
+        check_unix_seconds("start_ts", start_ts)
+        check_unix_seconds("end_ts", end_ts)
+        windows = candle_windows(start_ts, end_ts, period_interval, SINGLE_MAX_CANDLES)
+
+        async def fetch(lo: int, hi: int) -> list[Any]:
+            body = await self._candle_body(
+                path,
+                {"start_ts": lo, "end_ts": hi, "period_interval": period_interval},
+                _single_problem,
+            )
+            return body["candlesticks"]
+
+        return list(await asyncio.gather(*(fetch(lo, hi) for lo, hi in windows)))
+
     async def _single_candles(
         self,
         path: str,
@@ -361,20 +379,27 @@ class KalshiClient:
         period_interval: int,
         historical: bool,
     ) -> list[Candlestick]:
-        check_unix_seconds("start_ts", start_ts)
-        check_unix_seconds("end_ts", end_ts)
-        windows = candle_windows(start_ts, end_ts, period_interval, SINGLE_MAX_CANDLES)
+        chunks = await self._single_items(path, start_ts, end_ts, period_interval)
+        return sorted_unique(
+            c
+            for chunk in chunks
+            for c in self._parse_candles(chunk, ticker, period_interval, historical)
+        )
 
-        async def fetch(lo: int, hi: int) -> list[Candlestick]:
-            body = await self._candle_body(
-                path,
-                {"start_ts": lo, "end_ts": hi, "period_interval": period_interval},
-                _single_problem,
-            )
-            return self._parse_candles(body["candlesticks"], ticker, period_interval, historical)
-
-        chunks = await asyncio.gather(*(fetch(lo, hi) for lo, hi in windows))
-        return sorted_unique(c for chunk in chunks for c in chunk)
+    async def _single_payloads(
+        self,
+        path: str,
+        ticker: str,
+        start_ts: int,
+        end_ts: int,
+        period_interval: int,
+        historical: bool,
+    ) -> CandlePayloads:
+        chunks = await self._single_items(path, start_ts, end_ts, period_interval)
+        shape = {"ticker": ticker, "period_interval": period_interval, "historical": historical}
+        return CandlePayloads.merged(
+            [CandlePayloads.from_items(chunk, **shape) for chunk in chunks], **shape
+        )
 
     async def get_market_candlesticks(
         self,
@@ -399,6 +424,55 @@ class KalshiClient:
         path = f"/historical/markets/{ticker}/candlesticks"
         return await self._single_candles(path, ticker, start_ts, end_ts, period_interval, True)
 
+    async def get_market_candle_payloads(
+        self,
+        series_ticker: str,
+        ticker: str,
+        start_ts: int,
+        end_ts: int,
+        period_interval: int = 1,
+    ) -> CandlePayloads:
+        """As `get_market_candlesticks`, the candles as received (`CandlePayloads`) for bulk ingestion."""
+        path = f"/series/{series_ticker}/markets/{ticker}/candlesticks"
+        return await self._single_payloads(path, ticker, start_ts, end_ts, period_interval, False)
+
+    async def get_historical_candle_payloads(
+        self, ticker: str, start_ts: int, end_ts: int, period_interval: int = 1
+    ) -> CandlePayloads:
+        """As `get_historical_candlesticks`, the candles as received (`CandlePayloads`)."""
+        path = f"/historical/markets/{ticker}/candlesticks"
+        return await self._single_payloads(path, ticker, start_ts, end_ts, period_interval, True)
+
+    async def _batch_items(
+        self, unique: list[str], start_ts: int, end_ts: int, period_interval: int
+    ) -> list[tuple[str, list[Any]]]:
+        """(market ticker, candle list) of every answer of a batch pull, in answer order."""
+        groups, windows = batch_plan(unique, start_ts, end_ts, period_interval)
+        path = "/markets/candlesticks"
+
+        async def fetch(names: list[str], lo: int, hi: int) -> list[tuple[str, list[Any]]]:
+            body = await self._candle_body(
+                path,
+                {
+                    "market_tickers": names,
+                    "start_ts": lo,
+                    "end_ts": hi,
+                    "period_interval": period_interval,
+                },
+                _batch_problem,
+            )
+            return [(entry["market_ticker"], entry["candlesticks"]) for entry in body["markets"]]
+
+        parts = await asyncio.gather(*(fetch(g, lo, hi) for g in groups for lo, hi in windows))
+        return [pair for part in parts for pair in part]
+
+    def _batch_arguments(self, tickers: Sequence[str], start_ts: int, end_ts: int) -> list[str]:
+        check_unix_seconds("start_ts", start_ts)
+        check_unix_seconds("end_ts", end_ts)
+        if isinstance(tickers, str):
+            raise TypeError("tickers must be a sequence of market tickers, not one string")
+        return list(dict.fromkeys(tickers))
+
     async def get_candlesticks_batch(
         self,
         tickers: Sequence[str],
@@ -411,46 +485,39 @@ class KalshiClient:
         Requests carry <= 100 tickers and tickers x periods <= 10,000 (windows also stay <= 5,000 periods).
         Returns every requested ticker (an empty list when it had no candles), candles ascending.
         """
-        check_unix_seconds("start_ts", start_ts)
-        check_unix_seconds("end_ts", end_ts)
-        if isinstance(tickers, str):
-            raise TypeError("tickers must be a sequence of market tickers, not one string")
-        unique = list(dict.fromkeys(tickers))
-        result: dict[str, list[Candlestick]] = {t: [] for t in unique}
-        if not unique:
-            return result
-        groups, windows = batch_plan(unique, start_ts, end_ts, period_interval)
-        path = "/markets/candlesticks"
-
-        async def fetch(names: list[str], lo: int, hi: int) -> list[tuple[str, list[Candlestick]]]:
-            body = await self._candle_body(
-                path,
-                {
-                    "market_tickers": names,
-                    "start_ts": lo,
-                    "end_ts": hi,
-                    "period_interval": period_interval,
-                },
-                _batch_problem,
-            )
-            return [
-                (
-                    entry["market_ticker"],
-                    self._parse_candles(
-                        entry["candlesticks"], entry["market_ticker"], period_interval, False
-                    ),
-                )
-                for entry in body["markets"]
-            ]
-
-        parts = await asyncio.gather(*(fetch(g, lo, hi) for g in groups for lo, hi in windows))
+        unique = self._batch_arguments(tickers, start_ts, end_ts)
         merged: dict[str, list[Candlestick]] = {t: [] for t in unique}
-        for part in parts:
-            for name, candles in part:
-                merged.setdefault(name, []).extend(candles)
-        for name, candles in merged.items():
-            result[name] = sorted_unique(candles)
-        return result
+        if not unique:
+            return merged
+        for name, items in await self._batch_items(unique, start_ts, end_ts, period_interval):
+            merged.setdefault(name, []).extend(
+                self._parse_candles(items, name, period_interval, False)
+            )
+        return {name: sorted_unique(candles) for name, candles in merged.items()}
+
+    async def get_candle_payloads_batch(
+        self,
+        tickers: Sequence[str],
+        start_ts: int,
+        end_ts: int,
+        period_interval: int = 1,
+    ) -> dict[str, CandlePayloads]:
+        """As `get_candlesticks_batch`, the candles as received (`CandlePayloads`) for bulk ingestion."""
+        unique = self._batch_arguments(tickers, start_ts, end_ts)
+        parts: dict[str, list[CandlePayloads]] = {t: [] for t in unique}
+        if unique:
+            for name, items in await self._batch_items(unique, start_ts, end_ts, period_interval):
+                parts.setdefault(name, []).append(
+                    CandlePayloads.from_items(
+                        items, ticker=name, period_interval=period_interval, historical=False
+                    )
+                )
+        return {
+            name: CandlePayloads.merged(
+                got, ticker=name, period_interval=period_interval, historical=False
+            )
+            for name, got in parts.items()
+        }
 
     async def get_event_candlesticks(
         self,

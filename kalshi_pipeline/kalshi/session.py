@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import logging
 import random
 import time
@@ -19,6 +18,7 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 
 from kalshi_pipeline.kalshi.auth import KalshiSigner
 from kalshi_pipeline.kalshi.config import KalshiConfig
@@ -314,7 +314,7 @@ class KalshiSession:
     @staticmethod
     def _decode(response: httpx.Response, label: str) -> Any:
         try:
-            return json.loads(response.content)
+            return orjson.loads(response.content)
         except ValueError:
             snippet = " ".join(response.text.split())[:120]
             raise KalshiProtocolError(

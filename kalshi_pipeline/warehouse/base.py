@@ -15,9 +15,16 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from kalshi_pipeline.warehouse.errors import WarehouseDataError
-from kalshi_pipeline.warehouse.frames import PreparedFrame, object_values, prepare_frame
+from kalshi_pipeline.warehouse.frames import (
+    PreparedArrow,
+    PreparedFrame,
+    object_values,
+    prepare_arrow,
+    prepare_frame,
+)
 from kalshi_pipeline.warehouse.queries import WarehouseQueries
 from kalshi_pipeline.warehouse.schema import (
     CANDLE_TABLES,
@@ -60,6 +67,22 @@ class Transaction(ABC):
         if prepared.rows == 0:
             return 0
         return self._write(prepared)
+
+    @abstractmethod
+    def _write_arrow(self, prepared: PreparedArrow) -> int:
+        """Stage the checked Arrow rows and upsert them into their table."""
+
+    def upsert_arrow(self, table: str, data: pa.Table) -> int:
+        """`upsert` for rows already in wire form as an Arrow table (the bulk candle path).
+
+        Columns are the table's (`ingested_at` optional) with exact Arrow types: strings for text and JSON,
+        integers, decimal128 at the column's scale, UTC timestamps, date32 (`frames.arrow_type_ok`); each
+        primary key once. Nothing is converted, so nothing can round; returns the rows written.
+        """
+        prepared = prepare_arrow(table_spec(table), data)
+        if prepared.rows == 0:
+            return 0
+        return self._write_arrow(prepared)
 
     def delete_candles(
         self,

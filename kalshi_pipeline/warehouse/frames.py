@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from kalshi_pipeline.warehouse.errors import WarehouseDataError
 from kalshi_pipeline.warehouse.schema import DECIMAL_SHAPES, TableSpec
@@ -315,3 +316,76 @@ _CONVERTERS = {
     "timestamptz": _timestamptz,
     "date": _date,
 }
+
+
+@dataclass(frozen=True)
+class PreparedArrow:
+    """An Arrow table checked against one table spec: its columns already in the table's wire types."""
+
+    spec: TableSpec
+    columns: tuple[str, ...]
+    table: pa.Table
+
+    @property
+    def rows(self) -> int:
+        """Number of rows to write."""
+        return self.table.num_rows
+
+
+def arrow_type_ok(logical: str, arrow_type: pa.DataType) -> bool:
+    """Whether an Arrow column type carries a logical column type exactly (no float, no naive time)."""
+    if logical in ("text", "json"):
+        return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+    if logical == "int":
+        return pa.types.is_integer(arrow_type)
+    if logical == "bool":
+        return pa.types.is_boolean(arrow_type)
+    if logical in DECIMAL_SHAPES:
+        precision, scale = DECIMAL_SHAPES[logical]
+        return pa.types.is_decimal(arrow_type) and (
+            arrow_type.precision <= precision and arrow_type.scale == scale
+        )
+    if logical == "timestamptz":
+        return pa.types.is_timestamp(arrow_type) and arrow_type.tz in ("UTC", "+00:00")
+    if logical == "date":
+        return pa.types.is_date32(arrow_type)
+    return False
+
+
+def prepare_arrow(spec: TableSpec, table: pa.Table) -> PreparedArrow:
+    """Check an Arrow table against `spec` (names, exact types, NOT NULL, unique primary key).
+
+    The bulk path of candle writes: values arrive already in wire form (decimals as decimal128 at the
+    column's scale, times as UTC timestamps), so nothing is converted. Raises `WarehouseDataError` on any
+    mismatch, naming the column.
+    """
+    given = list(table.column_names)
+    known = set(spec.column_names)
+    required = {c.name for c in spec.columns if not c.default_now}
+    missing = [c for c in spec.column_names if c in required and c not in given]
+    extra = [c for c in given if c not in known]
+    if missing or extra or len(set(given)) != len(given):
+        raise WarehouseDataError(
+            f"Arrow table for {spec.qualified} has columns {given}; expected "
+            f"{list(spec.column_names)} (ingested_at optional), each once"
+        )
+    for name in given:
+        col = spec.column(name)
+        arrow_type = table.schema.field(name).type
+        if not arrow_type_ok(col.type, arrow_type):
+            raise WarehouseDataError(
+                f"column {spec.qualified}.{name} ({col.type}) cannot be written from Arrow type "
+                f"{arrow_type}"
+            )
+        nulls = table.column(name).null_count
+        if not col.nullable and nulls:
+            raise WarehouseDataError(
+                f"column {spec.qualified}.{name} is NOT NULL but has {nulls} missing value(s)"
+            )
+    key = list(spec.primary_key)
+    if table.num_rows and table.group_by(key).aggregate([]).num_rows != table.num_rows:
+        raise WarehouseDataError(
+            f"Arrow table for {spec.qualified} repeats a primary key {tuple(key)}; send each row once"
+        )
+    columns = tuple(c for c in spec.column_names if c in given)
+    return PreparedArrow(spec, columns, table.select(list(columns)))

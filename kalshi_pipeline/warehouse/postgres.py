@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, LiteralString, NoReturn, cast
 from urllib.parse import urlsplit
 
 import pandas as pd
 import psycopg
+import pyarrow.csv as pa_csv
 
 from kalshi_pipeline.warehouse.base import Params, Transaction, Warehouse, frame_from_rows
 from kalshi_pipeline.warehouse.errors import (
@@ -19,7 +21,8 @@ from kalshi_pipeline.warehouse.errors import (
     WarehouseUnavailable,
     first_line,
 )
-from kalshi_pipeline.warehouse.frames import PreparedFrame, object_values
+from kalshi_pipeline.warehouse.frames import PreparedArrow, PreparedFrame, object_values
+from kalshi_pipeline.warehouse.schema import TableSpec
 from kalshi_pipeline.warehouse.urls import WarehouseUrl
 
 # Key of the transaction-scoped advisory lock that serializes `ensure_schema` across processes.
@@ -31,6 +34,8 @@ CONNECT_RETRY_PAUSES_S = (0.5, 1.0)
 _TIMESTAMPTZ_OID = 1184
 _INTEGER_OIDS = frozenset({20, 21, 23})  # int8, int2, int4
 _stage_ids = itertools.count(1)
+#: Bytes handed to COPY per write call.
+_COPY_CHUNK = 1 << 20
 
 
 class PostgresTransaction(Transaction):
@@ -57,9 +62,34 @@ class PostgresTransaction(Transaction):
             self._wh._raise(exc, "query")
 
     def _write(self, prepared: PreparedFrame) -> int:
-        spec = prepared.spec
+        def copy_rows(copy: psycopg.Copy) -> None:
+            for row in _wire_rows(prepared):
+                copy.write_row(row)
+
+        return self._copy_upsert(prepared.spec, list(prepared.columns), "", copy_rows)
+
+    def _write_arrow(self, prepared: PreparedArrow) -> int:
+        # pyarrow renders the whole table as CSV in C++ (exact decimals, UTC times, NULL as an empty
+        # unquoted field, every string quoted); COPY parses it server-side.
+        buffer = io.BytesIO()
+        pa_csv.write_csv(prepared.table, buffer, pa_csv.WriteOptions(include_header=False))
+        data = buffer.getbuffer()
+
+        def copy_csv(copy: psycopg.Copy) -> None:
+            for lo in range(0, len(data), _COPY_CHUNK):
+                copy.write(data[lo : lo + _COPY_CHUNK])
+
+        return self._copy_upsert(prepared.spec, list(prepared.columns), " (FORMAT csv)", copy_csv)
+
+    def _copy_upsert(
+        self,
+        spec: TableSpec,
+        columns: list[str],
+        options: str,
+        feed: Callable[[psycopg.Copy], None],
+    ) -> int:
+        """COPY rows into a temporary stage (`feed` writes them), then upsert the stage into the table."""
         stage = f"_stage_{spec.name}_{next(_stage_ids)}"
-        columns = list(prepared.columns)
         targets = columns if "ingested_at" in columns else [*columns, "ingested_at"]
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in targets if c not in spec.primary_key)
         try:
@@ -70,9 +100,9 @@ class PostgresTransaction(Transaction):
                         "ON COMMIT DROP"
                     )
                 )
-                with cur.copy(_sql(f"COPY {stage} ({', '.join(columns)}) FROM STDIN")) as copy:
-                    for row in _wire_rows(prepared):
-                        copy.write_row(row)
+                copy_sql = f"COPY {stage} ({', '.join(columns)}) FROM STDIN{options}"
+                with cur.copy(_sql(copy_sql)) as copy:
+                    feed(copy)
                 cur.execute(
                     _sql(
                         f"INSERT INTO {spec.qualified} ({', '.join(targets)}) "

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from kalshi_pipeline.defs.candlesticks.columnar import accepted_rows, fast_split
+from kalshi_pipeline.defs.candlesticks.columnar import accepted_rows, accepted_table, fast_split
 from kalshi_pipeline.defs.candlesticks.completeness import GameCompleteness, game_completeness
 from kalshi_pipeline.defs.candlesticks.pull import PERIOD_INTERVAL
 from kalshi_pipeline.defs.candlesticks.scope import candle_scope
@@ -94,7 +94,8 @@ def clean_candles(
     ending at or after it (an incremental run). `now` stamps `ingested_at`.
     """
     scope = candle_scope(wh, dates, event_tickers)
-    ingested_at = pd.Timestamp(int(now.timestamp()), unit="s", tz="UTC")
+    ingested_at_ts = int(now.timestamp())
+    ingested_at = pd.Timestamp(ingested_at_ts, unit="s", tz="UTC")
     window_start = start_ts if start_ts is not None else 0
     allowed = scope.allowed_tickers
     events = scope.event_tickers
@@ -109,15 +110,14 @@ def clean_candles(
         day_markets = scope.scoped_on(day)
         # The fast path accepts the plain, valid rows; the reference path decides every other row.
         split = fast_split(raw, allowed)
-        fast = accepted_rows(raw, split)
         parsed, unparseable = parse_raw(raw.iloc[split.deferred].reset_index(drop=True))
         valid, rejected = validate_candles(parsed, allowed)
         if len(unparseable):
             rejected = pd.concat([rejected, unparseable], ignore_index=True)
-        if len(fast):
-            valid = pd.concat([fast, valid], ignore_index=True) if len(valid) else fast
         tickers = sorted(set(day_markets["ticker"]) | set(raw["ticker"]))
-        ends = [int(f["end_period_ts"].max()) for f in (fast, parsed) if len(f)]
+        accepted_ends = unix_seconds_column(raw["end_period_ts"].iloc[split.accepted])
+        ends = [int(max(accepted_ends))] if len(accepted_ends) else []
+        ends += [int(parsed["end_period_ts"].max())] if len(parsed) else []
         day_end = max(ends) if ends else None
         with wh.transaction() as tx:
             if tickers and day_end is not None:
@@ -130,16 +130,21 @@ def clean_candles(
                 tx.upsert(
                     CANDLESTICKS.name, to_table(valid, CANDLESTICKS.column_names, ingested_at)
                 )
+            if len(split.accepted):
+                tx.upsert_arrow(CANDLESTICKS.name, accepted_table(raw, split, ingested_at_ts))
+        day_valid = len(split.accepted) + len(valid)
         raw_rows += len(raw)
-        valid_rows += len(valid)
+        valid_rows += day_valid
         rejected_rows += len(rejected)
         if day_end is not None:
             window_end = day_end if window_end is None else max(window_end, day_end)
         for reasons_text in rejected["reasons"] if len(rejected) else ():
             for reason in str(reasons_text).split("; "):
                 reason_counts[reason] = reason_counts.get(reason, 0) + 1
-        if preview.empty and len(valid):
-            preview = busiest_minutes(valid, preview_rows)
+        if preview.empty and day_valid:
+            fast = accepted_rows(raw, split)
+            both = pd.concat([fast, valid], ignore_index=True) if len(valid) else fast
+            preview = busiest_minutes(both, preview_rows)
         if len(day_markets):
             # The grid needs five columns of the stored rows; the schema sample needs whole rows.
             written = wh.candles(CANDLESTICKS.name, [day], columns=GRID_COLUMNS)

@@ -22,10 +22,13 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute
 
+from kalshi_pipeline.defs.candlesticks.payloads import payload_value_texts
 from kalshi_pipeline.kalshi.candles import CANDLE_VALUE_FIELDS, candle_value_texts
 from kalshi_pipeline.warehouse import unix_seconds_column
-from kalshi_pipeline.warehouse.schema import CANDLE_PRICE_COLUMNS, DECIMAL_SHAPES
+from kalshi_pipeline.warehouse.schema import CANDLE_PRICE_COLUMNS, CANDLESTICKS, DECIMAL_SHAPES
 
 SCALE = 6
 ONE = 10**SCALE
@@ -88,7 +91,80 @@ class FastSplit:
 
 
 def _scaled_columns(raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Scaled values (rows x fields, `_NULL` for null) and which rows were plain enough to scale."""
+    """Scaled values (rows x fields, `_NULL` for null) and which rows were plain enough to scale.
+
+    The payloads are read in bulk (`payloads.payload_value_texts`) and each distinct string is scaled
+    once; a batch pyarrow refuses is read payload by payload instead, with the same outcome per row.
+    """
+    n = len(raw)
+    historical = raw["source"].to_numpy(dtype=object) == "historical"
+    got = payload_value_texts(raw["payload"].tolist(), historical) if n else None
+    if got is None:
+        return _scaled_columns_per_payload(raw)
+    texts, usual = got
+    values = np.empty((n, len(CANDLE_VALUE_FIELDS)), dtype=np.int64)
+    for j, column in enumerate(texts):
+        values[:, j], ok = _scale_column(column)
+        usual &= ok
+    values[~usual] = _NULL
+    return values, usual
+
+
+#: Fixed-point text the vectorized parse handles: at most 12 integer and 6 decimal digits.
+_PLAIN_FIXED = r"^-?[0-9]{1,12}(\.[0-9]{1,6})?$"
+
+
+def _scale_plain(texts: pyarrow.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled values of strings matching `_PLAIN_FIXED`, in C++ (digits joined, then cast to int64).
+
+    Returns (values, plain): rows that do not match get 0 and `plain` False. For matching text the
+    result is exactly `scaled(text)`: the integer digits followed by the decimals padded to six.
+    """
+    call = pyarrow.compute.call_function
+    plain = call(
+        "match_substring_regex", [texts], pyarrow.compute.MatchSubstringOptions(_PLAIN_FIXED)
+    ).fill_null(False)
+    safe = call("if_else", [plain, texts, pyarrow.scalar("0")])
+    negative = call("starts_with", [safe], pyarrow.compute.MatchSubstringOptions("-"))
+    digits = call("replace_substring", [safe], pyarrow.compute.ReplaceSubstringOptions("-", ""))
+    whole = call(
+        "replace_substring_regex", [digits], pyarrow.compute.ReplaceSubstringOptions(r"\..*$", "")
+    )
+    decimals = call(
+        "replace_substring_regex",
+        [digits],
+        pyarrow.compute.ReplaceSubstringOptions(r"^[0-9]*\.?", ""),
+    )
+    padded = call("utf8_rpad", [decimals], pyarrow.compute.PadOptions(SCALE, "0"))
+    joined = call("binary_join_element_wise", [whole, padded, pyarrow.scalar("")])
+    magnitude = joined.cast(pyarrow.int64()).to_numpy(zero_copy_only=False)
+    sign = np.where(negative.to_numpy(zero_copy_only=False), -1, 1)
+    return magnitude * sign, np.asarray(plain.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _scale_column(column: pyarrow.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled values of a string column (`_NULL` for null) and where they scaled, once per distinct string.
+
+    Distinct strings in plain fixed-point form are converted in C++ (`_scale_plain`); any other string
+    takes `scaled`, which decides it exactly.
+    """
+    encoded = column.combine_chunks().dictionary_encode()
+    distinct = encoded.dictionary
+    lookup = np.empty(len(distinct) + 1, dtype=np.int64)
+    ok = np.ones(len(distinct) + 1, dtype=bool)
+    if len(distinct):
+        lookup[:-1], plain = _scale_plain(distinct)
+        for k in np.flatnonzero(~plain).tolist():
+            value = scaled(distinct[k].as_py())
+            lookup[k] = 0 if value is None else value
+            ok[k] = value is not None
+    lookup[-1] = _NULL  # code -1: the payload has no value here
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    return lookup[codes], ok[codes]
+
+
+def _scaled_columns_per_payload(raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """`_scaled_columns` payload by payload (`json.loads`), for batches pyarrow refuses."""
     n = len(raw)
     null_row = [_NULL] * len(CANDLE_VALUE_FIELDS)
     rows: list[list[int]] = []
@@ -236,3 +312,57 @@ def accepted_rows(raw: pd.DataFrame, split: FastSplit) -> pd.DataFrame:
     out["source"] = picked["source"].to_numpy(dtype=object)
     out["payload"] = picked["payload"].to_numpy(dtype=object)
     return out
+
+
+def _decimal_array(values: np.ndarray, precision: int) -> pyarrow.Array:
+    """Scaled integers (`_NULL` for null) as an exact decimal128 array at the warehouse's scale."""
+    valid = values != _NULL
+    data = np.zeros((len(values), 2), dtype=np.int64)
+    data[:, 0] = np.where(valid, values, 0)
+    data[:, 1] = data[:, 0] >> 63  # the sign extended into the high 64 bits (two's complement)
+    nulls = int((~valid).sum())
+    bitmap = pyarrow.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    return pyarrow.Array.from_buffers(
+        pyarrow.decimal128(precision, SCALE),
+        len(values),
+        [bitmap, pyarrow.py_buffer(data)],
+        null_count=nulls,
+    )
+
+
+def accepted_table(raw: pd.DataFrame, split: FastSplit, ingested_at_ts: int) -> pyarrow.Table:
+    """The accepted rows as `kalshi.candlesticks` rows in wire form (`Transaction.upsert_arrow`).
+
+    Values go as decimal128 built from the scaled integers, so they are written exactly as validated.
+    """
+    picked = raw.iloc[split.accepted]
+    n = len(picked)
+    game_dates = pyarrow.array(picked["game_date"].to_numpy(dtype=object), from_pandas=True)
+    if not pyarrow.types.is_date32(game_dates.type):
+        game_dates = game_dates.cast(pyarrow.date32())
+    ends = np.asarray(unix_seconds_column(picked["end_period_ts"]), dtype=np.int64)
+    utc = pyarrow.timestamp("s", tz="UTC")
+    columns: dict[str, pyarrow.Array] = {
+        "ticker": pyarrow.array(picked["ticker"].to_numpy(dtype=object), pyarrow.string()),
+        "event_ticker": pyarrow.array(
+            picked["event_ticker"].to_numpy(dtype=object), pyarrow.string()
+        ),
+        "series_ticker": pyarrow.array(
+            picked["series_ticker"].to_numpy(dtype=object), pyarrow.string()
+        ),
+        "game_date": game_dates,
+        "period_interval": pyarrow.array(
+            picked["period_interval"].to_numpy(dtype=np.int64), pyarrow.int32()
+        ),
+        "end_period_ts": pyarrow.array(ends).cast(pyarrow.timestamp("s")).cast(utc),
+    }
+    for name in CANDLE_VALUE_FIELDS:
+        kind = "price" if name in CANDLE_PRICE_COLUMNS else "count"
+        columns[name] = _decimal_array(split.values[name], DECIMAL_SHAPES[kind][0])
+    columns["source"] = pyarrow.array(picked["source"].to_numpy(dtype=object), pyarrow.string())
+    columns["ingested_at"] = (
+        pyarrow.array(np.full(n, ingested_at_ts, dtype=np.int64))
+        .cast(pyarrow.timestamp("s"))
+        .cast(utc)
+    )
+    return pyarrow.table({c: columns[c] for c in CANDLESTICKS.column_names})

@@ -2,10 +2,12 @@
 
 Each market's window is computed from its stored row (see `pull.py`), games are pulled concurrently, and
 each game date's windows are replaced in one transaction: rows of the window are deleted, then the pulled
-rows written, so a failure leaves that date's previous rows in place. Dates are pulled a few at a time and
-written as they arrive, which bounds memory on a season-long single-run backfill; a chunk is stored in a
-worker thread while the next one is pulled (the pull mostly waits on the rate limit). Writes stay one at a
-time and in date order, and a failed write stops the run before the next write.
+rows written, so a failure leaves that date's previous rows in place. Dates are pulled one at a time, a
+couple ahead of the one being written, and each is written as an Arrow table (`pull.raw_table`, payloads
+serialized once when their answer is decoded, no per-candle objects kept), which bounds memory on a
+season-long single-run backfill; a date is stored in a worker thread while the next ones are pulled (the
+pull mostly waits on the rate limit). Writes stay one at a time and in date order, and a failed write stops
+the run before the next write.
 
 Progress is kept per game date: a game whose pull fails (retries exhausted, a protocol error) leaves its
 date's stored rows untouched while the other dates are pulled and committed; the run then raises
@@ -20,16 +22,20 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from kalshi_pipeline.defs.candlesticks.pull import (
     PERIOD_INTERVAL,
     GamePull,
     MarketWindow,
+    PulledMarket,
     market_window,
     pull_games,
-    raw_frame,
+    raw_table,
 )
 from kalshi_pipeline.defs.candlesticks.scope import candle_scope
 from kalshi_pipeline.kalshi import KalshiClient
@@ -37,7 +43,9 @@ from kalshi_pipeline.warehouse import Warehouse
 from kalshi_pipeline.warehouse.schema import CANDLESTICKS_RAW
 
 #: Game dates pulled together before their rows are written.
-DATES_PER_CHUNK = 3
+DATES_PER_CHUNK = 1
+#: Chunks pulled ahead of the one being stored (so the rate limiter always has requests waiting).
+CHUNKS_AHEAD = 2
 
 
 class CandleLossRefused(RuntimeError):
@@ -104,7 +112,6 @@ async def ingest_raw_candles(
     """
     scope = candle_scope(wh, dates, event_tickers)
     now_ts = int(now.timestamp())
-    ingested_at = pd.Timestamp(now_ts, unit="s", tz="UTC")
     cutoff = (await client.get_historical_cutoff()).market_settled_unix
     windows = [
         market_window(m, now_ts=now_ts, cutoff_ts=cutoff, start_ts=start_ts)
@@ -112,16 +119,26 @@ async def ingest_raw_candles(
     ]
     stored = _Stored(preview_rows)
     fallbacks: list[str] = []
+    chunks = [set(dates[i : i + DATES_PER_CHUNK]) for i in range(0, len(dates), DATES_PER_CHUNK)]
+
+    async def pull_chunk(chunk: set[date]) -> tuple[dict[str, list[MarketWindow]], list[Any]]:
+        by_game: dict[str, list[MarketWindow]] = {}
+        for w in windows:
+            if w.game_date in chunk:
+                by_game.setdefault(w.event_ticker, []).append(w)
+        return by_game, await pull_games(client, by_game)
+
+    # Chunks are pulled CHUNKS_AHEAD ahead while earlier ones are stored (in a worker thread, one at a
+    # time, in date order): the rate limiter always has requests queued and memory holds a few chunks.
+    pulling: list[asyncio.Future[tuple[dict[str, list[MarketWindow]], list[Any]]]] = []
     storing: asyncio.Future[None] | None = None
     try:
-        for i in range(0, len(dates), DATES_PER_CHUNK):
-            chunk = set(dates[i : i + DATES_PER_CHUNK])
-            by_game: dict[str, list[MarketWindow]] = {}
-            for w in windows:
-                if w.game_date in chunk:
-                    by_game.setdefault(w.event_ticker, []).append(w)
+        for i, chunk in enumerate(chunks):
+            while len(pulling) <= CHUNKS_AHEAD and i + len(pulling) < len(chunks):
+                pulling.append(asyncio.ensure_future(pull_chunk(chunks[i + len(pulling)])))
+            by_game, got_games = await pulling.pop(0)
             pulls: list[GamePull] = []
-            for game, got in zip(sorted(by_game), await pull_games(client, by_game), strict=True):
+            for game, got in zip(sorted(by_game), got_games, strict=True):
                 if isinstance(got, BaseException) and not isinstance(got, Exception):
                     raise got  # a cancellation or an interrupt stops the run
                 if isinstance(got, BaseException):
@@ -133,12 +150,16 @@ async def ingest_raw_candles(
             if storing is not None:
                 await storing
             storing = asyncio.ensure_future(
-                asyncio.to_thread(stored.store, wh, chunk, pulls, windows, ingested_at)
+                asyncio.to_thread(stored.store, wh, chunk, pulls, windows, now_ts)
             )
-            del pulls
+            del pulls, got_games
         if storing is not None:
             await storing
     finally:
+        for pending in pulling:
+            pending.cancel()
+        if pulling:
+            await asyncio.wait(pulling)
         if storing is not None and not storing.done():
             # Never leave a write running behind an error: wait for it, keep the first error.
             await asyncio.wait([storing])
@@ -175,25 +196,29 @@ class _Stored:
         chunk: set[date],
         pulls: list[GamePull],
         windows: Sequence[MarketWindow],
-        ingested_at: pd.Timestamp,
+        ingested_at_ts: int,
     ) -> None:
         """Build the chunk's raw rows and write them date by date (dates with a failed game are skipped)."""
-        df = raw_frame(pulls, ingested_at)
-        pulls.clear()  # the parsed candles are no longer needed while the rows are written
+        by_day: dict[date, list[PulledMarket]] = {}
+        for pull in pulls:
+            for block in pull.blocks:
+                by_day.setdefault(block.window.game_date, []).append(block)
+        pulls.clear()  # each date's rows are built from its own blocks, then dropped
         for day in sorted(chunk):
             if day in self.failures:
                 continue
-            on_day = df.loc[[bool(d == day) for d in df["game_date"]]]
+            rows = raw_table(by_day.pop(day, []), ingested_at_ts)
             try:
-                _replace_date(wh, [w for w in windows if w.game_date == day], on_day)
+                _replace_date(wh, [w for w in windows if w.game_date == day], rows)
             except CandleLossRefused as exc:
                 self.failures[day] = str(exc)
                 continue
             self.committed.append(day)
-            self.candles += len(on_day)
-            self.historical += int((on_day["source"] == "historical").sum())
-            if self.preview.empty and len(on_day):
-                self.preview = on_day.head(self.preview_rows)
+            self.candles += rows.num_rows
+            sources = rows["source"].to_numpy()
+            self.historical += int((sources == "historical").sum())
+            if self.preview.empty and rows.num_rows:
+                self.preview = rows.slice(0, self.preview_rows).to_pandas()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -201,14 +226,14 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
-def _replace_date(wh: Warehouse, day_windows: list[MarketWindow], df: pd.DataFrame) -> None:
+def _replace_date(wh: Warehouse, day_windows: list[MarketWindow], rows: pa.Table) -> None:
     """Replace one game date's windows in one transaction (a failure leaves the date as it was).
 
     Raises:
         CandleLossRefused: A market would hold fewer candles in its window than before (rolled back).
     """
-    ends = df["end_period_ts"].dt.as_unit("s").astype("int64").to_numpy() if len(df) else None
-    by_ticker = df["ticker"].to_numpy() if len(df) else None
+    ends = rows["end_period_ts"].cast(pa.int64()).to_numpy() if rows.num_rows else None
+    by_ticker = np.asarray(rows["ticker"].to_numpy(zero_copy_only=False)) if rows.num_rows else None
     with wh.transaction() as tx:
         for w in day_windows:
             if w.empty:
@@ -229,5 +254,5 @@ def _replace_date(wh: Warehouse, day_windows: list[MarketWindow], df: pd.DataFra
                     f"{w.start_ts}..{w.end_ts}; the stored rows were kept (a stored candle never "
                     "disappears, so the exchange's answer is incomplete -- run the date again later)"
                 )
-        if len(df):
-            tx.upsert(CANDLESTICKS_RAW.name, df)
+        if rows.num_rows:
+            tx.upsert_arrow(CANDLESTICKS_RAW.name, rows)

@@ -21,16 +21,17 @@ token bucket keeps the whole process within the tier's rate.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import orjson
+import pyarrow as pa
 
-from kalshi_pipeline.kalshi import Candlestick, KalshiClient, KalshiNotFound
+from kalshi_pipeline.kalshi import KalshiClient, KalshiNotFound
+from kalshi_pipeline.kalshi.candles import CandlePayloads
 from kalshi_pipeline.kalshi.live_candles import period_end
 from kalshi_pipeline.warehouse import unix_seconds
 from kalshi_pipeline.warehouse.schema import CANDLESTICKS_RAW
@@ -56,14 +57,50 @@ class MarketWindow:
         return self.end_ts < self.start_ts
 
 
+@dataclass(frozen=True)
+class PulledMarket:
+    """One market's pulled candles: end times and each payload as compact JSON text, values as received.
+
+    Serialized as soon as an answer is decoded, so a chunk of pulled games holds bytes, not the decoded
+    objects (about a seventh of the memory).
+    """
+
+    window: MarketWindow
+    period_interval: int
+    historical: bool
+    ends: list[int]
+    payloads: list[bytes]
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    @classmethod
+    def of(cls, window: MarketWindow, block: CandlePayloads) -> PulledMarket:
+        """Serialize a market's decoded candles (compact JSON, key order and values as received)."""
+        dumps = orjson.dumps
+        return cls(
+            window,
+            block.period_interval,
+            block.historical,
+            block.ends,
+            [dumps(c) for c in block.payloads],
+        )
+
+
 @dataclass
 class GamePull:
     """The candles pulled for one game, with the windows they cover."""
 
     event_ticker: str
     windows: list[MarketWindow]
-    candles: list[tuple[MarketWindow, Candlestick]] = field(default_factory=list)
+    #: Each market's candles as received, with its window.
+    blocks: list[PulledMarket] = field(default_factory=list)
     fell_back_to_historical: list[str] = field(default_factory=list)
+
+    @property
+    def candles(self) -> int:
+        """How many candles were pulled."""
+        return sum(len(b) for b in self.blocks)
 
 
 def market_window(
@@ -99,7 +136,7 @@ async def pull_game(client: KalshiClient, windows: Sequence[MarketWindow]) -> Ga
     archived = [w for w in windows if w.archived]
     if live:
         try:
-            batch = await client.get_candlesticks_batch(
+            batch = await client.get_candle_payloads_batch(
                 [w.ticker for w in live],
                 min(w.start_ts for w in live),
                 max(w.end_ts for w in live),
@@ -109,47 +146,46 @@ async def pull_game(client: KalshiClient, windows: Sequence[MarketWindow]) -> Ga
             # Kalshi answers 404 for the whole batch when one market has gone; go market by market.
             batch = None
             for got in await asyncio.gather(*(_one_market(client, w) for w in live)):
-                pull.candles += got
+                pull.blocks.append(PulledMarket.of(*got))
         if batch is not None:
             for w in live:
-                got = batch.get(w.ticker, [])
-                if got:
-                    pull.candles += [(w, c) for c in got]
+                got = batch.get(w.ticker)
+                if got is not None and len(got):
+                    pull.blocks.append(PulledMarket.of(w, got))
                 elif w.end_ts - w.start_ts >= 3600:
                     # Nothing live over an hour or more of a market's life: it may have been archived
                     # since kalshi.markets was written (a stale row without settlement_ts), so look there.
                     archived.append(w)
                     pull.fell_back_to_historical.append(w.ticker)
 
-    async def historical(w: MarketWindow) -> list[tuple[MarketWindow, Candlestick]]:
+    async def historical(w: MarketWindow) -> tuple[MarketWindow, CandlePayloads] | None:
         try:
-            candles = await client.get_historical_candlesticks(
+            candles = await client.get_historical_candle_payloads(
                 w.ticker, w.start_ts, w.end_ts, period_interval=PERIOD_INTERVAL
             )
         except KalshiNotFound:
             if not w.archived:
-                return []  # a live market that simply had no activity yet
+                return None  # a live market that simply had no activity yet
             raise
-        return [(w, c) for c in candles]
+        return w, candles
 
     for got in await asyncio.gather(*(historical(w) for w in archived)):
-        pull.candles += got
+        if got is not None:
+            pull.blocks.append(PulledMarket.of(*got))
     return pull
 
 
-async def _one_market(
-    client: KalshiClient, w: MarketWindow
-) -> list[tuple[MarketWindow, Candlestick]]:
+async def _one_market(client: KalshiClient, w: MarketWindow) -> tuple[MarketWindow, CandlePayloads]:
     """Pull one market live, or under /historical when the live endpoint no longer knows it."""
     try:
-        candles = await client.get_market_candlesticks(
+        candles = await client.get_market_candle_payloads(
             w.series_ticker, w.ticker, w.start_ts, w.end_ts, period_interval=PERIOD_INTERVAL
         )
     except KalshiNotFound:
-        candles = await client.get_historical_candlesticks(
+        candles = await client.get_historical_candle_payloads(
             w.ticker, w.start_ts, w.end_ts, period_interval=PERIOD_INTERVAL
         )
-    return [(w, c) for c in candles]
+    return w, candles
 
 
 async def pull_games(
@@ -168,28 +204,68 @@ async def pull_games(
     )
 
 
-def raw_frame(pulls: Sequence[GamePull], ingested_at: pd.Timestamp) -> pd.DataFrame:
-    """Turn pulled candles into `kalshi.candlesticks_raw` rows, payloads as JSON text as received."""
-    pairs = [pair for pull in pulls for pair in pull.candles]
-    if not pairs:
-        return pd.DataFrame([], columns=list(CANDLESTICKS_RAW.column_names))
-    windows = [w for w, _ in pairs]
-    candles = [c for _, c in pairs]
-    dumps = json.JSONEncoder(separators=(",", ":")).encode
-    ends = np.fromiter((c.end_period_ts for c in candles), dtype=np.int64, count=len(candles))
-    df = pd.DataFrame(
-        {
-            "ticker": [w.ticker for w in windows],
-            "event_ticker": [w.event_ticker for w in windows],
-            "series_ticker": [w.series_ticker for w in windows],
-            "game_date": [w.game_date for w in windows],
-            "period_interval": [int(c.period_interval) for c in candles],
-            "end_period_ts": pd.to_datetime(ends, unit="s", utc=True),
-            "source": ["historical" if c.historical else "live" for c in candles],
-            "payload": [dumps(c.raw) for c in candles],
-            "ingested_at": ingested_at,
-        },
-        columns=list(CANDLESTICKS_RAW.column_names),
-    )
-    # A candle can only be returned once per market, but guard the primary key anyway.
-    return df.drop_duplicates(["ticker", "period_interval", "end_period_ts"], keep="last")
+#: Arrow types of the `kalshi.candlesticks_raw` columns as `raw_table` builds them.
+RAW_ARROW_SCHEMA = pa.schema(
+    [
+        ("ticker", pa.string()),
+        ("event_ticker", pa.string()),
+        ("series_ticker", pa.string()),
+        ("game_date", pa.date32()),
+        ("period_interval", pa.int32()),
+        ("end_period_ts", pa.timestamp("s", tz="UTC")),
+        ("source", pa.string()),
+        ("payload", pa.string()),
+        ("ingested_at", pa.timestamp("s", tz="UTC")),
+    ]
+)
+assert tuple(RAW_ARROW_SCHEMA.names) == CANDLESTICKS_RAW.column_names
+
+
+def raw_table(blocks: Sequence[PulledMarket], ingested_at_ts: int) -> pa.Table:
+    """Turn pulled candles into `kalshi.candlesticks_raw` rows as an Arrow table, payloads as JSON text.
+
+    Columns are built whole: every per-market column is a repeat of its market's value. A market given
+    twice keeps one candle per end time (the later block wins).
+    """
+    by_ticker: dict[str, PulledMarket] = {}
+    for block in blocks:
+        if not len(block):
+            continue
+        earlier = by_ticker.get(block.window.ticker)
+        if earlier is not None:
+            by_end = dict(zip(earlier.ends, earlier.payloads, strict=True))
+            by_end.update(zip(block.ends, block.payloads, strict=True))
+            ends = sorted(by_end)
+            block = PulledMarket(
+                block.window,
+                block.period_interval,
+                block.historical,
+                ends,
+                [by_end[e] for e in ends],
+            )
+        by_ticker[block.window.ticker] = block
+    picked = list(by_ticker.values())
+    counts = np.array([len(b) for b in picked], dtype=np.int64)
+    n = int(counts.sum())
+
+    def repeated(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
+        return pa.array(values, arrow_type).take(
+            pa.array(np.repeat(np.arange(len(values)), counts))
+        )
+
+    ends = np.fromiter((e for b in picked for e in b.ends), dtype=np.int64, count=n)
+    windows = [b.window for b in picked]
+    columns = [
+        repeated([w.ticker for w in windows], pa.string()),
+        repeated([w.event_ticker for w in windows], pa.string()),
+        repeated([w.series_ticker for w in windows], pa.string()),
+        repeated([w.game_date for w in windows], pa.date32()),
+        repeated([b.period_interval for b in picked], pa.int32()),
+        pa.array(ends, pa.int64()).cast(pa.timestamp("s")).cast(pa.timestamp("s", tz="UTC")),
+        repeated(["historical" if b.historical else "live" for b in picked], pa.string()),
+        pa.array([p for b in picked for p in b.payloads], pa.binary()).cast(pa.string()),
+        pa.array(np.full(n, ingested_at_ts, dtype=np.int64), pa.int64())
+        .cast(pa.timestamp("s"))
+        .cast(pa.timestamp("s", tz="UTC")),
+    ]
+    return pa.Table.from_arrays(columns, schema=RAW_ARROW_SCHEMA)

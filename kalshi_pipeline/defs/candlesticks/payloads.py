@@ -1,0 +1,127 @@
+"""Stored candle payloads to their value columns in bulk: pyarrow's JSON reader instead of a loop.
+
+The payloads of a frame are handed to pyarrow as newline-delimited JSON with an explicit schema: every
+value field a string, `end_period_ts` an integer, the three groups objects. pyarrow refuses, for the whole
+batch, anything that does not fit (a number or object where a string belongs, a group that is not an
+object, a payload that is not an object, a repeated key, a payload spanning lines); the caller then takes
+the per-payload path, which decides each row on its own. What pyarrow accepts is read exactly as
+`kalshi.candles.candle_value_texts` reads it: absent or null fields are null, historical payloads take the
+un-suffixed name and fall back to the suffixed one, live payloads read only the suffixed names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from kalshi_pipeline.kalshi.candles import CANDLE_VALUE_FIELDS
+
+_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("price", ("open", "high", "low", "close", "mean", "previous")),
+    ("yes_bid", ("open", "high", "low", "close")),
+    ("yes_ask", ("open", "high", "low", "close")),
+)
+_COUNTS = ("volume", "open_interest")
+assert (
+    *(f"{group}_{name}" for group, names in _GROUPS for name in names),
+    *_COUNTS,
+) == CANDLE_VALUE_FIELDS
+
+
+def _schema(historical: bool) -> pa.Schema:
+    def names(base: str, suffix: str) -> list[str]:
+        return [base, base + suffix] if historical else [base + suffix]
+
+    groups = [
+        pa.field(
+            group,
+            pa.struct([(n, pa.string()) for name in parts for n in names(name, "_dollars")]),
+        )
+        for group, parts in _GROUPS
+    ]
+    counts = [pa.field(n, pa.string()) for count in _COUNTS for n in names(count, "_fp")]
+    return pa.schema([pa.field("end_period_ts", pa.int64()), *groups, *counts])
+
+
+_SCHEMAS = {False: _schema(False), True: _schema(True)}
+
+
+def _read(payloads: list[str], historical: bool) -> pa.Table | None:
+    """The payloads as one Arrow table in their order, or None when pyarrow refuses any of them."""
+    if any("\n" in p or "\r" in p or not p.strip() for p in payloads):
+        return None  # one payload per line, none blank, or rows would shift
+    data = "\n".join(payloads).encode()
+    try:
+        table = pj.read_json(
+            pa.BufferReader(data),
+            read_options=pj.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16)),
+            parse_options=pj.ParseOptions(
+                explicit_schema=_SCHEMAS[historical], unexpected_field_behavior="ignore"
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    return table if table.num_rows == len(payloads) else None
+
+
+def _value_columns(table: pa.Table, historical: bool) -> list[pa.Array]:
+    """The value fields in `CANDLE_VALUE_FIELDS` order; a null group leaves its fields null."""
+    call = pc.call_function  # the kernels by name (pyarrow generates the module's functions)
+    out: list[pa.Array] = []
+    for group, parts in _GROUPS:
+        column = table[group].combine_chunks()
+        present = column.is_valid()
+        for name in parts:
+            value = column.field(name + "_dollars")
+            if historical:
+                value = call("coalesce", [column.field(name), value])
+            # A struct's children keep their own slots under a null parent; mask them with the parent.
+            out.append(call("if_else", [present, value, pa.scalar(None, pa.string())]))
+    for count in _COUNTS:
+        value = table[count + "_fp"].combine_chunks()
+        if historical:
+            value = call("coalesce", [table[count].combine_chunks(), value])
+        out.append(value)
+    return out
+
+
+def payload_value_texts(
+    payloads: list[str], historical: np.ndarray
+) -> tuple[list[pa.ChunkedArray], np.ndarray] | None:
+    """Read many stored payloads at once: their value fields as strings, and which rows are plain.
+
+    Returns (columns, plain): one string column per `CANDLE_VALUE_FIELDS` entry (null where the payload
+    has no value) and a mask of the rows holding an integer `end_period_ts` and both counts, as
+    `candle_value_texts` requires; None when pyarrow refuses the batch (take the per-payload path).
+    """
+    n = len(payloads)
+    columns: list[list[pa.Array]] = []
+    parts: list[np.ndarray] = []
+    for hist in (False, True):
+        rows = np.flatnonzero(historical == hist)
+        if not len(rows):
+            continue
+        table = _read([payloads[i] for i in rows.tolist()], hist)
+        if table is None:
+            return None
+        columns.append([*_value_columns(table, hist), table["end_period_ts"].combine_chunks()])
+        parts.append(rows)
+    if not columns:
+        return [pa.chunked_array([], pa.string()) for _ in CANDLE_VALUE_FIELDS], np.zeros(0, bool)
+    order = np.concatenate(parts)
+    back = np.empty(n, dtype=np.int64)
+    back[order] = np.arange(n)
+    indices = pa.array(back)
+    merged = [
+        pa.concat_arrays([group[j] for group in columns]).take(indices)
+        for j, group_type in enumerate([pa.string()] * len(CANDLE_VALUE_FIELDS) + [pa.int64()])
+    ]
+    values = [pa.chunked_array([m]) for m in merged[:-1]]
+    plain = (
+        merged[-1].is_valid().to_numpy(zero_copy_only=False)
+        & values[-1].is_valid().to_numpy(zero_copy_only=False)
+        & values[-2].is_valid().to_numpy(zero_copy_only=False)
+    )
+    return values, np.asarray(plain, dtype=bool)

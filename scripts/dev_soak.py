@@ -1,6 +1,7 @@
 """A fresh `make dev` session for a while, then what its Dagster UI reports: every check and every run.
 
     .venv/bin/python scripts/dev_soak.py [--minutes 15] [--ui-port 18500] [--sim-port 18501]
+        [--ref HEAD] [--screenshots docs/screenshots]
 
 It starts `make dev` on a fresh DAGSTER_HOME and DuckDB file under /tmp, lets it run, and asks the
 webserver's GraphQL (what the UI reads) for every asset check execution and every run of the session,
@@ -130,17 +131,29 @@ def check_report(url: str) -> dict[str, Any]:
     by_status: Counter[str] = Counter()
     by_check: dict[str, Counter[str]] = {}
     failures: list[dict[str, Any]] = []
+    skipped: Counter[str] = Counter()
     for node in graphql(url, CHECKS)["assetNodes"]:
         key = node["assetKey"]["path"]
         for check in (node["assetChecksOrError"] or {}).get("checks", []):
             name = f"{'/'.join(key)}:{check['name']}"
             executions = graphql(url, EXECUTIONS, {"key": {"path": key}, "check": check["name"]})
             counts = by_check.setdefault(name, Counter())
+            evaluated_runs = {
+                e["runId"] for e in executions["assetCheckExecutions"] if e["evaluation"]
+            }
             for execution in executions["assetCheckExecutions"]:
                 evaluation = execution["evaluation"]
                 status = execution["status"]
                 counts[status] += 1
                 by_status[status] += 1
+                if status == "SKIPPED":
+                    # The checks are not partitioned, only their asset: Dagster 1.13 records a planned
+                    # execution per partition of the run and the evaluation without a partition, so
+                    # each planned record reads SKIPPED beside its run's evaluation.
+                    planned = execution["partition"] and execution["runId"] in evaluated_runs
+                    skipped[
+                        "planned_per_partition_of_an_evaluated_run" if planned else "other"
+                    ] += 1
                 if status == "FAILED" or (evaluation and not evaluation["success"]):
                     failures.append(
                         {
@@ -156,7 +169,11 @@ def check_report(url: str) -> dict[str, Any]:
                         }
                     )
     return {
+        "evaluated": by_status["SUCCEEDED"] + by_status["FAILED"],
+        "passed": by_status["SUCCEEDED"],
+        "failed_count": by_status["FAILED"],
         "executions_by_status": dict(by_status),
+        "skipped": dict(skipped),
         "by_check": {name: dict(c) for name, c in sorted(by_check.items()) if c},
         "failed": failures,
     }
@@ -267,6 +284,12 @@ def main() -> int:
         default="HEAD",
         help="commit to run (a snapshot of it, so edits in the working tree cannot change the run)",
     )
+    parser.add_argument(
+        "--screenshots",
+        type=Path,
+        default=None,
+        help="before stopping, save the README's screenshots of the UI here (scripts/ui_screenshots.py)",
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="dev_soak_"))
@@ -314,6 +337,14 @@ def main() -> int:
         result["checks"] = check_report(url)
         result["runs_before_stop"] = run_report(url, started)
         result["live_sensor"] = sensor_report(url)
+        if args.screenshots is not None:
+            shots = subprocess.run(
+                [sys.executable, str(ROOT / "scripts" / "ui_screenshots.py"), "--url", url,
+                 "--out", str(args.screenshots)],
+                capture_output=True,
+                text=True,
+            )  # fmt: skip
+            result["screenshots"] = (shots.stdout + shots.stderr).strip().splitlines()[-8:]
     finally:
         stop_at = time.time()
         if make.poll() is None:

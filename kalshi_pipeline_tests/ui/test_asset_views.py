@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -244,3 +245,27 @@ def test_window_metadata_reads_as_times(shown: Shown) -> None:
         for window in windows:
             assert minute.search(window) and " .. " in window, (key, window)
             assert not re.search(r"\d{9,}", window), (key, window)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def test_the_partitions_page_shows_as_many_materialized_dates_in_a_browser(shown: Shown) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"no {CHROMIUM} for the browser check: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(
+                f"{shown.graphql.url}/assets/kalshi/candlesticks?view=partitions",
+                wait_until="domcontentloaded",
+            )
+            page.get_by_text("Materialized (3)").first.wait_for(timeout=120_000)
+            assert page.get_by_text("Failed (0)").count() >= 1
+        finally:
+            browser.close()

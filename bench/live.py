@@ -13,7 +13,10 @@ and how often each game date was refreshed. p50/p95 everywhere; results in bench
 `--mode websocket` runs the same setup with KALSHI_LIVE_MODE=websocket and a throwaway key pair registered
 with the simulator (Kalshi's WebSocket requires a signed handshake); results go to
 bench/results/live_websocket.json. There the stream also stores the still-open minute, whose end_period_ts
-lies ahead of the clock, so staleness can be negative.
+lies ahead of the clock, so staleness can be negative. It also measures the live games' probability rows
+and game states (`bench/live_probabilities.py`): each bid/ask change the bench itself sees on the exchange
+-> the stream row reflecting it (target p95 <= 5 s), and the newest game state's age (target <= the poll
+interval + 5 s). `--label` names the result file (live_websocket_<label>.json) so runs can be compared.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 from common import create_database, drop_database, free_port
+from live_probabilities import ChangeObserver, change_lags, sample_games
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -129,6 +134,18 @@ def sample_staleness(wh_url: str) -> list[dict[str, Any]]:
     return out
 
 
+def _live_tickers(wh_url: str, events: list[str]) -> list[str]:
+    """The market tickers of some games, from the warehouse."""
+    from kalshi_pipeline.warehouse import open_warehouse
+
+    wh = open_warehouse(wh_url)
+    try:
+        df = wh.query_df("SELECT ticker FROM kalshi.markets WHERE event_ticker = ANY(%s)", [events])
+    finally:
+        wh.close()
+    return sorted(df["ticker"])
+
+
 def run_records(home: Path) -> list[dict[str, Any]]:
     """Read the live runs (tag kalshi/live=true) of the instance in `home`."""
     import dagster as dg
@@ -160,10 +177,14 @@ def main() -> int:
     parser.add_argument("--game-minutes", type=float, default=60.0)
     parser.add_argument("--warmup-timeout", type=float, default=180.0)
     parser.add_argument("--mode", choices=("rest", "websocket"), default="rest")
+    parser.add_argument("--label", default="", help="suffix of the result file name")
+    parser.add_argument("--port", type=int, default=0, help="simulator port (0 = any free port)")
     args = parser.parse_args()
-    results_path = RESULTS_DIR / ("live.json" if args.mode == "rest" else "live_websocket.json")
+    name = "live" if args.mode == "rest" else "live_websocket"
+    results_path = RESULTS_DIR / (f"{name}_{args.label}.json" if args.label else f"{name}.json")
+    load_before = os.getloadavg()
 
-    port = free_port()
+    port = args.port or free_port()
     wh_url = create_database("live_bench")
     home = Path(tempfile.mkdtemp(prefix="live_bench_home_"))
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
@@ -185,6 +206,10 @@ def main() -> int:
     dg.DagsterInstance.from_config(str(home)).dispose()
     procs: list[subprocess.Popen[Any]] = []
     samples: list[dict[str, Any]] = []
+    game_samples: list[dict[str, Any]] = []
+    observer: ChangeObserver | None = None
+    changes: list[dict[str, Any]] = []
+    feed: dict[str, Any] = {}
     started_at = time.time()
     first_candle_s: float | None = None
     stack = contextlib.ExitStack()
@@ -229,16 +254,39 @@ def main() -> int:
                 break
             time.sleep(2)
         print(f"first candles of every live game after {first_candle_s}s")
+        events = [g["event_ticker"] for g in sample_staleness(wh_url)]
+        if args.mode == "websocket":
+            observer = ChangeObserver(
+                env["KALSHI_API_BASE_URL"], "bench", Path(env["KALSHI_PRIVATE_KEY_PATH"]),
+                _live_tickers(wh_url, events),
+            )  # fmt: skip
+            observer.start()
 
+        measure_from = time.time()
         end = time.time() + args.minutes * 60
         while time.time() < end:
             t = time.time()
             for game in sample_staleness(wh_url):
                 samples.append({"t": round(t - started_at, 1), **game})
             last = [s["staleness_s"] for s in samples[-args.live_games :]]
-            print(f"t={t - started_at:6.1f}s staleness={last}", flush=True)
+            line = f"t={t - started_at:6.1f}s staleness={last}"
+            if args.mode == "websocket":
+                now_games = sample_games(wh_url, events)
+                game_samples.extend({"t": round(t - started_at, 1), **g} for g in now_games)
+                line += f" state_age={[g['state_age_s'] for g in now_games]}"
+            print(line, flush=True)
             time.sleep(max(0.0, args.sample_seconds - (time.time() - t)))
+        if observer is not None:
+            changes = observer.stop()
+            # Let the last changes' rows land before the warehouse is read.
+            time.sleep(3)
+            feed = change_lags(
+                wh_url, [c for c in changes if c["received_ms"] >= measure_from * 1000],
+                int(time.time() * 1000) - 3000, Decimal(os.environ.get("KALSHI_PROBABILITY_MAX_SPREAD", "0.10")),
+            )  # fmt: skip
     finally:
+        if observer is not None:
+            observer.stop()
         for proc in reversed(procs):
             _stop(proc)
         stack.close()
@@ -258,6 +306,9 @@ def main() -> int:
     intervals = [b - a for ends in live_ends.values() for a, b in itertools.pairwise(ends)]
     result = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([".venv/bin/python", "bench/live.py", *sys.argv[1:]]),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "setup": {
             "live_games": args.live_games,
             "game_minutes": args.game_minutes,
@@ -292,6 +343,32 @@ def main() -> int:
         "live_refresh_interval_per_date_s": _summary(intervals),
         "samples": samples,
     }
+    if args.mode == "websocket":
+        poll_s = int(os.environ.get("KALSHI_LIVE_GAME_STATE_SECONDS", "10"))
+        state_ages = [g["state_age_s"] for g in game_samples if g["state_age_s"] is not None]
+        row_state = [g["row_state_age_s"] for g in game_samples if g["row_state_age_s"] is not None]
+        change_to_row = feed.get("change_to_row_s", [])
+        result["probabilities"] = {
+            "game_state_seconds": poll_s,
+            "change_to_row_s": _summary(change_to_row),
+            "change_to_row_target_p95_s": 5.0,
+            "changes_without_row": feed.get("changes_without_row"),
+            "changes_observed": len(changes),
+            "observer_error": observer.error if observer is not None else None,
+            "row_lag_s": _summary(feed.get("row_lag_s", [])),
+            "game_state_age_s": _summary(state_ages),
+            "game_state_age_target_s": poll_s + 5.0,
+            "row_state_age_s": _summary(row_state),
+            "note": (
+                "change_to_row: each best bid/ask change the bench saw on its own ticker subscription "
+                "(mid moved) -> ingested_at of the first stream row of that market stamped at or after it; "
+                "row_lag: ingested_at - minute_ts of every stream row; game_state_age: sampled now - newest "
+                "live_data observation per live game; row_state_age: now - state_observed_at of the newest "
+                "stream row (the row is only rewritten when prices or the state change)"
+            ),
+        }
+        result["game_samples"] = game_samples
+        result["scored_changes"] = feed.get("changes", [])
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(result, indent=2) + "\n")
     shutil.rmtree(home, ignore_errors=True)

@@ -34,6 +34,7 @@ import pandas as pd
 from kalshi_pipeline.defs.games.probabilities import OUTPUT_COLUMNS, market_price, normalize
 from kalshi_pipeline.defs.games.states import (
     STATE_ROW_COLUMNS,
+    LivePoll,
     find_milestones,
     poll_live_states,
 )
@@ -118,6 +119,8 @@ class GameFeed:
         self._last_at: dict[str, int] = {}
         self._pending_states: list[dict[str, Any]] = []
         self._milestones_at: float | None = None
+        self._known: dict[str, str] = {}
+        self._polling: asyncio.Task[LivePoll | None] | None = None
 
     def observe(self, item: TickerMessage | TradeMessage) -> None:
         """Fold one ticker or trade message of a stream market into the feed (no I/O)."""
@@ -156,9 +159,15 @@ class GameFeed:
             self._last_poll = now
             await asyncio.to_thread(self.load_markets)
             return
-        if self._last_poll is None or now - self._last_poll >= self.state_poll_s:
+        if self._polling is not None and self._polling.done():
+            poll, self._polling = self._polling.result(), None
+            if poll is not None:
+                self._take(poll)
+        due = self._last_poll is None or now - self._last_poll >= self.state_poll_s
+        if self._polling is None and due:
             self._last_poll = now
-            await self._poll(client)
+            # Beside the loop, so a slow request never holds back the messages (and their rows).
+            self._polling = asyncio.create_task(self._fetch(client))
         if self._dirty_since is not None and now - self._dirty_since >= self.write_delay_s:
             await self.flush()
 
@@ -172,13 +181,15 @@ class GameFeed:
             self.markets[str(ticker)] = _Market(
                 str(event), day, None if team is None or pd.isna(team) else str(team)
             )
+        self._known = known_milestones(self.warehouse, sorted(set(frame["event_ticker"])))
         if not self.markets:
             self.log.warning(
                 f"game feed: no stored markets for {', '.join(self.event_tickers)}; "
                 "no probability rows until kalshi/markets has run for the date"
             )
 
-    async def _poll(self, client: KalshiClient) -> None:
+    async def _fetch(self, client: KalshiClient) -> LivePoll | None:
+        """One live-data poll over HTTP only (it runs beside the stream loop); None when it failed."""
         games = sorted({m.event_ticker for m in self.markets.values()})
         try:
             lacking = self.milestones is None or bool(set(games) - set(self.milestones))
@@ -187,21 +198,23 @@ class GameFeed:
                 or time.monotonic() - self._milestones_at >= MILESTONE_RETRY_S
             ):
                 self._milestones_at = time.monotonic()
-                known = await asyncio.to_thread(known_milestones, self.warehouse, games)
-                self.milestones = await find_milestones(client, games, known)
+                self.milestones = await find_milestones(client, games, self._known)
             if not self.milestones:
-                return
-            dates = {e: self.game_date for e in games}
+                return None
             now = datetime.now(UTC)
             # Observations on the millisecond, the resolution of the rows they stamp.
             now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-            poll = await poll_live_states(client, self.milestones, dates, now)
+            dates = {e: self.game_date for e in games}
+            return await poll_live_states(client, self.milestones, dates, now)
         except (
             Exception
         ) as exc:  # a REST outage must not end the stream; polled again next interval
             self.stats.poll_errors += 1
             self.log.warning(f"game feed: live-data poll failed, will retry: {exc}")
-            return
+            return None
+
+    def _take(self, poll: LivePoll) -> None:
+        """Keep a finished poll's observations and mark the games whose state changed."""
         self.stats.state_polls += 1
         for row in poll.rows:
             event = row["event_ticker"]

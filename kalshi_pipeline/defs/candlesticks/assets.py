@@ -142,7 +142,7 @@ def candlesticks_raw(
         try:
             done, stats = asyncio.run(run(wh))
         except CandleDatesFailed as failed:
-            raise _partial_failure(context, failed) from failed
+            raise _partial_failure(context, wh, config, failed) from failed
     context.log.info(f"{done.candles} raw candles for {done.games} games of {dates_label(dates)}")
     return dg.MaterializeResult(
         metadata={
@@ -166,27 +166,70 @@ def candlesticks_raw(
     )
 
 
-def _partial_failure(context: dg.AssetExecutionContext, failed: CandleDatesFailed) -> dg.Failure:
-    """Record the committed dates as materialized and return the run's failure naming the others.
+def _partial_failure(
+    context: dg.AssetExecutionContext,
+    wh: Warehouse,
+    config: CandlePullConfig,
+    failed: CandleDatesFailed,
+) -> dg.Failure:
+    """Keep what a partly failed range run committed usable, and return the failure naming the rest.
 
-    A range run commits date by date: the dates that were stored get their own materialization, so
-    Dagster shows only the failed dates as failed and "materialize failed and missing" (or a backfill
-    re-run of failed partitions) does only those.
+    Dates commit one by one, so the committed ones are recorded as materialized: Dagster then shows only
+    the failed dates as failed, and "materialize failed and missing" (or a backfill's re-run of failed
+    partitions) does only those. When the run also selects `kalshi/candlesticks`, whose step can no longer
+    run after this one fails, the committed dates are validated into the clean table here, with the same
+    function that step runs, so a re-run of the failed dates alone leaves every date complete.
     """
-    for day in failed.committed:
+    committed = sorted(failed.committed)
+    for day in committed:
         context.log_event(
             dg.AssetMaterialization(
                 asset_key=RAW_KEY,
                 partition=str(day),
-                description="Committed by a run in which other game dates failed.",
-                metadata={"dates": str(day), "failed_dates_in_run": len(failed.failures)},
+                description="Committed by a range run in which other game dates failed.",
+                metadata={"failed_dates_in_run": len(failed.failures)},
             )
         )
+    if committed and CANDLES_KEY in context.job_def.asset_layer.selected_asset_keys:
+        try:
+            cleaned = clean_candles(
+                wh,
+                committed,
+                now=datetime.now(UTC),
+                event_tickers=config.event_tickers,
+                start_ts=config.start_ts,
+                preview_rows=PREVIEW_ROWS,
+            )
+        except (
+            Exception
+        ) as exc:  # the run fails anyway; say what is left instead of hiding the cause
+            context.log.error(
+                f"validating the committed dates {dates_label(committed)} failed too "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                "materialize kalshi/candlesticks for them"
+            )
+        else:
+            for day in committed:
+                context.log_event(
+                    dg.AssetMaterialization(
+                        asset_key=CANDLES_KEY,
+                        partition=str(day),
+                        description=(
+                            "Validated by the raw step of a range run in which other game dates "
+                            "failed (the checks run with the next materialization of this asset)."
+                        ),
+                        metadata={
+                            "dates": dates_label(committed),
+                            "candles": cleaned.valid,
+                            "rejects": cleaned.rejected,
+                        },
+                    )
+                )
     return dg.Failure(
         description=str(failed),
         metadata={
             "failed_dates": ", ".join(str(d) for d in failed.failures),
-            "committed_dates": ", ".join(str(d) for d in failed.committed) or "none",
+            "committed_dates": ", ".join(str(d) for d in committed) or "none",
         },
         allow_retries=False,
     )

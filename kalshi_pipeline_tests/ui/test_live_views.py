@@ -129,6 +129,7 @@ def test_the_ui_shows_the_stream_running_and_then_canceled(
         assert all(t["skipReason"] for t in skipped), [t for t in skipped if not t["skipReason"]]
         assert any("WebSocket" in t["skipReason"] for t in skipped), skipped[:3]
 
+        assert not [r for r in _runs(graphql) if r["status"] == "FAILURE"]
         stop_group(daemon)
         status = wait_until(
             "the stream run to end after SIGTERM",
@@ -136,7 +137,6 @@ def test_the_ui_shows_the_stream_running_and_then_canceled(
             120,
         )
         assert status == "CANCELED"
-        assert not [r for r in _runs(graphql) if r["status"] == "FAILURE"]
 
 
 def _is_started(run: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ from kalshi_pipeline.defs.stream.runner import (
     StreamSummary,
     quantiles,
 )
+from kalshi_pipeline.heartbeat import heartbeat_in_process_executor
 from kalshi_pipeline.kalshi.ws import CHANNELS, KalshiWebSocket
 
 STREAM_JOB_NAME = "kalshi_stream_job"
@@ -247,7 +248,7 @@ def report_progress(context: dg.OpExecutionContext, game_date: str, summary: Str
 
 @dg.job(
     name=STREAM_JOB_NAME,
-    executor_def=dg.in_process_executor,
+    executor_def=heartbeat_in_process_executor,
     description=(
         "Long-running WebSocket stream of one game date's live games (launched by live_games_sensor in "
         "websocket mode); ends when the games settle or the run is terminated."

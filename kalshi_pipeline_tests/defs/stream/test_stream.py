@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kalshi_pipeline.defs.resources import KalshiApiResource, LiveResource, WarehouseResource
 from kalshi_pipeline.defs.stream.checks import stream_vs_rest
 from kalshi_pipeline.defs.stream.jobs import STREAM_JOB_NAME, stream_job, stream_run_request
+from kalshi_pipeline.heartbeat import heartbeat_in_process_executor
 from kalshi_pipeline.warehouse import open_warehouse
 from kalshi_pipeline.warehouse.stream import StreamWriter
 
@@ -48,7 +49,7 @@ def test_stream_run_request_targets_the_stream_job() -> None:
         stream_run_request("24/11/2026", ["X"])
     with pytest.raises(ValueError, match="at least one event ticker"):
         stream_run_request("2026-11-24", [])
-    assert stream_job.executor_def is dg.in_process_executor
+    assert stream_job.executor_def is heartbeat_in_process_executor
 
 
 def test_stream_job_writes_rows_survives_a_disconnect_and_reconciles_with_rest(

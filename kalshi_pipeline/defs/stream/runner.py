@@ -16,7 +16,10 @@ until every market has settled (or the run is cancelled / `max_seconds` passes):
   minutes' candles are replaced by REST candles;
 - watches the trade and ticker channels apart from the connection: one silent for `channel_silence_s` while
   REST shows a newer trade of our markets is subscribed again;
-- polls the markets' status over REST (and listens to lifecycle messages) to stop once all have settled.
+- polls the markets' status over REST (and listens to lifecycle messages) to stop once all have settled;
+- rides out the exchange's maintenance: when the connection drops (or a handshake is refused with 503)
+  while `GET /exchange/status` shows trading paused, it writes one `maintenance` row naming the window
+  (`maintenance.py`) and keeps reconnecting; the window's trades are repaired like any gap's.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from datetime import date
 from typing import Any
 
 from kalshi_pipeline.defs.stream.game_rows import GameFeed
+from kalshi_pipeline.defs.stream.maintenance import MAINTENANCE_KIND, exchange_pause, pause_row
 from kalshi_pipeline.defs.stream.repair import (
     GapLedger,
     backfill_trades,
@@ -159,6 +163,8 @@ class StreamRunner:
         self._watched_since: dict[str, int] = {}
         self.ws: KalshiWebSocket | None = None
         self._stopped_at_s: float | None = None
+        self._pause_due = False  # a drop to check against the exchange's status
+        self._pause_noted = False  # this disconnection's maintenance row is written
 
     async def _resolve_markets(self, client: KalshiClient) -> None:
         for event_ticker in self.event_tickers:
@@ -199,7 +205,7 @@ class StreamRunner:
             )
             await ws.subscribe(s.channels, tickers)
             last_reconcile = last_poll = last_progress = last_watch = time.monotonic()
-            last_repair = 0.0
+            last_repair = last_pause_check = 0.0
             try:
                 async with ws:
                     while True:
@@ -238,6 +244,9 @@ class StreamRunner:
                         if self.gaps and self._channel_back(ws) and now - last_repair >= 1.0:
                             last_repair = now  # at most one REST repair attempt per second
                             await self._repair_trades(client)
+                        if self._pause_due and now - last_pause_check >= 5.0:
+                            last_pause_check = now  # at most one status check per 5 s
+                            await self._note_pause(client, ws)
                         if now - last_watch >= s.silence_check_s:
                             last_watch = now
                             await self._watch_channels(client, ws)
@@ -275,6 +284,10 @@ class StreamRunner:
             )
             item = self.gaps.add(item, self.infos)  # a trade gap's row names the repaired start
             self.writer.add("stream_events", event_row(item, self.run_id))
+            if item.kind == "connect":
+                self._pause_noted = False
+            elif item.kind == "disconnect" or (item.kind == "error" and item.code == 503):
+                self._pause_due = not self._pause_noted
         elif isinstance(item, TickerMessage):
             if item.market_ticker not in self.infos:
                 return
@@ -343,6 +356,21 @@ class StreamRunner:
                 f"backfilled {len(found.trades)} trades the stream missed "
                 f"({len(found.minutes)} minutes to replace with REST candles)"
             )
+
+    async def _note_pause(self, client: KalshiClient, ws: KalshiWebSocket) -> None:
+        """Write one `maintenance` row when the exchange's trading is paused (the drop is maintenance)."""
+        try:
+            pause = await exchange_pause(client)
+        except Exception as exc:  # checked again at the next drop or refusal
+            self.log.warning(f"REST check of the exchange status failed: {exc}")
+            return
+        self._pause_due = False
+        if pause is None:
+            return
+        self._pause_noted = True
+        self.summary.events[MAINTENANCE_KIND] = self.summary.events.get(MAINTENANCE_KIND, 0) + 1
+        self.log.warning(f"stream: {pause.describe()}")
+        self.writer.add("stream_events", pause_row(pause, self.run_id, ws.connection_number))
 
     async def _watch_channels(self, client: KalshiClient, ws: KalshiWebSocket) -> None:
         """Subscribe again a trade or ticker channel silent for long while REST shows it missed a trade.

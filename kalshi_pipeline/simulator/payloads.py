@@ -66,7 +66,6 @@ def market(world: World, game: Game, ticker: str, now_ms: int) -> dict[str, Any]
     team = game.team_for(ticker)
     status = game.status_at(now_s)
     state = world.market_state(ticker, now_ms)
-    yes_wins = game.yes_wins(ticker)
     determined = status in ("determined", "finalized")
     close_s = game.close_at(now_s)
     date_text = f"{game.game_date:%b} {game.game_date.day}, {game.game_date.year}"
@@ -102,12 +101,9 @@ def market(world: World, game: Game, ticker: str, now_ms: int) -> dict[str, Any]
         "volume_fp": count_fp(state.volume),
         "volume_24h_fp": count_fp(state.volume_24h),
         "open_interest_fp": count_fp(state.open_interest),
-        "liquidity_dollars": "0.0000",
-        "result": ("yes" if yes_wins else "no") if determined else "",
+        "result": game.result(ticker) if determined else "",
         "can_close_early": True,
-        "expiration_value": (game.home if game.home_wins else game.away).label
-        if determined
-        else "",
+        "expiration_value": _expiration_value(game) if determined else "",
         "occurrence_datetime": rfc3339(game.end_s) if determined else None,
         "early_close_condition": "This market will close and expire early if the event occurs.",
         "strike_type": "structured",
@@ -126,14 +122,23 @@ def market(world: World, game: Game, ticker: str, now_ms: int) -> dict[str, Any]
         "price_level_structure": "tapered_deci_cent",
         "price_ranges": _price_ranges(),
         "exchange_index": 0,
+        "settlement_bounds_type": "default",
+        "settlement_floor_dollars": None,
     }
     # Nullable fields marked x-omitempty in Kalshi's schema are left out while unset
     # (`fee_waiver_expiration_time` never applies here).
     if determined:
-        payload["settlement_value_dollars"] = dollars(PIPS if yes_wins else 0)
+        payload["settlement_value_dollars"] = dollars(game.settlement_pips(ticker))
     if status == "finalized":
         payload["settlement_ts"] = rfc3339(game.settled_s)
     return payload
+
+
+def _expiration_value(game: Game) -> str:
+    """The value the markets settled on: the winner's label, or `Tie` for a game called off tied."""
+    if game.tied:
+        return "Tie"
+    return (game.home if game.home_wins else game.away).label
 
 
 def event(game: Game, now_s: int, markets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -208,6 +213,7 @@ def series(
         "frequency": "custom",
         "title": spec.title,
         "category": spec.category,
+        "categories": [spec.category],
         "tags": list(spec.tags),
         "settlement_sources": [
             {"name": spec.settlement_source_name, "url": spec.settlement_source_url}

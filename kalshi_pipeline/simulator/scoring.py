@@ -1,7 +1,8 @@
 """The score of a simulated game: a seeded scoring process with periods, a game clock, overtime and a final.
 
 `game_score(game, seed)` draws, once per game, every basket of both teams so that the final score has the
-game's `final_margin` sign (the market settlement never disagrees with the score). The wall-clock span
+game's `final_margin` sign (the market settlement never disagrees with the score); a tied game (`Game.tied`,
+called off at the end of regulation) ends level without overtime. The wall-clock span
 from tip-off to the final buzzer (`tip_s`..`end_s`) is laid out as four 12-minute quarters with breaks
 between them (a longer one at halftime) and, when regulation ends tied, 5-minute overtime periods; the
 game clock runs evenly inside each period and stops in the breaks. Baskets (1, 2 or 3 points) fall at
@@ -94,7 +95,7 @@ class GameScore:
             total += 1
         home, away = (total + margin) // 2, (total - margin) // 2
         overtimes = 0
-        if abs(margin) <= 6 and rng.random() < 0.3:
+        if abs(margin) <= 6 and rng.random() < 0.3 and not game.tied:
             overtimes = 1 + int(rng.random() < 0.15)
 
         # Points each side scores per segment (regulation, then each overtime).

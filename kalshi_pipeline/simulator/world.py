@@ -39,6 +39,8 @@ FUTURE_DAYS = 35
 LIVE_WINDOW_DAYS = 90
 """Markets settled more than this many days ago (rounded to a UTC midnight) are archived."""
 SETTLEMENT_TIMER_S = 300
+CALLED_OFF_SHARE = 0.04
+"""Share of seeded (not injected) games called off tied at the final buzzer: both markets settle scalar."""
 DAY_MS = 86_400_000
 _NAMESPACE = uuid.UUID("6f1c9f59-3c55-4d8f-9a55-7a4bb7f3f0c1")
 
@@ -104,6 +106,16 @@ class Game:
         return self.final_margin > 0
 
     @property
+    def tied(self) -> bool:
+        """Whether the game ended tied: called off at the final buzzer, settled as a scalar at 0.50."""
+        return self.final_margin == 0
+
+    @property
+    def fair_home_final(self) -> float:
+        """The home market's value at the end: 1 (home wins), 0 (away wins) or 0.5 (tied)."""
+        return 0.5 if self.tied else (1.0 if self.home_wins else 0.0)
+
+    @property
     def expected_expiration_s(self) -> int:
         """Kalshi's expected expiration for a game: about three hours after tip-off."""
         return self.tip_s + 3 * 3600
@@ -123,8 +135,20 @@ class Game:
         return self.home if market_ticker == self.home_ticker else self.away
 
     def yes_wins(self, market_ticker: str) -> bool:
-        """Whether a market of this game resolves to Yes (its team wins)."""
-        return (market_ticker == self.home_ticker) == self.home_wins
+        """Whether a market of this game resolves to Yes (its team wins; never for a tied game)."""
+        return not self.tied and (market_ticker == self.home_ticker) == self.home_wins
+
+    def result(self, market_ticker: str) -> str:
+        """The market's `result` once determined: `yes`, `no`, or `scalar` for a tied game."""
+        if self.tied:
+            return "scalar"
+        return "yes" if self.yes_wins(market_ticker) else "no"
+
+    def settlement_pips(self, market_ticker: str) -> int:
+        """What one YES contract pays at settlement, in pips: 10000, 0, or 5000 for a tied game."""
+        if self.tied:
+            return 5000
+        return 10000 if self.yes_wins(market_ticker) else 0
 
     def status_at(self, now_s: int) -> str:
         """The market object status at `now_s` (both markets of a game share it)."""
@@ -291,6 +315,8 @@ class World:
         open_s = (tip_s - 2 * 86400) // 3600 * 3600
         close_s = end_s + int(rng.integers(20, 120))
         determined_s = close_s + int(rng.integers(60, 240))
+        if not injected and rng.random() < CALLED_OFF_SHARE:
+            margin = 0.0  # called off tied at the final buzzer (see `Game.tied`)
         return Game(
             series=spec,
             event_ticker=ticker,

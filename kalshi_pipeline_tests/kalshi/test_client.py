@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import socket
 from collections.abc import Callable, Coroutine
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
@@ -536,3 +537,23 @@ def test_event_candles_follow_adjusted_end_ts() -> None:
         assert [c.end_period_ts for c in result[name]] == expected
     assert len(requests) > 2
     assert all(lo < hi for lo, hi in requests)
+
+
+def test_scalar_settlements_and_2026_fields_are_kept_exactly(simulator: Any) -> None:
+    """A game called off tied settles `scalar` at 0.5000; the model keeps it (Decimal), and the new fields."""
+
+    async def body() -> None:
+        async with KalshiClient(config_for(simulator)) as client:
+            settled = await client.list_markets(series_ticker=SERIES, status="settled")
+            scalar = [m for m in settled if m.result == "scalar"]
+            assert scalar
+            for market in scalar:
+                assert market.settlement_value_dollars == Decimal("0.5000")
+                assert market.settlement_bounds_type == "default"
+                assert market.raw["result"] == "scalar"
+            pair = [m for m in settled if m.event_ticker == scalar[0].event_ticker]
+            assert len(pair) == 2 and {m.result for m in pair} == {"scalar"}
+            series = await client.get_series(SERIES)
+            assert series.categories == ("Sports",)
+
+    run(body)

@@ -370,6 +370,67 @@ def test_disconnect_mid_game_is_survived_with_resubscribe(sims: Any) -> None:
     asyncio.run(go())
 
 
+def test_replica_maps_yes_leg_no_prices_back() -> None:
+    """Under `use_yes_price` NO levels arrive at 1 - price; the replica keeps REST's NO-leg prices."""
+    book = OrderbookReplica("M", yes_prices=True)
+    snapshot = parse_message(
+        '{"type":"orderbook_snapshot","sid":2,"seq":1,"msg":{"market_ticker":"M",'
+        '"yes_dollars_fp":[["0.4100","10.00"]],"no_dollars_fp":[["0.4400","3.00"],["0.4500","2.00"]]}}'
+    )
+    assert isinstance(snapshot, OrderbookSnapshot)
+    book.apply_snapshot(snapshot)
+    assert book.levels("no") == [
+        (Decimal("0.5500"), Decimal("2.00")),
+        (Decimal("0.5600"), Decimal("3.00")),
+    ]
+    delta = parse_message(
+        '{"type":"orderbook_delta","sid":2,"seq":2,"msg":{"market_ticker":"M",'
+        '"price_dollars":"0.4400","delta_fp":"-3.00","side":"no"}}'
+    )
+    assert isinstance(delta, OrderbookDelta)
+    book.apply_delta(delta)
+    assert book.levels("no") == [(Decimal("0.5500"), Decimal("2.00"))]
+    assert book.levels("yes") == [(Decimal("0.4100"), Decimal("10.00"))]
+
+
+def test_use_yes_price_subscription_rebuilds_the_rest_book(sims: Any) -> None:
+    sim = sims()
+    ticker = live_tickers(sim)[0]
+
+    def rest_levels() -> dict[str, list[tuple[Decimal, Decimal]]]:
+        body = httpx.get(f"{sim.base_url}/markets/{ticker}/orderbook").json()["orderbook_fp"]
+        return {
+            s: [(Decimal(p), Decimal(c)) for p, c in body.get(f"{s}_dollars") or []]
+            for s in ("yes", "no")
+        }
+
+    async def go() -> None:
+        ws = client(sim, use_yes_price=True)
+        await ws.subscribe(["orderbook_delta"], [ticker])
+        async with ws:
+            snapshot = await collect_until(
+                ws, lambda xs: any(isinstance(x, OrderbookSnapshot) for x in xs)
+            )
+            sent = next(x for x in snapshot if isinstance(x, OrderbookSnapshot))
+            for _ in range(300):  # wait for a quiet moment, then compare with REST
+                try:
+                    await ws.next_item(0.4)
+                    continue
+                except TimeoutError:
+                    pass
+                book = ws.books[ticker]
+                if {"yes": book.levels("yes"), "no": book.levels("no")} == await asyncio.to_thread(
+                    rest_levels
+                ):
+                    break
+            else:
+                raise AssertionError("the use_yes_price book never matched REST")
+        # The delivered snapshot keeps the prices as sent: YES-leg prices on the NO side.
+        assert [p for p, _ in sent.no] == sorted(p for p, _ in sent.no)
+
+    asyncio.run(go())
+
+
 def test_dropped_orderbook_seq_is_detected_and_resynced(sims: Any) -> None:
     sim = sims(ws_faults="drop_seq_after=12")
     tickers = live_tickers(sim)

@@ -364,3 +364,36 @@ def test_ws_faults_spec_is_validated() -> None:
         WsFaults.parse("disconnect_after=soon")
     with pytest.raises(ValueError, match="drop_seq_channel"):
         WsFaults.parse("drop_seq_channel=fills")
+
+
+def test_use_yes_price_reports_no_levels_in_yes_leg_prices(sim: Any) -> None:
+    """With `use_yes_price` the NO bids come as 1 - price (the REST book's NO side, mirrored)."""
+    ticker = live_tickers(sim)[0]
+
+    def rest_no_side() -> dict[Decimal, Decimal]:
+        body = httpx.get(f"{sim.base_url}/markets/{ticker}/orderbook").json()["orderbook_fp"]
+        return {Decimal(p): Decimal(c) for p, c in body.get("no_dollars") or []}
+
+    async def go() -> None:
+        async with websockets.connect(sim.ws_url, additional_headers=signed_headers()) as ws:
+            params = {"channels": ["orderbook_delta"], "market_ticker": ticker}
+            await subscribe(ws, 1, {**params, "use_yes_price": "yes"})
+            error = await recv_json(ws)
+            assert error["type"] == "error" and error["msg"]["code"] == 11
+            await subscribe(ws, 2, {**params, "use_yes_price": True})
+            assert (await recv_json(ws))["type"] == "subscribed"
+            await recv_json(ws)  # the first snapshot
+            for attempt in range(60):
+                # Ask again until a snapshot and the REST book agree (quotes move between the two reads).
+                await ws.send(json.dumps({"id": 10 + attempt, "cmd": "update_subscription",
+                    "params": {"sid": 1, "market_tickers": [ticker], "action": "get_snapshot"}}))  # fmt: skip
+                snapshot = await recv_until(ws, lambda f: f["type"] == "orderbook_snapshot")
+                levels = snapshot["msg"].get("no_dollars_fp", [])
+                assert levels == sorted(levels, key=lambda lv: Decimal(lv[0]))
+                mirrored = {1 - Decimal(p): Decimal(c) for p, c in levels}
+                if mirrored == await asyncio.to_thread(rest_no_side) and mirrored:
+                    return
+                await asyncio.sleep(0.2)
+            raise AssertionError("a use_yes_price snapshot never matched the REST book")
+
+    asyncio.run(go())

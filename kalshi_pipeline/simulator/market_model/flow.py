@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kalshi_pipeline.simulator.market_model.draws import seed_words, sizes, unique_times
-from kalshi_pipeline.simulator.market_model.prices import PIPS, quote_prices
+from kalshi_pipeline.simulator.market_model.prices import quote_prices
 
 if TYPE_CHECKING:
     from kalshi_pipeline.simulator.world import Game
@@ -143,7 +143,7 @@ def market_summary(game: Game, ticker: str, seed: int) -> MarketSummary:
     flow = TradeFlow.draw(
         game, ticker, seed, activity_segments(game, first_quote_ms(game, seed)), False
     )
-    bid, ask = _closing_quote(game.yes_wins(ticker), flow.closing_half)
+    bid, ask = _closing_quote(game.settlement_pips(ticker), flow.closing_half)
     last = ask if bool(flow.taker_yes[-1]) else bid
     walk = np.cumsum(flow.direction * flow.count)
     final_oi = int(walk[-1] - min(0, int(walk.min())))
@@ -151,7 +151,7 @@ def market_summary(game: Game, ticker: str, seed: int) -> MarketSummary:
 
 
 @functools.cache
-def _closing_quote(yes_wins: bool, half: int) -> tuple[int, int]:
-    """The quote at the final buzzer (fair value 1 or 0) for a half-spread: (bid, ask) in pips."""
-    bid, ask = quote_prices(np.array([float(PIPS if yes_wins else 0)]), np.array([float(half)]))
+def _closing_quote(fair_pips: int, half: int) -> tuple[int, int]:
+    """The quote at the final buzzer (fair value: the settlement) for a half-spread: (bid, ask) in pips."""
+    bid, ask = quote_prices(np.array([float(fair_pips)]), np.array([float(half)]))
     return int(bid[0]), int(ask[0])

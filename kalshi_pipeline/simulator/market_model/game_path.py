@@ -156,7 +156,7 @@ class GamePath:
             precision = 1.0 / sigma**2 + share / noise
             mean = (mu / sigma**2 + margin / noise) / precision
             p = normal_cdf(mean * np.sqrt(precision))
-            p = np.where(times >= end_ms, 1.0 if game.home_wins else 0.0, p)
+            p = np.where(times >= end_ms, game.fair_home_final, p)
             fair[live] = p
         return fair
 

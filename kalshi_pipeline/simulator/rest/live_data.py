@@ -60,7 +60,7 @@ def live_data(game: Game, seed: int, now_ms: int) -> dict[str, Any]:
             else f"{_period_label(state.period)} {clock_text(state.clock_s)}"
         )
         details["widgetLiveText"] = details["tileLiveText"] = text
-    if state.status == STATUS_FINISHED:
+    if state.status == STATUS_FINISHED and state.home_points != state.away_points:
         winner = game.home if state.home_points > state.away_points else game.away
         details["winner"] = team_target_id(winner)
     return {

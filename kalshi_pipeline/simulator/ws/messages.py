@@ -115,11 +115,10 @@ def lifecycle_msg(ev: LifecycleEvent) -> dict[str, Any]:
     elif ev.event_type == "close_date_updated":
         msg["close_ts"] = game.close_s
     elif ev.event_type == "determined":
-        yes = game.yes_wins(ev.ticker)
         msg.update(
             determination_ts=game.determined_s,
-            result="yes" if yes else "no",
-            settlement_value=dollars(PIPS if yes else 0),
+            result=game.result(ev.ticker),
+            settlement_value=dollars(game.settlement_pips(ev.ticker)),
         )
     elif ev.event_type == "settled":
         msg["settled_ts"] = game.settled_s

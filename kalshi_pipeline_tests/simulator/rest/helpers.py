@@ -123,11 +123,11 @@ def check_market(market: dict[str, Any]) -> None:
     assert bid < ask
     assert Decimal(market["no_bid_dollars"]) == 1 - ask
     assert Decimal(market["no_ask_dollars"]) == 1 - bid
+    assert market["settlement_bounds_type"] == "default"
     if market["status"] == "finalized":
-        assert market["result"] in ("yes", "no")
-        assert market["settlement_value_dollars"] == (
-            "1.0000" if market["result"] == "yes" else "0.0000"
-        )
+        assert market["result"] in ("yes", "no", "scalar")
+        paid = {"yes": "1.0000", "no": "0.0000", "scalar": "0.5000"}[market["result"]]
+        assert market["settlement_value_dollars"] == paid
         assert RFC3339.match(market["settlement_ts"])
     else:
         # x-omitempty in Kalshi's schema: unset nullable fields are left out, not null.

@@ -122,7 +122,9 @@ def test_pairs_are_complementary(api: httpx.Client) -> None:
     pairs = [pair for pair in by_event.values() if len(pair) == 2]
     assert pairs
     for a, b in pairs:
-        assert {a["result"], b["result"]} == {"yes", "no"}
+        assert {a["result"], b["result"]} in ({"yes", "no"}, {"scalar"})
+        paid = Decimal(a["settlement_value_dollars"]) + Decimal(b["settlement_value_dollars"])
+        assert paid == 1
         assert a["volume_fp"] != "0.00"
     active = get_ok(api, "/markets", status="open", limit=200)["markets"]
     by_event = {}
@@ -237,3 +239,51 @@ def test_day_old_market_snapshot_agrees_with_trades_and_candles(api: httpx.Clien
     assert history[-1]["open_interest"] == archived["open_interest_fp"]
     traded = [c for c in history if c["price"]["close"] is not None]
     assert traded[-1]["price"]["close"] == archived["last_price_dollars"]
+
+
+def test_tied_games_settle_scalar_at_one_half(api: httpx.Client) -> None:
+    """Some seeded games are called off tied: both markets settle `scalar` at 0.50, the score is level."""
+    settled = walk(api, "/markets", "markets", status="settled", limit=1000)
+    scalar = [m for m in settled if m["result"] == "scalar"]
+    assert scalar and len(scalar) < len(settled) / 5
+    events = {m["event_ticker"] for m in scalar}
+    for market in settled:
+        if market["event_ticker"] in events:
+            check_market(market)
+            assert market["result"] == "scalar"
+            assert market["settlement_value_dollars"] == "0.5000"
+            assert market["expiration_value"] == "Tie"
+            assert market["settlement_bounds_type"] == "default"
+    event = get_ok(api, f"/events/{sorted(events)[0]}")["event"]
+    milestone = get_ok(api, "/milestones", limit=5, related_event_ticker=event["event_ticker"])
+    live = get_ok(api, f"/live_data/milestone/{milestone['milestones'][0]['id']}")["live_data"]
+    details = live["details"]
+    assert details["status"] == "finished" and details["home_points"] == details["away_points"]
+    assert "winner" not in details
+
+
+def test_minute_volumes_of_finished_games_add_up_to_volume_fp(api: httpx.Client) -> None:
+    """The closing partial minute trades: all 1-minute candles up to ceil(close_time) hold all the volume."""
+    settled = get_ok(api, "/markets", status="settled", limit=60)["markets"]
+    checked = with_closing_minute = 0
+    for market in settled:
+        close_s = ts(market["close_time"])
+        end = -(-close_s // 60) * 60
+        candles = get_ok(
+            api,
+            f"/series/KXNBAGAME/markets/{market['ticker']}/candlesticks",
+            start_ts=ts(market["open_time"]),
+            end_ts=end,
+            period_interval=1,
+        )["candlesticks"]
+        total = sum(Decimal(c["volume_fp"]) for c in candles)
+        assert total == Decimal(market["volume_fp"]), market["ticker"]
+        last = candles[-1]
+        if close_s % 60 and last["end_period_ts"] == end and Decimal(last["volume_fp"]) > 0:
+            with_closing_minute += 1  # the candle ending after close_time holds the closing print
+        checked += 1
+        if checked == 8:
+            break
+    assert checked == 8 and with_closing_minute == sum(
+        1 for m in settled[:8] if ts(m["close_time"]) % 60
+    )

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from kalshi_pipeline.defs.stream.maintenance import ExchangePause, pause_row
 from kalshi_pipeline.defs.stream.runner import StreamSettings
 from kalshi_pipeline.warehouse import open_warehouse
 from kalshi_pipeline_tests.defs.stream.test_stream_gaps import BUDGET_S, PEM, _rest_trades, _runner
@@ -82,3 +83,16 @@ def test_a_maintenance_window_is_ridden_out_and_its_trades_repaired(
         assert (stored.ts > pd.Timestamp(end)).any()
     finally:
         wh.close()
+
+
+def test_a_pause_row_names_its_window_or_says_it_is_unscheduled() -> None:
+    start, end = datetime(2026, 12, 3, 8, 0, tzinfo=UTC), datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    row = pause_row(ExchangePause(start, end, scheduled=True), "run-1", 3)
+    assert (row["kind"], row["connection"], row["run_id"]) == ("maintenance", 3, "run-1")
+    assert (row["since_ts"], row["until_ts"]) == (pd.Timestamp(start), pd.Timestamp(end))
+    assert row["detail"].startswith(
+        "exchange maintenance (scheduled window 2026-12-03 08:00:00Z to 2026-12-03 10:00:00Z)"
+    )
+    unscheduled = pause_row(ExchangePause(None, None, scheduled=False), "run-1", 3)
+    assert unscheduled["since_ts"] is None and unscheduled["until_ts"] is None
+    assert "unscheduled pause ? to unknown" in unscheduled["detail"]

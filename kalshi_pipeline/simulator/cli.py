@@ -8,6 +8,7 @@ from datetime import datetime
 
 from kalshi_pipeline.simulator.config import RATE_LIMIT_TIERS, SimulatorConfig
 from kalshi_pipeline.simulator.gateway.faults import parse_faults
+from kalshi_pipeline.simulator.maintenance import DEFAULT_WEEKLY
 from kalshi_pipeline.simulator.ws.faults import WsFaults
 
 
@@ -65,6 +66,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="WebSocket faults and Ping interval, e.g. 'ping_interval=10,disconnect_after=500,drop_seq_after=50'",
     )
     parser.add_argument(
+        "--maintenance",
+        default=DEFAULT_WEEKLY,
+        metavar="SPEC",
+        help=f"weekly maintenance window in ET, e.g. '{DEFAULT_WEEKLY}' (Kalshi's), or 'off'",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
 
@@ -92,6 +99,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         require_auth=args.require_auth,
         faults=args.faults,
         ws_faults=args.ws_faults,
+        maintenance=args.maintenance,
         log_level=args.log_level,
     )
 

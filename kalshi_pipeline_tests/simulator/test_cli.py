@@ -50,6 +50,8 @@ def test_defaults_and_options() -> None:
     assert config.auth_keys == {"abc": "/tmp/key.pem"}
     assert (config.port, config.seed, config.live_games, config.game_minutes) == (0, 9, 3, 20)
     assert config.require_auth and config.rate_limit == "premier"
+    assert config_from_args(parse()).maintenance == "thu 03:00-05:00"  # Kalshi's weekly window
+    assert config_from_args(parse("--maintenance", "off")).maintenance == "off"
 
 
 def test_bad_options_are_explained() -> None:
@@ -61,6 +63,8 @@ def test_bad_options_are_explained() -> None:
         config_from_args(parse("--live-games", "99"))
     with pytest.raises(SystemExit):
         parse("--rate-limit", "platinum")
+    with pytest.raises(ValueError, match="maintenance"):
+        config_from_args(parse("--maintenance", "thursday mornings"))
 
 
 def test_now_pins_the_clock_and_the_live_games() -> None:

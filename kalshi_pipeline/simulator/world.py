@@ -8,6 +8,7 @@ Market paths (quotes and trades) are generated lazily per game and kept in an LR
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import math
@@ -196,6 +197,9 @@ class World:
         self.seed = config.seed
         self.clock = clock or Clock(config.now)
         self.maintenance = Maintenance.parse(config.maintenance, config.maintenance_windows)
+        span_ms = (HISTORY_DAYS + FUTURE_DAYS + 60) * DAY_MS
+        start_ms = self.clock.start_ms
+        self._windows = self.maintenance.windows(start_ms - span_ms, start_ms + span_ms)
         self.series: dict[str, SeriesSpec] = {t: SERIES[t] for t in config.series}
         start_s = self.clock.start_ms // 1000
         games: list[Game] = []
@@ -334,8 +338,13 @@ class World:
             final_margin=margin,
             margin_sd=spec.margin_sd,
             injected=injected,
-            pauses=tuple(self.maintenance.windows(open_s * 1000, close_s * 1000)),
+            pauses=self._pauses(open_s * 1000, close_s * 1000),
         )
+
+    def _pauses(self, lo_ms: int, hi_ms: int) -> tuple[tuple[int, int], ...]:
+        """The maintenance windows overlapping `[lo_ms, hi_ms)` (from the list covering the whole world)."""
+        first = bisect.bisect_right(self._windows, (lo_ms, lo_ms)) - 1
+        return tuple(w for w in self._windows[max(first, 0) :] if w[0] < hi_ms and w[1] > lo_ms)
 
     def _schedule(self, spec: SeriesSpec, start_s: int) -> list[Game]:
         first = start_s - HISTORY_DAYS * 86400

@@ -9,11 +9,18 @@ request = 20 requests/s, bucket of 2 s):
 3. the naive way, as Kalshi's starter code does it: list the range's markets, then one sequential
    `GET /series/{s}/markets/{t}/candlesticks` per market (no batching, no concurrency), pull only.
 
-Each scenario runs in a fresh process (so peak RSS is its own) and reports wall time, API requests,
+4. `cli_duckdb` / `cli_postgres`: the same range through `dagster asset materialize --partition-range`
+   (a fresh DAGSTER_HOME with the project's dagster.yaml), as an operator runs it; run time from the
+   instance's run record.
+
+The floor is what the rate limit alone allows: `(api_requests - 40 burst) / 20 per s`. `--tier off` runs
+the same against an unlimited simulator (candles/s against the naive pull). Each scenario runs in a fresh
+process (so peak RSS is its own) and reports wall time, API requests,
 requests/s against the tier's 20/s, candles written (or fetched) per second and peak RSS. Results go to
 `bench/results/backfill.json`; a Markdown table is printed.
 
-    .venv/bin/python bench/backfill.py [--start YYYY-MM-DD] [--days N] [--pg-admin-url URL]
+    .venv/bin/python bench/backfill.py [--start YYYY-MM-DD] [--days N] [--tier basic|off]
+        [--scenarios pipeline_duckdb,cli_duckdb,...] [--output PATH] [--pg-admin-url URL]
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ def _peak_rss_mb() -> float:
 
 
 def _pipeline(
-    base_url: str, warehouse_url: str, start: str, end: str, budget_dir: str
+    base_url: str, warehouse_url: str, start: str, end: str, budget_dir: str, tier: str = TIER
 ) -> dict[str, Any]:
     """Materialize the three assets over [start, end] in one run; return measurements."""
     os.environ["KALSHI_RATE_BUDGET_DIR"] = budget_dir
@@ -59,7 +66,7 @@ def _pipeline(
     from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
 
     resources = {
-        "kalshi": KalshiApiResource(base_url=base_url, rate_limit_tier=TIER),
+        "kalshi": KalshiApiResource(base_url=base_url, rate_limit_tier=tier),
         "warehouse": WarehouseResource(url=warehouse_url),
     }
     t0 = time.perf_counter()
@@ -91,8 +98,11 @@ def _pipeline(
         int(meta[k]["api_rate_limited"]) for k in ("kalshi/markets", "kalshi/candlesticks_raw")
     )
     candles = int(meta["kalshi/candlesticks"]["candles"])
+    floor = _floor_s(requests)
     return {
         "wall_s": round(wall, 2),
+        "floor_s": round(floor, 2),
+        "wall_vs_floor": round(wall / floor, 2) if floor else None,
         "games": int(meta["kalshi/markets"]["games"]),
         "markets": int(meta["kalshi/markets"]["markets"]),
         "api_requests": requests,
@@ -111,7 +121,9 @@ def _pipeline(
     }
 
 
-def _naive(base_url: str, start: str, end: str, budget_dir: str) -> dict[str, Any]:
+def _naive(
+    base_url: str, start: str, end: str, budget_dir: str, tier: str = TIER
+) -> dict[str, Any]:
     """List the range's markets, then one sequential candle request per market (pull only)."""
     os.environ["KALSHI_RATE_BUDGET_DIR"] = budget_dir
     from kalshi_pipeline.defs.partitions import day_bounds
@@ -122,11 +134,13 @@ def _naive(base_url: str, start: str, end: str, budget_dir: str) -> dict[str, An
     first, last = date.fromisoformat(start), date.fromisoformat(end)
 
     async def run() -> dict[str, Any]:
-        bucket = tier_bucket(TIER)
-        limiter = shared_rate_budget(
-            base_url, bucket.rate_per_s, bucket.capacity, directory=budget_dir
-        )
-        config = KalshiConfig(base_url=base_url, rate_limit_tier=TIER)
+        config = KalshiConfig(base_url=base_url, rate_limit_tier=tier)
+        limiter = None
+        if tier != "off":
+            bucket = tier_bucket(tier)
+            limiter = shared_rate_budget(
+                base_url, bucket.rate_per_s, bucket.capacity, directory=budget_dir
+            )
         async with KalshiClient(config, limiter=limiter) as client:
             t0 = time.perf_counter()
             markets = []
@@ -167,6 +181,107 @@ def _naive(base_url: str, start: str, end: str, budget_dir: str) -> dict[str, An
     return asyncio.run(run())
 
 
+TIER_BURST_REQUESTS = 40.0  # the bucket holds 2 s of requests
+ASSETS = ("kalshi/markets", "kalshi/candlesticks_raw", "kalshi/candlesticks")
+SCENARIOS = (
+    "pipeline_duckdb",
+    "pipeline_postgres",
+    "cli_duckdb",
+    "cli_postgres",
+    "naive_sequential",
+)
+
+
+def _floor_s(requests: int) -> float:
+    """The rate-limit floor of `requests`: what is left after the burst, at the tier's rate."""
+    return max(0.0, requests - TIER_BURST_REQUESTS) / TIER_REQUESTS_PER_S
+
+
+def _cli(
+    base_url: str, warehouse_url: str, start: str, end: str, budget_dir: str, tier: str = TIER
+) -> dict[str, Any]:
+    """`dagster asset materialize --partition-range` of the three assets, as an operator runs it.
+
+    A fresh DAGSTER_HOME with the project's dagster.yaml; the run's own start and end come from the
+    instance, the API counters from its materializations, peak RSS from the finished command.
+    """
+    import shutil
+    import subprocess
+
+    import dagster as dg
+
+    home = Path(tempfile.mkdtemp(prefix="kalshi_bench_home_"))
+    try:
+        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "KALSHI_API_BASE_URL": base_url,
+            "KALSHI_WAREHOUSE_URL": warehouse_url,
+            "KALSHI_RATE_LIMIT_TIER": tier,
+            "KALSHI_RATE_BUDGET_DIR": budget_dir,
+            "PYTHONPATH": str(ROOT),
+        }
+        args = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize"]
+        args += ["-m", "kalshi_pipeline.definitions", "--select", ",".join(ASSETS)]
+        args += ["--partition-range", f"{start}...{end}"]
+        t0 = time.perf_counter()
+        done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - t0
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+        if done.returncode != 0:
+            raise RuntimeError(f"dagster asset materialize failed: {done.stderr[-1500:]}")
+        instance = dg.DagsterInstance.from_config(str(home))
+        (record,) = instance.get_run_records()
+        meta: dict[str, dict[str, Any]] = {}
+        for entry in instance.all_logs(
+            record.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        ):
+            mat = entry.asset_materialization
+            if mat is not None:
+                meta.setdefault(
+                    mat.asset_key.to_user_string(), {k: v.value for k, v in mat.metadata.items()}
+                )
+        checks = [
+            e.asset_check_evaluation
+            for e in instance.all_logs(
+                record.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            )
+        ]
+        instance.dispose()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    run_s = float(record.end_time or 0) - float(record.start_time or 0)
+    requests = sum(int(meta[k]["api_requests"]) for k in ASSETS[:2])
+    candles = int(meta["kalshi/candlesticks"]["candles"])
+    floor = _floor_s(requests)
+    return {
+        "wall_s": round(wall, 2),
+        "run_s": round(run_s, 2),
+        "floor_s": round(floor, 2),
+        "run_vs_floor": round(run_s / floor, 2) if floor else None,
+        "wall_vs_floor": round(wall / floor, 2) if floor else None,
+        "games": int(meta["kalshi/markets"]["games"]),
+        "markets": int(meta["kalshi/markets"]["markets"]),
+        "api_requests": requests,
+        "candle_requests": int(meta["kalshi/candlesticks_raw"]["api_requests"]),
+        "api_retries": sum(int(meta[k]["api_retries"]) for k in ASSETS[:2]),
+        "api_429": sum(int(meta[k]["api_rate_limited"]) for k in ASSETS[:2]),
+        "requests_per_s": round(requests / run_s, 2) if run_s else None,
+        "raw_candles": int(meta["kalshi/candlesticks_raw"]["candles"]),
+        "candles_written": candles,
+        "rejects": int(meta["kalshi/candlesticks"]["rejects"]),
+        "candles_per_s": round(candles / run_s, 1) if run_s else None,
+        "peak_rss_mb": round(peak, 1),
+        "checks_passed": all(c is not None and c.passed for c in checks),
+        "failed_checks": sorted(
+            f"{c.asset_key.to_user_string()}:{c.check_name}"
+            for c in checks
+            if c is not None and not c.passed
+        ),
+    }
+
+
 def _child(queue: Any, fn_name: str, args: tuple[Any, ...]) -> None:
     try:
         queue.put(("ok", globals()[fn_name](*args)))
@@ -204,57 +319,78 @@ def main(argv: list[str] | None = None) -> int:
         default=PG_ADMIN,
         help="Postgres server to create the benchmark database on.",
     )
-    parser.add_argument("--skip-postgres", action="store_true", help="Only DuckDB and naive.")
+    parser.add_argument(
+        "--tier",
+        choices=["basic", "off"],
+        default=TIER,
+        help="Rate limit of the simulator and the client (basic: 20 requests/s; off: none).",
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"Comma-separated subset of {', '.join(SCENARIOS)}.",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="Where to write the JSON.")
     args = parser.parse_args(argv)
     if args.days < 1:
         parser.error("--days must be >= 1")
+    chosen = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    if unknown := sorted(set(chosen) - set(SCENARIOS)):
+        parser.error(f"unknown scenarios {unknown}; expected some of {', '.join(SCENARIOS)}")
     start = args.start or _default_start(args.days)
     end = start + timedelta(days=args.days - 1)
 
     from kalshi_pipeline.simulator import SimulatorConfig, serve_in_thread
 
     results: dict[str, Any] = {
+        "command": ".venv/bin/python bench/backfill.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
         "range": {"start": start.isoformat(), "end": end.isoformat(), "days": args.days},
-        "tier": TIER,
-        "tier_requests_per_s": TIER_REQUESTS_PER_S,
+        "tier": args.tier,
+        "tier_requests_per_s": TIER_REQUESTS_PER_S if args.tier != "off" else None,
+        "floor": "(api_requests - 40 burst) / 20 per s" if args.tier != "off" else None,
         "seed": args.seed,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "measured_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         "scenarios": {},
     }
     with (
         tempfile.TemporaryDirectory(prefix="kalshi_bench_") as tmp,
         serve_in_thread(
-            SimulatorConfig(host="127.0.0.1", port=0, seed=args.seed, rate_limit=TIER)
+            SimulatorConfig(host="127.0.0.1", port=0, seed=args.seed, rate_limit=args.tier)
         ) as sim,
     ):
         print(f"simulator at {sim.base_url}; range {start}..{end}", file=sys.stderr)
         scenarios = results["scenarios"]
         budget = str(Path(tmp) / "budget")
         Path(budget).mkdir()
-        print("pipeline -> duckdb ...", file=sys.stderr)
-        scenarios["pipeline_duckdb"] = _in_process(
-            "_pipeline",
-            sim.base_url,
-            f"duckdb:///{tmp}/bench.duckdb",
-            start.isoformat(),
-            end.isoformat(),
-            budget,
-        )
-        if not args.skip_postgres:
-            with temporary_database("kalshi_bench", args.pg_admin_url) as url:
-                print("pipeline -> postgres ...", file=sys.stderr)
-                scenarios["pipeline_postgres"] = _in_process(
-                    "_pipeline", sim.base_url, url, start.isoformat(), end.isoformat(), budget
-                )
-        print("naive sequential pull ...", file=sys.stderr)
-        scenarios["naive_sequential"] = _in_process(
-            "_naive", sim.base_url, start.isoformat(), end.isoformat(), budget
-        )
+        span = (start.isoformat(), end.isoformat())
+        for name in chosen:
+            print(f"{name} ...", file=sys.stderr)
+            if name == "naive_sequential":
+                scenarios[name] = _in_process("_naive", sim.base_url, *span, budget, args.tier)
+                continue
+            how, dialect = name.split("_")
+            fn = "_pipeline" if how == "pipeline" else "_cli"
+            if dialect == "duckdb":
+                url = f"duckdb:///{tmp}/{name}.duckdb"
+                scenarios[name] = _in_process(fn, sim.base_url, url, *span, budget, args.tier)
+            else:
+                with temporary_database("kalshi_bench", args.pg_admin_url) as url:
+                    scenarios[name] = _in_process(fn, sim.base_url, url, *span, budget, args.tier)
+            print(f"  {scenarios[name]}", file=sys.stderr)
+    if "naive_sequential" not in results["scenarios"]:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(results, indent=2) + "\n")
+        print(markdown_table(results))
+        return 0
     naive = results["scenarios"]["naive_sequential"]
     for name, scenario in results["scenarios"].items():
         if name != "naive_sequential":
+            scenario["candles_per_s_vs_naive"] = round(
+                scenario["candles_per_s"] / naive["candles_per_s"], 2
+            )
             # The naive run only pulls; these say what storing, validating and checking cost on top.
             scenario["wall_vs_naive"] = round(scenario["wall_s"] / naive["wall_s"], 2)
             scenario["requests_vs_naive"] = round(
@@ -270,21 +406,24 @@ def main(argv: list[str] | None = None) -> int:
 def markdown_table(results: dict[str, Any]) -> str:
     """Render the scenarios as a README-ready Markdown table."""
     r = results["range"]
+    rate = results["tier_requests_per_s"]
     lines = [
         f"Backfill {r['start']}..{r['end']} ({r['days']} days), simulator at Kalshi's "
-        f"{results['tier']} tier ({results['tier_requests_per_s']:.0f} req/s):",
+        f"{results['tier']} tier ({f'{rate:.0f} req/s' if rate else 'no limit'}):",
         "",
-        "| scenario | wall s | x naive | games | markets | API requests | candle requests | "
-        "req/s (limit 20) | 429s | candles | candles/s | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | wall s | run s | floor s | run / floor | API requests | 429s | candles | "
+        "candles/s | x naive candles/s | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in results["scenarios"].items():
         candles = s["candles_written"] or s["raw_candles"]
+        run = s.get("run_s", s["wall_s"])
+        floor = s.get("floor_s", "-")
+        ratio = s.get("run_vs_floor", s.get("wall_vs_floor", "-"))
         lines.append(
-            f"| {name} | {s['wall_s']} | {s.get('wall_vs_naive', 1.0)} | {s['games']} | "
-            f"{s['markets']} | {s['api_requests']} | {s.get('candle_requests', '-')} | "
-            f"{s['requests_per_s']} | {s['api_429']} | {candles} | {s['candles_per_s']} | "
-            f"{s['peak_rss_mb']} |"
+            f"| {name} | {s['wall_s']} | {run} | {floor} | {ratio} | {s['api_requests']} | "
+            f"{s['api_429']} | {candles} | {s['candles_per_s']} | "
+            f"{s.get('candles_per_s_vs_naive', '-')} | {s['peak_rss_mb']} |"
         )
     return "\n".join(lines)
 

@@ -164,6 +164,19 @@ def test_candles_single_and_batch_agree_and_chunk(simulator: Any) -> None:
             assert batch == singles
             assert [c.raw for c in batch[market.ticker]] == [c.raw for c in single]
 
+            # The same candles as received, for bulk ingestion: same requests, same payloads.
+            before = client.stats.requests
+            payloads = await client.get_candle_payloads_batch(list(singles), start, end)
+            assert client.stats.requests - before == len(windows) * 2
+            assert set(payloads) == set(singles)
+            for ticker, candles in singles.items():
+                got = payloads[ticker]
+                assert got.ends == [c.end_period_ts for c in candles]
+                assert got.payloads == [c.raw for c in candles]
+                assert not got.historical and got.period_interval == 1
+            one = await client.get_market_candle_payloads(SERIES, market.ticker, start, end)
+            assert one.payloads == [c.raw for c in single] and one.ends == ends
+
             event_candles = await client.get_event_candlesticks(
                 SERIES, market.event_ticker, start, end
             )
@@ -198,6 +211,9 @@ def test_historical_routes(simulator: Any) -> None:
             assert candles and all(c.historical for c in candles)
             assert [c.end_period_ts for c in candles] == sorted({c.end_period_ts for c in candles})
             assert "volume" in candles[0].raw and "volume_fp" not in candles[0].raw
+            got = await client.get_historical_candle_payloads(market.ticker, start, end)
+            assert got.historical and got.payloads == [c.raw for c in candles]
+            assert got.ends == [c.end_period_ts for c in candles]
 
     run(body)
 

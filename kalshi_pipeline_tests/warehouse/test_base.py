@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from kalshi_pipeline.warehouse import (
@@ -270,3 +272,68 @@ def test_named_parameters_may_include_unused_names(wh: Warehouse) -> None:
         "SELECT count(*) AS n FROM kalshi.candlesticks WHERE period_interval = %(pi)s", params
     )
     assert int(counted["n"].iloc[0]) == 2
+
+
+def _arrow_candles(scaled: list[int | None], ends: list[int]) -> pa.Table:
+    """`kalshi.candlesticks` rows as an Arrow table: every value column from `scaled` (10**6 units)."""
+    from kalshi_pipeline.defs.candlesticks.columnar import _NULL, _decimal_array
+    from kalshi_pipeline.warehouse.schema import CANDLE_PRICE_COLUMNS, CANDLESTICKS
+
+    n = len(ends)
+    values = np.array([_NULL if v is None else v for v in scaled], dtype=np.int64)
+    utc = pa.timestamp("s", tz="UTC")
+    columns: dict[str, pa.Array] = {
+        "ticker": pa.array([ATL] * n),
+        "event_ticker": pa.array([EVENT] * n),
+        "series_ticker": pa.array(["KXNBAGAME"] * n),
+        "game_date": pa.array([GAME_DATE] * n, pa.date32()),
+        "period_interval": pa.array([1] * n, pa.int32()),
+        "end_period_ts": pa.array(ends, pa.int64()).cast(pa.timestamp("s")).cast(utc),
+        "source": pa.array(["live"] * n),
+    }
+    for name in (*CANDLE_PRICE_COLUMNS, "volume", "open_interest"):
+        precision = 18 if name in CANDLE_PRICE_COLUMNS else 24
+        columns[name] = _decimal_array(values, precision)
+    return pa.table({c: columns[c] for c in CANDLESTICKS.column_names if c in columns})
+
+
+def test_upsert_arrow_writes_decimals_exactly_and_updates(wh: Warehouse) -> None:
+    scaled = [560_000, 1, None, 0, 999_999, 1_000_000]
+    ends = [T0 + 60 * i for i in range(len(scaled))]
+    with wh.transaction() as tx:
+        assert tx.upsert_arrow("candlesticks", _arrow_candles(scaled, ends)) == len(scaled)
+    stored = wh.candles("candlesticks", [GAME_DATE])
+    expected = [None if v is None else Decimal(v).scaleb(-6) for v in scaled]
+    assert stored["price_close"].tolist() == expected
+    assert stored["open_interest"].tolist() == expected
+    assert [int(t.timestamp()) for t in stored["end_period_ts"]] == ends
+    assert set(stored["game_date"]) == {GAME_DATE}
+    with wh.transaction() as tx:
+        tx.upsert_arrow("candlesticks", _arrow_candles([250_000] * 2, ends[:2]))
+    again = wh.candles("candlesticks", [GAME_DATE])
+    assert len(again) == len(scaled)
+    assert again["price_close"].tolist()[:3] == [Decimal("0.25"), Decimal("0.25"), None]
+
+
+def test_upsert_arrow_refuses_wrong_types_nulls_and_repeated_keys(wh: Warehouse) -> None:
+    good = _arrow_candles([1, 2], [T0, T0 + 60])
+    floats = good.set_column(
+        good.schema.get_field_index("price_close"), "price_close", pa.array([0.5, 0.25])
+    )
+    naive = good.set_column(
+        good.schema.get_field_index("end_period_ts"),
+        "end_period_ts",
+        pa.array([T0, T0 + 60], pa.int64()).cast(pa.timestamp("s")),
+    )
+    no_ticker = good.set_column(0, "ticker", pa.array([None, ATL], pa.string()))
+    extra = good.append_column("nonsense", pa.array([1, 2]))
+    for bad, words in (
+        (floats, "price_close"),
+        (naive, "end_period_ts"),
+        (no_ticker, "NOT NULL"),
+        (extra, "nonsense"),
+        (pa.concat_tables([good, good]), "repeats a primary key"),
+    ):
+        with pytest.raises(WarehouseDataError, match=words), wh.transaction() as tx:
+            tx.upsert_arrow("candlesticks", bad)
+    assert wh.candles("candlesticks", [GAME_DATE]).empty

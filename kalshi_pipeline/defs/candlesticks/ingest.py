@@ -45,7 +45,7 @@ from kalshi_pipeline.warehouse.schema import CANDLESTICKS_RAW
 #: Game dates pulled together before their rows are written.
 DATES_PER_CHUNK = 1
 #: Chunks pulled ahead of the one being stored (so the rate limiter always has requests waiting).
-CHUNKS_AHEAD = 2
+CHUNKS_AHEAD = 1
 
 
 class CandleLossRefused(RuntimeError):
@@ -219,6 +219,9 @@ class _Stored:
             self.historical += int((sources == "historical").sum())
             if self.preview.empty and rows.num_rows:
                 self.preview = rows.slice(0, self.preview_rows).to_pandas()
+            del rows
+            # Arrow's allocator keeps freed blocks for reuse; hand them back so memory stays flat.
+            pa.default_memory_pool().release_unused()
 
 
 def _one_line(exc: BaseException) -> str:

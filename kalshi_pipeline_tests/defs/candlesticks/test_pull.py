@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
 import pandas as pd
+import pytest
 
-from kalshi_pipeline.defs.candlesticks.pull import MarketWindow, market_window
+from kalshi_pipeline.defs.candlesticks.pull import (
+    RAW_ARROW_SCHEMA,
+    MarketWindow,
+    PulledMarket,
+    market_window,
+    raw_table,
+)
+from kalshi_pipeline.kalshi import KalshiProtocolError
+from kalshi_pipeline.kalshi.candles import CandlePayloads
 
 OPEN = 1_766_016_000  # 2025-12-18T00:00:00Z
 TIP = 1_766_190_600  # 2025-12-20T00:30:00Z
@@ -89,3 +99,49 @@ def test_unix_seconds_and_missing_times_are_accepted() -> None:
     assert (window.start_ts, window.end_ts, window.archived) == (OPEN, NOW // 60 * 60, False)
     no_open = market_window(market(open_time=None), now_ts=NOW, cutoff_ts=CUTOFF)
     assert no_open.start_ts == 0
+
+
+def _window(ticker: str) -> MarketWindow:
+    return MarketWindow(
+        ticker, "KXNBAGAME-25DEC19SASATL", "KXNBAGAME", date(2025, 12, 19), 0, 10**10, False
+    )
+
+
+def test_raw_table_keeps_payloads_as_received_one_row_per_market_minute() -> None:
+    atl, sas = "KXNBAGAME-25DEC19SASATL-ATL", "KXNBAGAME-25DEC19SASATL-SAS"
+    first = [{"end_period_ts": TIP, "volume_fp": "1.00", "yes_bid": {"close_dollars": "0.5500"}}]
+    later = [
+        {"end_period_ts": TIP, "volume_fp": "2.00", "note": "é"},
+        {"end_period_ts": TIP + 60, "volume_fp": "3.00"},
+    ]
+
+    def pulled(ticker: str, items: list[dict[str, Any]], historical: bool) -> PulledMarket:
+        block = CandlePayloads.from_items(
+            items, ticker=ticker, period_interval=1, historical=historical
+        )
+        return PulledMarket.of(_window(ticker), block)
+
+    table = raw_table(
+        [pulled(atl, first, False), pulled(sas, first, True), pulled(atl, later, False)], NOW
+    )
+    rows = table.to_pylist()
+    assert table.schema == RAW_ARROW_SCHEMA and len(rows) == 3
+    by_key = {(r["ticker"], int(r["end_period_ts"].timestamp())): r for r in rows}
+    # The later block of a market given twice wins minute by minute.
+    assert json.loads(by_key[(atl, TIP)]["payload"]) == later[0]
+    assert json.loads(by_key[(atl, TIP + 60)]["payload"]) == later[1]
+    assert (
+        by_key[(sas, TIP)]["payload"]
+        == f'{{"end_period_ts":{TIP},"volume_fp":"1.00","yes_bid":{{"close_dollars":"0.5500"}}}}'
+    )
+    assert by_key[(sas, TIP)]["source"] == "historical"
+    assert by_key[(atl, TIP)]["source"] == "live"
+    assert {r["game_date"] for r in rows} == {date(2025, 12, 19)}
+    assert {int(r["ingested_at"].timestamp()) for r in rows} == {NOW}
+    assert raw_table([], NOW).num_rows == 0
+
+
+def test_a_candle_without_an_integer_end_time_is_a_protocol_error() -> None:
+    for item in ({"volume_fp": "1.00"}, {"end_period_ts": "60"}, ["x"]):
+        with pytest.raises(KalshiProtocolError, match=r"end_period_ts|candlestick"):
+            CandlePayloads.from_items([item], ticker="T", period_interval=1, historical=False)

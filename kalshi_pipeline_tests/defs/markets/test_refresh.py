@@ -55,8 +55,9 @@ def test_discovered_markets_are_stored_stamped_with_the_given_time(
         assert [json.loads(c) for c in done.stored["series_categories"]] == [categories] * len(
             done.stored
         )
-        settled = done.stored[done.stored["result"].isin(["yes", "no"])]
+        settled = done.stored[done.stored["result"].isin(["yes", "no", "scalar"])]
         assert len(settled) == len(done.stored) and done.settlement_problems == ()
+        assert set(done.stored["settlement_bounds_type"]) == {"default"}
         games = len(done.discovery.events)
         assert games > 0 and len(done.discovered) == 2 * games
         assert done.markets_from("live") == 2 * games and done.markets_from("historical") == 0
@@ -220,5 +221,33 @@ def test_a_scalar_settlement_is_stored_exactly_with_its_bounds_and_categories(
         assert got["settlement_floor_dollars"] == Decimal(0)
         assert json.loads(got["series_categories"]) == ["Sports", "Football"]
         assert settlement_check(stored) == []
+    finally:
+        wh.close()
+
+
+def test_a_tied_games_scalar_settlement_is_stored_exactly_from_the_exchange(
+    start_simulator: Any, tmp_path: Path
+) -> None:
+    now = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
+    sim = start_simulator(now=now)
+    world = sim.app.state.world
+    now_s = int(now.timestamp())
+    tied = next(
+        g for g in world.games if g.tied and g.settled_s < now_s and not world.is_archived(g, now_s)
+    )
+    wh = open_warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}")
+
+    async def run() -> MarketsRefresh:
+        config = KalshiConfig(base_url=sim.base_url, rate_limit_tier="off")
+        async with KalshiClient(config, limiter=UnlimitedLimiter()) as client:
+            return await refresh_markets(wh, client, ["KXNBAGAME"], [tied.game_date], now=NOW)
+
+    try:
+        done = asyncio.run(run())
+        game = done.stored[done.stored["event_ticker"] == tied.event_ticker]
+        assert sorted(game["ticker"]) == sorted(tied.market_tickers)
+        assert set(game["result"]) == {"scalar"}
+        assert list(game["settlement_value_dollars"]) == [Decimal("0.5")] * 2
+        assert done.settlement_problems == ()
     finally:
         wh.close()

@@ -7,9 +7,16 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from kalshi_pipeline.defs.stream.repair import GapLedger, GapWindow, backfill_trades
+from kalshi_pipeline.defs.stream.repair import (
+    GapLedger,
+    GapWindow,
+    backfill_trades,
+    rest_trade_row,
+)
+from kalshi_pipeline.defs.stream.rows import MarketInfo
 from kalshi_pipeline.defs.stream.runner import StreamRunner
 from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig
+from kalshi_pipeline.kalshi.models import Trade
 from kalshi_pipeline.kalshi.parsing import unix_ms
 from kalshi_pipeline.kalshi.ws import KalshiWebSocket, StreamEvent, TradeMessage
 from kalshi_pipeline.warehouse import open_warehouse
@@ -25,6 +32,25 @@ def _gap(channel: str | None, since_ms: int | None) -> StreamEvent:
         channel=channel,
         market_tickers=MARKETS,
         since_ms=since_ms,
+    )
+
+
+def _delivered(trade: Trade, ticker: str) -> TradeMessage:
+    """The stream's message of a trade REST returned."""
+    ts_ms = unix_ms(trade.created_time)
+    return TradeMessage(
+        type="trade",
+        sid=2,
+        seq=None,
+        ts_ms=ts_ms,
+        received_ms=ts_ms + 5,
+        raw={},
+        trade_id=trade.trade_id,
+        market_ticker=ticker,
+        yes_price=trade.yes_price_dollars,
+        no_price=trade.no_price_dollars,
+        count=trade.count_fp,
+        taker_outcome_side=trade.taker_outcome_side,
     )
 
 
@@ -137,6 +163,22 @@ def test_a_window_behind_the_trades_cutoff_is_repaired_from_historical_trades(
             stored = wh.query_df("SELECT trade_id, source FROM kalshi.trades")
             assert set(stored.trade_id) == {t.trade_id for t in old + live}
             assert set(stored.source) == {"rest"}
+
+            # A repaired trade that the resumed stream delivers too is stored once, as the stream's row
+            # (written in a later batch, or in the same one).
+            runner.infos[ticker] = MarketInfo(
+                ticker, STRADDLING_EVENT, "KXNBAGAME", date(2025, 12, 1)
+            )
+            late, same_batch = live[0], live[1]
+            runner._handle(_delivered(late, ticker))
+            runner.writer.flush()
+            runner.writer.add("trades", rest_trade_row(same_batch))
+            runner._handle(_delivered(same_batch, ticker))
+            runner.writer.flush()
+            stored = wh.query_df("SELECT trade_id, source FROM kalshi.trades")
+            assert stored.trade_id.is_unique and len(stored) == len(old) + len(live)
+            by_id = dict(zip(stored.trade_id, stored.source, strict=True))
+            assert (by_id[late.trade_id], by_id[same_batch.trade_id]) == ("ws", "ws")
 
     wh = open_warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}")
     wh.ensure_schema()

@@ -390,6 +390,7 @@ def main() -> int:
     RESULTS.write_text(
         json.dumps(
             {
+                "command": f".venv/bin/python bench/faults.py --start {args.start} --days {args.days}",
                 "dates": [args.start, end],
                 "seed": SEED,
                 "now": NOW,

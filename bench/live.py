@@ -146,6 +146,25 @@ def _live_tickers(wh_url: str, events: list[str]) -> list[str]:
     return sorted(df["ticker"])
 
 
+def stream_slow_loops(home: Path) -> list[dict[str, Any]]:
+    """The stream runs' 'stream loop was busy' warnings (when, and for how long), from the event log."""
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(home)
+    out = []
+    with dg.DagsterInstance.get() as instance:
+        for run in instance.get_runs(filters=dg.RunsFilter(job_name="kalshi_stream_job")):
+            for entry in instance.all_logs(run.run_id):
+                if "stream loop was busy" in (entry.user_message or ""):
+                    out.append(
+                        {
+                            "at": datetime.fromtimestamp(entry.timestamp, UTC).isoformat(),
+                            "message": entry.user_message,
+                        }
+                    )
+    return out
+
+
 def run_records(home: Path) -> list[dict[str, Any]]:
     """Read the live runs (tag kalshi/live=true) of the instance in `home`."""
     import dagster as dg
@@ -292,6 +311,7 @@ def main() -> int:
         stack.close()
 
     runs = run_records(home)
+    slow_loops = stream_slow_loops(home) if args.mode == "websocket" else []
     drop_database(wh_url)
 
     staleness = [s["staleness_s"] for s in samples if s["staleness_s"] is not None]
@@ -367,6 +387,7 @@ def main() -> int:
                 "stream row (the row is only rewritten when prices or the state change)"
             ),
         }
+        result["probabilities"]["stream_loop_busy"] = slow_loops
         result["game_samples"] = game_samples
         result["scored_changes"] = feed.get("changes", [])
     results_path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,9 @@ Three measurements, all against the same Postgres warehouse the daemon's runs wr
   itself and records every change of a market's best yes bid/ask that must move its price (both sides
   present, spread within the limit, so the mid changed). For each such change at exchange time E, the first
   `source = 'stream'` row of that market with `minute_ts >= E` is the row reflecting it; its `ingested_at - E`
-  is how far the row trailed the exchange. Changes in the last seconds of the run are left out (their rows may
-  land after the warehouse is read).
+  is how far the row trailed the exchange. The subscription's first message per market (a snapshot stamped
+  with the quote's own, older time) is not a change; changes in the last seconds of the run are left out
+  (their rows may land after the warehouse is read).
 - **row lag**: for every stream row, `ingested_at - minute_ts` (write time minus the exchange time of the
   newest change it reflects).
 - **game state trail** (sampled): `now - observed_at` of each live game's newest `kalshi.game_states`
@@ -76,8 +77,10 @@ class ChangeObserver:
                     quote = (item.yes_bid, item.yes_ask)
                     if item.yes_bid is None or item.yes_ask is None:
                         continue
-                    if last.get(item.market_ticker) != quote:
-                        last[item.market_ticker] = quote
+                    before = last.get(item.market_ticker)
+                    last[item.market_ticker] = quote
+                    # The first message per market is the subscription's snapshot, not a change.
+                    if before is not None and before != quote:
                         self.changes.append(
                             {
                                 "ticker": item.market_ticker,

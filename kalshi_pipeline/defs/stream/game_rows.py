@@ -51,6 +51,8 @@ from kalshi_pipeline.warehouse.games import (
 log = logging.getLogger(__name__)
 #: Seconds between lookups of the milestone of a game that had none (a milestone may appear late).
 MILESTONE_RETRY_S = 300.0
+#: A stream loop turn longer than this is logged (the rows of changes that arrived meanwhile wait for it).
+SLOW_LOOP_S = 2.0
 
 
 @dataclass
@@ -75,6 +77,8 @@ class GameFeedStats:
     probability_rows: int = 0
     poll_errors: int = 0
     write_errors: int = 0
+    #: Longest time between two turns of the stream loop (rows of changes meanwhile wait).
+    max_loop_gap_s: float = 0.0
 
 
 class GameFeed:
@@ -121,6 +125,7 @@ class GameFeed:
         self._milestones_at: float | None = None
         self._known: dict[str, str] = {}
         self._polling: asyncio.Task[LivePoll | None] | None = None
+        self._last_step: float | None = None
 
     def observe(self, item: TickerMessage | TradeMessage) -> None:
         """Fold one ticker or trade message of a stream market into the feed (no I/O)."""
@@ -153,6 +158,11 @@ class GameFeed:
     async def step(self, client: KalshiClient) -> None:
         """Do what is due: load the markets once, poll the live data, write the changed games' rows."""
         now = time.monotonic()
+        if self._last_step is not None and now - self._last_step > SLOW_LOOP_S:
+            gap = now - self._last_step
+            self.stats.max_loop_gap_s = round(max(self.stats.max_loop_gap_s, gap), 3)
+            self.log.warning(f"game feed: the stream loop was busy for {gap:.1f} s")
+        self._last_step = now
         if not self.markets:
             if self._last_poll is not None and now - self._last_poll < self.state_poll_s:
                 return

@@ -5,7 +5,8 @@ Start the UI first (`make dev`), then:
     .venv/bin/python scripts/ui_screenshots.py [--url http://127.0.0.1:3000] [--out docs/screenshots]
 
 It saves the asset graph, today's `kalshi/candlesticks` partition and the checks of its latest
-materialization, the running `live_games_sensor` with its ticks, and the runs it launched. Uses the system Chromium (/usr/bin/chromium,
+materialization, `kalshi/ticks` with the stream run's latest progress report (rows so far, newest minute),
+the running `live_games_sensor` with its ticks, and the runs it launched. Uses the system Chromium (/usr/bin/chromium,
 `apt-get install -y chromium`); it never downloads a browser.
 """
 
@@ -70,6 +71,8 @@ def main() -> int:
                   args.out / "partition.png", "Latest materialization", args.settle)  # fmt: skip
             shoot(page, f"{candles}?view=checks", args.out / "partition_checks.png",
                   "minute_grid", args.settle)  # fmt: skip
+            shoot(page, f"{base}/assets/kalshi/ticks", args.out / "stream_progress.png",
+                  "newest_minute", args.settle)  # fmt: skip
             shoot(page, f"{location}/sensors/live_games_sensor", args.out / "live_sensor.png",
                   "live_games_sensor", args.settle)  # fmt: skip
             shoot(page, f"{base}/runs", args.out / "live_runs.png", "kalshi_live_job", args.settle)

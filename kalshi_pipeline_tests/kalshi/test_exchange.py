@@ -105,9 +105,10 @@ def test_schedule_hours_and_maintenance() -> None:
 
 def test_a_maintenance_window_is_ridden_out(start_simulator: Any) -> None:
     """Status, schedule and a WebSocket client across a pinned window: dropped, refused, back after it."""
-    start = datetime.now(UTC) + timedelta(seconds=10)
+    # Far enough ahead for the (schedule-free, quick to build) exchange to start and a client to connect.
+    start = datetime.now(UTC) + timedelta(seconds=15)
     end = start + timedelta(seconds=12)
-    sim = start_simulator(maintenance_windows=((start, end),))
+    sim = start_simulator(maintenance_windows=((start, end),), schedule=False)
     tickers = live_tickers(sim)
 
     async def body() -> None:

@@ -121,9 +121,10 @@ def test_weekly_window_cuts_thursday_out_of_the_standard_hours(start_simulator: 
 
 def test_a_pinned_window_pauses_trading_and_the_websocket(start_simulator: Any) -> None:
     """In the window: status says trading inactive, sessions close (1001), handshakes get 503; no trade."""
-    start = datetime.now(UTC) + timedelta(seconds=8)
+    # Far enough ahead for the (schedule-free, quick to build) exchange to start and a client to connect.
+    start = datetime.now(UTC) + timedelta(seconds=15)
     end = start + timedelta(seconds=10)
-    sim = start_simulator(maintenance_windows=((start, end),))
+    sim = start_simulator(maintenance_windows=((start, end),), schedule=False)
     tickers = live_tickers(sim)
     start_s, end_s = int(start.timestamp()), int(end.timestamp())
     windows = httpx.get(f"{sim.base_url}/exchange/schedule").json()["schedule"][

@@ -1,4 +1,5 @@
-"""End to end under the real `dagster-daemon run`: a live game's candles arrive and advance in the warehouse.
+"""End to end under the real `dagster-daemon run`: a live game's candles arrive and advance in the warehouse,
+and keep advancing after a live run's worker is killed with kill -9 (run monitoring fails that run).
 
 The simulator plays one live game (and no seeded season, so the evening's real games, live or waiting for
 their final reconcile, do not make the outcome depend on the time of day) on a real socket; the daemon (with
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.events import DagsterEventType
 
 from kalshi_pipeline.defs.live.planning import LiveSettings, games_from_frame
 from kalshi_pipeline.defs.live.sensor import watched_dates
@@ -95,7 +97,7 @@ def daemon(
                 proc.wait(timeout=10)
 
 
-@pytest.mark.timeout(POLL_LIMIT_S + 120)
+@pytest.mark.timeout(2 * POLL_LIMIT_S + 120)
 def test_daemon_keeps_a_live_game_fresh(daemon, fresh_pg_url: str, daemon_home: Path) -> None:
     proc, log_path = daemon
     seen: list[datetime] = []
@@ -119,3 +121,68 @@ def test_daemon_keeps_a_live_game_fresh(daemon, fresh_pg_url: str, daemon_home: 
         assert {"markets", "live"} <= kinds
         assert all(r.job_name == "kalshi_live_job" for r in runs)
         assert not [r for r in runs if r.status == dg.DagsterRunStatus.FAILURE]
+
+    # A live run's worker killed with kill -9: run monitoring fails that run (the launcher sees the pid
+    # gone) and the sensor carries on, so the game's candles keep advancing.
+    deadline = time.monotonic() + POLL_LIMIT_S
+    with dg.DagsterInstance.from_config(str(daemon_home)) as instance:
+        killed = _kill_a_started_live_run(instance, deadline)
+        assert killed is not None, "no live run was caught running within the budget"
+        run_id, pid = killed
+        while time.monotonic() < deadline:
+            run = instance.get_run_by_id(run_id)
+            if run is not None and run.status == dg.DagsterRunStatus.FAILURE:
+                break
+            time.sleep(1)
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.status == dg.DagsterRunStatus.FAILURE, (
+            f"the killed live run {run_id} (worker {pid}) was not failed; "
+            f"daemon log tail:\n{log_path.read_text()[-3000:]}"
+        )
+        # Either run monitoring (the launcher finds the pid gone) or the code server that started the
+        # worker (it sees its child exit) fails the run; both say so in the run's event log.
+        said = [e.message for e in instance.all_logs(run_id) if e.dagster_event is not None]
+        assert any(
+            f"run worker pid {pid} is gone" in m or "[DagsterApiServer]" in m for m in said
+        ), said
+    after_kill = newest_live_candle(fresh_pg_url)
+    while time.monotonic() < deadline:
+        newest = newest_live_candle(fresh_pg_url)
+        if newest is not None and after_kill is not None and newest > after_kill:
+            break
+        time.sleep(2)
+    newest = newest_live_candle(fresh_pg_url)
+    assert newest is not None and after_kill is not None and newest > after_kill, (
+        f"live candles stopped after the killed run (newest {newest}); "
+        f"daemon log tail:\n{log_path.read_text()[-3000:]}"
+    )
+
+
+def _kill_a_started_live_run(
+    instance: dg.DagsterInstance, deadline: float
+) -> tuple[str, int] | None:
+    """SIGKILL the worker of a STARTED live run; return (run id, pid) once one died mid-run."""
+    while time.monotonic() < deadline:
+        for run in instance.get_runs(
+            filters=dg.RunsFilter(
+                tags={"kalshi/live": "true"}, statuses=[dg.DagsterRunStatus.STARTED]
+            ),
+            limit=5,
+        ):
+            records = instance.get_records_for_run(
+                run.run_id, of_type=DagsterEventType.RUN_START, limit=1
+            ).records
+            event = records[0].event_log_entry.dagster_event if records else None
+            if event is None or event.pid is None:
+                continue
+            try:
+                os.kill(event.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            time.sleep(1)
+            after = instance.get_run_by_id(run.run_id)
+            # A run that finished just before the kill does not count; catch another.
+            if after is not None and after.status == dg.DagsterRunStatus.STARTED:
+                return run.run_id, event.pid
+        time.sleep(0.2)
+    return None

@@ -79,7 +79,27 @@ class PostgresTransaction(Transaction):
             for lo in range(0, len(data), _COPY_CHUNK):
                 copy.write(data[lo : lo + _COPY_CHUNK])
 
-        return self._copy_upsert(prepared.spec, list(prepared.columns), " (FORMAT csv)", copy_csv)
+        spec, columns = prepared.spec, list(prepared.columns)
+        # Candle writes replace a window they just deleted, so their keys are normally new: COPY straight
+        # into the table. A key that exists makes the COPY fail as a whole; the savepoint undoes it and the
+        # rows take the staged upsert instead, so the outcome is the upsert's either way.
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute("SAVEPOINT arrow_copy")
+                try:
+                    copy_sql = (
+                        f"COPY {spec.qualified} ({', '.join(columns)}) FROM STDIN (FORMAT csv)"
+                    )
+                    with cur.copy(_sql(copy_sql)) as copy:
+                        copy_csv(copy)
+                except psycopg.errors.UniqueViolation:
+                    cur.execute("ROLLBACK TO SAVEPOINT arrow_copy")
+                else:
+                    cur.execute("RELEASE SAVEPOINT arrow_copy")
+                    return prepared.rows
+        except psycopg.Error as exc:
+            self._wh._raise(exc, f"upsert into {spec.qualified}")
+        return self._copy_upsert(spec, columns, " (FORMAT csv)", copy_csv)
 
     def _copy_upsert(
         self,

@@ -53,6 +53,7 @@ def _assert_clean_run(result: Any, url: str, games: int) -> None:
     assert {name for _, name in checks} == {
         "schema",
         "markets_per_game",
+        "settlement",
         "rejects",
         "minute_grid",
         "historical_fallbacks",

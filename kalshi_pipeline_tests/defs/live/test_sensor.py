@@ -127,6 +127,7 @@ def test_first_tick_refreshes_the_live_game_and_reconciles_last_night(night, duc
     assert {c.name for c in live.asset_check_keys or []} == {
         "schema",
         "markets_per_game",
+        "settlement",
         "rejects",
         "minute_grid",
         "historical_fallbacks",

@@ -82,10 +82,12 @@ class GapLedger:
 
         Every trade the stream did not deliver printed after the newest one it did (a sid delivers in
         order, and a new sid starts after the old one ended), unless the client reports an earlier start
-        (messages it dropped while later ones got through). With neither, the stream's baseline.
+        (messages it dropped while later ones got through). Before any delivered trade, the stream's
+        baseline stands in for our newest trade.
         """
-        known = [t for t in (event.since_ms, self.newest_trade_ms) if t is not None]
-        return min(known) if known else self.baseline_ms
+        ours = self.baseline_ms if self.newest_trade_ms is None else self.newest_trade_ms
+        known = [t for t in (event.since_ms, ours) if t is not None]
+        return min(known) if known else None
 
     def add(self, event: StreamEvent, all_tickers: Collection[str]) -> StreamEvent:
         """Record a gap of the trade channel (its markets, or all of ours when it names none).

@@ -6,8 +6,8 @@ connection (connect, disconnect, gap, resync, error).
 
 This module holds the public API (lifecycle, iteration, commands) and the connection loop: a reconnect
 re-signs the handshake, resets all sid/seq trackers (they are per connection), resubscribes and emits a `gap`
-for the time the socket was down; backoff is exponential with full jitter, and a watchdog reconnects a socket
-silent for longer than `heartbeat_timeout`. A terminal error (Kalshi's 10 or 25) ends one subscription while
+per channel from its own last message (or its subscribe); backoff is exponential with full jitter, and a
+watchdog reconnects a socket silent for longer than `heartbeat_timeout`. A terminal error (Kalshi's 10 or 25) ends one subscription while
 the connection lives on: that channel is subscribed again after a backoff of its own (`resubscribe`).
 What happens to each received frame (seq checks, gaps, resyncs, books) is `dispatch.FrameDispatcher`'s job.
 """
@@ -26,10 +26,7 @@ from urllib.parse import urlsplit
 from websockets.exceptions import ConnectionClosed
 
 from kalshi_pipeline.kalshi.config import WS_PATH, KalshiConfig, validate_ws_url
-from kalshi_pipeline.kalshi.errors import (
-    KalshiConfigError,
-    KalshiWebSocketError,
-)
+from kalshi_pipeline.kalshi.errors import KalshiConfigError, KalshiWebSocketError
 from kalshi_pipeline.kalshi.ws.buffer import OverflowPolicy, StreamBuffer
 from kalshi_pipeline.kalshi.ws.commands import PendingCommands
 from kalshi_pipeline.kalshi.ws.connection import (
@@ -356,10 +353,8 @@ class KalshiWebSocket:
     async def resubscribe(self, channels: Iterable[str], reason: str) -> None:
         """Replace these channels' subscriptions with new ones (a channel that went silent on a live socket).
 
-        The old sids are unsubscribed (an error answer is ignored: the sid may already be dead), a `gap`
-        event for the ticker and trade channels starts at their last message, and the channels are
-        subscribed again with their wanted markets. Does nothing while disconnected (a reconnect
-        resubscribes everything anyway).
+        The old sids are unsubscribed (errors ignored: a sid may be dead), each ticker or trade channel
+        reports a `gap` and all are subscribed again. Does nothing while disconnected.
         """
         if self.connected:
             await self._resubscriber.replace(list(channels), reason)
@@ -411,10 +406,13 @@ class KalshiWebSocket:
         """Subscribe channels sharing one market filter with a single command.
 
         One command means Kalshi starts all of them at the same instant, so a ticker snapshot and the trade
-        stream that follows it leave no hole between them.
+        stream that follows it leave no hole between them. The send time is where a gap of a channel that
+        has delivered nothing yet starts.
         """
         params = subscribe_params(states, use_yes_price=self.use_yes_price)
         names = {s.name for s in states}
+        for state in states:
+            state.subscribe_sent_ms = int(time.time() * 1000)
         if wait:
             await self._command("subscribe", params, channels=names)
         else:
@@ -424,7 +422,6 @@ class KalshiWebSocket:
 
     async def _run(self) -> None:
         failures = waived = 0  # waived: failures that were 503 refusals (never a reason to give up)
-        disconnected_at_ms: int | None = None
         while not self._closing:
             conn = await connect_once(
                 self.url, self.path, self._signer, open_timeout=self.open_timeout, stats=self.stats
@@ -440,8 +437,7 @@ class KalshiWebSocket:
                     await self._dispatch.emit(conn.fatal)
                     return
             else:
-                lived = await self._serve_connection(conn, disconnected_at_ms)
-                disconnected_at_ms = self._dispatch.last_exchange_ms or int(time.time() * 1000)
+                lived = await self._serve_connection(conn)
                 failures = 0 if lived else failures + 1
                 waived = 0 if lived else waived
             if self._closing:
@@ -457,7 +453,7 @@ class KalshiWebSocket:
                 self._rng.uniform(0, ceiling) if failures else self.backoff_initial / 4
             )
 
-    async def _serve_connection(self, conn: WatchedConnection, down_since_ms: int | None) -> bool:
+    async def _serve_connection(self, conn: WatchedConnection) -> bool:
         """Run one connection until it drops; return whether it delivered data (backoff resets)."""
         self._dispatch.connection += 1
         self.stats.connects += 1
@@ -467,13 +463,12 @@ class KalshiWebSocket:
         for book in self.books.values():
             book.stale = True
         await self._dispatch.emit(self._dispatch.event("connect", f"connected to {self.url}"))
-        if down_since_ms is not None:
+        if self._dispatch.connection > 1:
             for state in self._channels:
                 await self._dispatch.report_lost(
                     state,
                     "reconnected: messages sent while disconnected are lost "
                     "(until the first message of the new connection)",
-                    since_ms=down_since_ms,
                 )
         frames_before = self.stats.frames
         reason = "closed"

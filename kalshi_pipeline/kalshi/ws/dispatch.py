@@ -51,7 +51,9 @@ class FrameDispatcher:
     Attributes:
         books: The order book replica of each market of the orderbook channel (when books are tracked).
         connection: The connection number stamped on events (1 for the first connect, +1 per reconnect).
-        last_exchange_ms: The newest exchange time seen (Unix ms), where a gap after a disconnect starts.
+        last_exchange_ms: The newest exchange time seen on any channel (Unix ms).
+        clock_lag_ms: The smallest delay from an envelope's `sending_ts_ms` to its receipt seen (ms; None
+            before one): how far the exchange's clock trails ours at most, network time included.
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class FrameDispatcher:
         self.books: dict[str, OrderbookReplica] = {}
         self.connection = 0
         self.last_exchange_ms: int | None = None
+        self.clock_lag_ms: int | None = None
         self._channels = channels
         self._commands = commands
         self._buffer = buffer
@@ -120,7 +123,7 @@ class FrameDispatcher:
             channel = self._channels.channel_of(item.sid)
             state = self._channels.get(channel)
             if channel is not None and state is not None and channel not in self._dropped_channels:
-                self._dropped_channels[channel] = state.last_ts_ms
+                self._dropped_channels[channel] = self.gap_start_ms(state)
 
     def _flush_dropped(self) -> None:
         """After drops, emit gap events (and resync orderbooks) once the buffer has room for them."""
@@ -178,6 +181,9 @@ class FrameDispatcher:
             await self.emit(self.event("error", f"malformed frame skipped: {exc}"))
             return
         self._stats.by_type[message.type] += 1
+        if message.sending_ts_ms is not None:
+            lag = message.received_ms - message.sending_ts_ms
+            self.clock_lag_ms = lag if self.clock_lag_ms is None else min(self.clock_lag_ms, lag)
         if isinstance(message, ControlMessage):
             await self._handle_control(message)
             return
@@ -232,7 +238,7 @@ class FrameDispatcher:
                 channel=channel,
                 sid=sid,
                 market_tickers=state.sorted_tickers(),
-                since_ms=state.last_ts_ms,
+                since_ms=self.gap_start_ms(state),
                 until_ms=ts_ms,
             )
         )
@@ -242,9 +248,6 @@ class FrameDispatcher:
     async def _handle_control(self, message: ControlMessage) -> None:
         if message.type == "subscribed":
             self._channels.confirm(message.channel, message.sid)
-            state = self._channels.get(message.channel)
-            if state is not None:
-                state.subscribed_at_ms = self.last_exchange_ms
         elif message.type == "ok" and message.seq is not None and message.sid is not None:
             channel = self._channels.channel_of(message.sid)
             await self._check_seq(message.sid, message.seq, None, channel)
@@ -289,20 +292,19 @@ class FrameDispatcher:
                     book.stale = True  # the new subscription starts with fresh snapshots
         self._resubscribe([s.name for s in states], reason)
 
+    def gap_start_ms(self, state: ChannelState) -> int | None:
+        """Where a gap of a channel starts (`ChannelState.gap_start_ms` on the exchange's clock as seen)."""
+        return state.gap_start_ms(self.clock_lag_ms)
+
     async def report_lost(
-        self,
-        state: ChannelState,
-        detail: str,
-        *,
-        since_ms: int | None = None,
-        code: int | None = None,
+        self, state: ChannelState, detail: str, *, code: int | None = None
     ) -> None:
         """A subscription lost messages until it is subscribed again: an open `gap`, and its sid forgotten.
 
-        The gap (ticker and trade channels only; orderbooks resync instead) starts at `since_ms`, by
-        default the subscription's `gap_start_ms`, and stays open (`until_ms` None): the consumer backfills
-        up to the first message of the new subscription. Every path that loses a subscription (a terminal
-        error, a resubscription of a silent channel, a reconnect) reports it here.
+        The gap (ticker and trade channels only; orderbooks resync instead) starts at the channel's own
+        `gap_start_ms` and stays open (`until_ms` None): the consumer backfills up to the first message
+        of the new subscription. Every path that loses a subscription (a terminal error, a
+        resubscription of a silent channel, a reconnect) reports it here.
         """
         if state.name in ("ticker", "trade"):
             self._stats.gaps += 1
@@ -313,7 +315,7 @@ class FrameDispatcher:
                     channel=state.name,
                     sid=state.sid,
                     market_tickers=state.sorted_tickers(),
-                    since_ms=state.gap_start_ms if since_ms is None else since_ms,
+                    since_ms=self.gap_start_ms(state),
                     until_ms=None,
                     code=code,
                 )

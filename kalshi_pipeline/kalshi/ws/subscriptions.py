@@ -38,8 +38,8 @@ class ChannelState:
         last_seq: The highest seq seen on `sid` (0 right after `subscribed`).
         last_ts_ms: The exchange time of the channel's latest message (the start of a gap, should one follow).
         last_message_ms: When the channel's latest message was received (local Unix ms; None before one).
-        subscribed_at_ms: The stream's newest exchange time when `sid` was confirmed (None when nothing
-            had arrived yet): where a gap of a sid that never delivered starts.
+        subscribe_sent_ms: When the channel's latest `subscribe` command was sent (local Unix ms; None
+            before one): where a gap of a channel that never delivered starts.
     """
 
     name: str
@@ -48,20 +48,26 @@ class ChannelState:
     last_seq: int | None = None
     last_ts_ms: int | None = None
     last_message_ms: int | None = None
-    subscribed_at_ms: int | None = None
+    subscribe_sent_ms: int | None = None
 
     def sorted_tickers(self) -> tuple[str, ...]:
         """The wanted markets, sorted (empty for all markets)."""
         return tuple(sorted(self.tickers or ()))
 
-    @property
-    def gap_start_ms(self) -> int | None:
-        """Where a gap of this subscription starts: its latest message, else its subscription.
+    def gap_start_ms(self, clock_lag_ms: int | None) -> int | None:
+        """Where a gap of this channel starts: the exchange time of its latest message, else its subscribe.
 
-        A sid that never delivered lost what followed its subscription (None when nothing had arrived
-        on the stream before it: the whole window).
+        Only this channel's own messages count: another channel's newer message says nothing about a
+        message still on its way here. Before the channel delivered anything, the gap starts when its
+        subscribe command was sent, moved onto the exchange's clock by `clock_lag_ms` (how far the
+        exchange's clock can trail ours; a negative lag counts as 0, so the start is never after now).
+        None when the channel was never subscribed.
         """
-        return self.last_ts_ms or self.subscribed_at_ms
+        if self.last_ts_ms is not None:
+            return self.last_ts_ms
+        if self.subscribe_sent_ms is None:
+            return None
+        return self.subscribe_sent_ms - max(clock_lag_ms or 0, 0)
 
 
 def subscribe_params(states: list[ChannelState], *, use_yes_price: bool) -> dict[str, object]:

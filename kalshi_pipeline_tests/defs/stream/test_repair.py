@@ -83,6 +83,10 @@ def test_a_trade_gap_before_any_trade_starts_at_the_baseline() -> None:
     ledger = GapLedger()
     ledger.baseline_ms = 700
     assert ledger.add(_gap("trade", None), MARKETS).since_ms == 700
+    # The client's start (its subscribe command) is later than the baseline: trades printed between the
+    # baseline and the subscription reached neither the stream nor the window otherwise.
+    assert ledger.add(_gap("trade", 900), MARKETS).since_ms == 700
+    assert ledger.add(_gap("trade", 600), MARKETS).since_ms == 600
 
 
 def test_only_trade_gaps_open_trade_windows() -> None:

@@ -3,19 +3,19 @@
 Each folder of `defs/` holds its own assets, checks, jobs, sensors and automation; `defs/resources.py` declares
 the resources once. Project-wide policy is applied here: every run uses the in-process executor (a run's
 steps are sequential, and the multiprocess executor spends 10+ s starting a process per step on a small
-machine; it would also leave step processes running when the run's own process is killed), with a heartbeat
-that lets run monitoring fail a run whose worker died on another host (`kalshi_pipeline.heartbeat`).
+machine; it would also leave step processes running when the run's own process is killed), with a worker
+heartbeat and operator stops that end runs CANCELED (`kalshi_pipeline.executor`).
 """
 
 from pathlib import Path
 
 import dagster as dg
 
-from kalshi_pipeline.heartbeat import heartbeat_in_process_executor
+from kalshi_pipeline.executor import run_executor
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """Load `kalshi_pipeline/defs/` and run every job on the in-process executor with a heartbeat."""
+    """Load `kalshi_pipeline/defs/` and run every job on the project's in-process run executor."""
     loaded = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
-    return dg.Definitions.merge(loaded, dg.Definitions(executor=heartbeat_in_process_executor))
+    return dg.Definitions.merge(loaded, dg.Definitions(executor=run_executor))

@@ -1,11 +1,17 @@
-"""The run worker's heartbeat: the project's in-process executor stamps each run while it executes.
+"""The project's run executor: Dagster's in-process executor, plus a heartbeat and stops that read as stops.
 
-A run worker on another host (a code server reached over the network, a run started from a CLI elsewhere
-against shared Postgres storage) cannot be checked by pid from the daemon's host. So every run executes
-under `heartbeat_in_process_executor`, which is Dagster's in-process executor plus a thread that writes
-the current time into the run's `kalshi/worker_heartbeat` tag every `HEARTBEAT_SECONDS`. Tags live in the
-instance's run storage, which every host of a deployment shares; `WorkerCheckingRunLauncher` fails a
-STARTED run whose heartbeat is older than `HEARTBEAT_STALE_SECONDS`.
+Every job runs on `run_executor` (the steps of a run are sequential; the multiprocess executor would spend
+10+ s starting a process per step). It adds two things to Dagster's in-process executor:
+
+- **A heartbeat.** A run worker on another host (a code server reached over the network, a run started from
+  a CLI elsewhere against shared Postgres storage) cannot be checked by pid from the daemon's host, so a
+  thread writes the current time into the run's `kalshi/worker_heartbeat` tag every `HEARTBEAT_SECONDS`.
+  Tags live in the instance's run storage, which every host of a deployment shares;
+  `WorkerCheckingRunLauncher` fails a STARTED run whose heartbeat is older than `HEARTBEAT_STALE_SECONDS`.
+- **An operator's stop is a cancellation.** SIGTERM or SIGINT to the run worker (stopping `make dev`, a
+  deploy replacing a pod) interrupts the run; Dagster would record that as a FAILURE ("interrupted
+  unexpectedly"). The run is marked CANCELING first, so it ends CANCELED, unless run monitoring is about
+  to resume it (a lost Kubernetes pod) or it already failed.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from dagster._core.definitions.executor_definition import (
     IN_PROC_CONFIG,
     _core_in_process_executor_creation,
 )
+from dagster._core.errors import DagsterExecutionInterruptedError
 from dagster._core.events import DagsterEvent
 from dagster._core.execution.context.system import PlanOrchestrationContext
 from dagster._core.execution.plan.plan import ExecutionPlan
@@ -47,8 +54,16 @@ def heartbeat_age(run: dg.DagsterRun, now: float) -> float | None:
         return None
 
 
+#: Run statuses an interrupt leaves as they are.
+_SETTLED = (
+    dg.DagsterRunStatus.CANCELING,
+    dg.DagsterRunStatus.CANCELED,
+    dg.DagsterRunStatus.FAILURE,
+)
+
+
 class HeartbeatExecutor(Executor):
-    """An executor that runs `inner` while a thread stamps the run's heartbeat tag every `every_s`."""
+    """Runs `inner` while a thread stamps the run's heartbeat tag every `every_s`; a signal cancels."""
 
     def __init__(self, inner: Executor, every_s: float = HEARTBEAT_SECONDS) -> None:
         self.inner = inner
@@ -67,7 +82,7 @@ class HeartbeatExecutor(Executor):
     def execute(
         self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan
     ) -> Iterator[DagsterEvent]:
-        """Execute the plan with the inner executor, beating until it is done."""
+        """Execute the plan with the inner executor, beating until it is done; a signal cancels the run."""
         stop = threading.Event()
         instance, run_id = plan_context.instance, plan_context.run_id
 
@@ -83,12 +98,23 @@ class HeartbeatExecutor(Executor):
         thread.start()
         try:
             yield from self.inner.execute(plan_context, execution_plan)
+        except (KeyboardInterrupt, DagsterExecutionInterruptedError):
+            run = instance.get_run_by_id(run_id)
+            if (
+                run is not None
+                and run.status not in _SETTLED
+                and not instance.run_will_resume(run_id)
+            ):
+                instance.report_run_canceling(
+                    run, message="Run stopped by a signal to its process (an operator's stop)."
+                )
+            raise
         finally:
             stop.set()
             thread.join(timeout=5)
 
 
 @dg.executor(name="in_process", config_schema=IN_PROC_CONFIG)
-def heartbeat_in_process_executor(init_context: dg.InitExecutorContext) -> Executor:
-    """Dagster's in-process executor, plus the run worker heartbeat that worker health checks read."""
+def run_executor(init_context: dg.InitExecutorContext) -> Executor:
+    """Dagster's in-process executor, plus the worker heartbeat and operator stops as cancellations."""
     return HeartbeatExecutor(_core_in_process_executor_creation(init_context.executor_config))

@@ -11,7 +11,7 @@ run's `RUN_START` event records (the run worker a code server started, or the CL
 - the process exists: RUNNING;
 - the worker may run on another host (a code server reached over the network, or a command-line run
   recorded in shared Postgres storage), or this host has no `/proc`: the run's heartbeat decides (see
-  `kalshi_pipeline.heartbeat`: every run of this project stamps a tag every 15 s while it executes):
+  `kalshi_pipeline.executor`: every run of this project stamps a tag every 15 s while it executes):
   older than 60 s is FAILED, fresh is RUNNING, and a run that never beat (another executor, or not
   started yet) is RUNNING and keeps the max-runtime limit.
 
@@ -36,7 +36,7 @@ from dagster._core.launcher import (
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.tags import GRPC_INFO_TAG
 
-from kalshi_pipeline.heartbeat import HEARTBEAT_STALE_SECONDS, heartbeat_age
+from kalshi_pipeline.executor import HEARTBEAT_STALE_SECONDS, heartbeat_age
 
 #: Code-server hosts that are this machine (the default launcher's gRPC client names one of these, or a
 #: unix socket, when the code server runs beside the daemon).

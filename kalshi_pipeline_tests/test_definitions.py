@@ -59,3 +59,14 @@ def test_workspace_yaml_points_at_the_module() -> None:
     text = (Path(__file__).parents[1] / "workspace.yaml").read_text()
     assert "module_name: kalshi_pipeline.definitions" in text
     assert "working_directory: ." in text
+
+
+def test_every_job_runs_on_the_project_run_executor() -> None:
+    from kalshi_pipeline.definitions import defs
+    from kalshi_pipeline.executor import run_executor
+
+    repo = defs().get_repository_def()
+    jobs = repo.get_all_jobs()
+    assert jobs
+    for job in jobs:
+        assert job.executor_def is run_executor, job.name

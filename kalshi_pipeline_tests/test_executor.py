@@ -1,19 +1,28 @@
-"""The run worker heartbeat: every run of the project beats, and a stale beat fails a remote worker's run."""
+"""The project's run executor: every run beats, a stale beat fails a remote worker's run, a signal cancels."""
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster._core.launcher import WorkerStatus
 
-from kalshi_pipeline.heartbeat import (
+from kalshi_pipeline.executor import (
     HEARTBEAT_STALE_SECONDS,
     HEARTBEAT_TAG,
     heartbeat_age,
-    heartbeat_in_process_executor,
+    run_executor,
 )
 from kalshi_pipeline.run_launcher import WorkerCheckingRunLauncher
 from kalshi_pipeline_tests.processes import wait_for
 
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 #: A code server on another host: its worker's pid cannot be checked from here.
 REMOTE = {".dagster/grpc_info": '{"host": "code-server", "port": 4000}'}
 
@@ -30,7 +39,7 @@ def sees_its_heartbeat(context: dg.OpExecutionContext) -> float:
     return float(beat() or 0)
 
 
-@dg.job(executor_def=heartbeat_in_process_executor)
+@dg.job(executor_def=run_executor)
 def beating() -> None:
     sees_its_heartbeat()
 
@@ -76,3 +85,60 @@ def test_a_remote_worker_is_judged_by_its_heartbeat() -> None:
         assert "worker on another host" in stale[1] and "run worker is gone" in stale[1]
         never = health({})
         assert never[0] == WorkerStatus.RUNNING and "no heartbeat yet" in never[1]
+
+
+SLEEPY = '''
+import time
+
+import dagster as dg
+
+from kalshi_pipeline.executor import run_executor
+
+
+@dg.op
+def wait() -> None:
+    """Block for ten minutes (the test stops the run long before)."""
+    time.sleep(600)
+
+
+@dg.job(executor_def=run_executor)
+def sleepy() -> None:
+    wait()
+'''
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_a_signal_to_the_run_worker_ends_the_run_canceled(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "sleepy.py").write_text(SLEEPY)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [str(BIN / "dagster"), "job", "execute", "-f", "sleepy.py", "-j", "sleepy"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+
+            def started() -> bool:
+                runs = instance.get_runs(limit=1)
+                return bool(runs) and runs[0].status == dg.DagsterRunStatus.STARTED
+
+            assert wait_for(started, 120), "the run did not start"
+            run_id = instance.get_runs(limit=1)[0].run_id
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+            run = instance.get_run_by_id(run_id)
+            assert run is not None and run.status == dg.DagsterRunStatus.CANCELED
+            said = [e.message for e in instance.all_logs(run_id) if e.dagster_event is not None]
+            assert any("an operator's stop" in m for m in said), said
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.wait(timeout=10)

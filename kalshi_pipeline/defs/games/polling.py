@@ -27,7 +27,7 @@ import pandas as pd
 from kalshi_pipeline.defs.games.assets import GAME_PROBABILITIES_KEY, GAME_STATES_KEY
 from kalshi_pipeline.defs.partitions import GAME_TZ, game_date_partitions
 from kalshi_pipeline.defs.resources import KalshiApiResource, LiveResource, WarehouseResource
-from kalshi_pipeline.heartbeat import heartbeat_in_process_executor
+from kalshi_pipeline.executor import run_executor
 from kalshi_pipeline.warehouse import WarehouseError
 
 GAME_STATES_JOB_NAME = "kalshi_game_states_job"
@@ -45,7 +45,7 @@ game_states_job = dg.define_asset_job(
     GAME_STATES_JOB_NAME,
     selection=dg.AssetSelection.assets(GAME_STATES_KEY, GAME_PROBABILITIES_KEY),
     partitions_def=game_date_partitions,
-    executor_def=heartbeat_in_process_executor,
+    executor_def=run_executor,
     description="Poll the live data of a date's games, then recompute their win probabilities.",
 )
 

@@ -25,7 +25,7 @@ from kalshi_pipeline.defs.games.assets import (
 )
 from kalshi_pipeline.defs.markets.assets import MARKETS_KEY, markets
 from kalshi_pipeline.defs.partitions import game_date_partitions
-from kalshi_pipeline.heartbeat import heartbeat_in_process_executor
+from kalshi_pipeline.executor import run_executor
 
 CANDLE_KEYS = (RAW_KEY, CANDLES_KEY)
 ALL_KEYS = (MARKETS_KEY, RAW_KEY, CANDLES_KEY)
@@ -64,7 +64,7 @@ live_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*ALL_KEYS, *GAME_KEYS).without_checks()
     | dg.AssetSelection.checks(*own_checks()),
     partitions_def=game_date_partitions,
-    executor_def=heartbeat_in_process_executor,
+    executor_def=run_executor,
     description=(
         "Live refresh of one game date (launched by live_games_sensor): candles of the live games from the "
         "newest stored minute, their game state and win probabilities, the markets every few minutes, one "
@@ -76,7 +76,7 @@ discovery_job = dg.define_asset_job(
     DISCOVERY_JOB_NAME,
     selection=dg.AssetSelection.assets(MARKETS_KEY),
     partitions_def=game_date_partitions,
-    executor_def=heartbeat_in_process_executor,
+    executor_def=run_executor,
     description="Discover the games and markets of a date (start times and statuses move).",
 )
 
@@ -84,7 +84,7 @@ sweep_job = dg.define_asset_job(
     SWEEP_JOB_NAME,
     selection=dg.AssetSelection.assets(*ALL_KEYS),
     partitions_def=game_date_partitions,
-    executor_def=heartbeat_in_process_executor,
+    executor_def=run_executor,
     description="Full pull of a date: markets, then every game's candles over the markets' whole life.",
 )
 

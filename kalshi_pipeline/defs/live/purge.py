@@ -12,7 +12,7 @@ import dagster as dg
 from pydantic import Field
 
 from kalshi_pipeline.defs.live.jobs import LIVE_TAG, MAINTENANCE_TAG
-from kalshi_pipeline.heartbeat import heartbeat_in_process_executor
+from kalshi_pipeline.executor import run_executor
 
 SUCCESSFUL = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.CANCELED]
 FAILED = [dg.DagsterRunStatus.FAILURE]
@@ -93,7 +93,7 @@ def purge_live_runs_op(context: dg.OpExecutionContext, config: PurgeConfig) -> d
 
 @dg.job(
     name="purge_old_live_runs",
-    executor_def=heartbeat_in_process_executor,
+    executor_def=run_executor,
     tags={MAINTENANCE_TAG: "purge_old_live_runs"},
     description="Housekeeping: delete finished live-sensor runs older than N hours (default 24).",
 )

@@ -30,7 +30,7 @@ from kalshi_pipeline.defs.stream.runner import (
     StreamSummary,
     quantiles,
 )
-from kalshi_pipeline.heartbeat import heartbeat_in_process_executor
+from kalshi_pipeline.executor import run_executor
 from kalshi_pipeline.kalshi.ws import CHANNELS, KalshiWebSocket
 
 STREAM_JOB_NAME = "kalshi_stream_job"
@@ -159,14 +159,8 @@ def stream_live_games(
         try:
             summary = asyncio.run(runner.run())
         except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
-            # SIGTERM/SIGINT to the run worker (an operator stopping `make dev`, a pod being replaced) is a
-            # stop, not a failure: marking the run CANCELING makes Dagster end it as CANCELED. The
-            # runner has flushed what it had read on its way out.
-            run = context.instance.get_run_by_id(context.run_id)
-            if run is not None and run.status not in _STOPPING:
-                context.instance.report_run_canceling(
-                    run, message="Stream stopped by a signal to its process (an operator's stop)."
-                )
+            # SIGTERM/SIGINT to the run worker (an operator stopping `make dev`, a pod being replaced): the
+            # runner has flushed what it had read on its way out; the run executor ends the run CANCELED.
             report_progress(context, config.game_date, runner.summary)
             raise
     report_progress(context, config.game_date, summary)
@@ -248,7 +242,7 @@ def report_progress(context: dg.OpExecutionContext, game_date: str, summary: Str
 
 @dg.job(
     name=STREAM_JOB_NAME,
-    executor_def=heartbeat_in_process_executor,
+    executor_def=run_executor,
     description=(
         "Long-running WebSocket stream of one game date's live games (launched by live_games_sensor in "
         "websocket mode); ends when the games settle or the run is terminated."

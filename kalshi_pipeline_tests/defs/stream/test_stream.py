@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -22,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kalshi_pipeline.defs.resources import KalshiApiResource, LiveResource, WarehouseResource
 from kalshi_pipeline.defs.stream.checks import stream_vs_rest
 from kalshi_pipeline.defs.stream.jobs import STREAM_JOB_NAME, stream_job, stream_run_request
-from kalshi_pipeline.heartbeat import heartbeat_in_process_executor
+from kalshi_pipeline.executor import run_executor
 from kalshi_pipeline.warehouse import open_warehouse
 from kalshi_pipeline.warehouse.stream import StreamWriter
 
@@ -49,7 +51,7 @@ def test_stream_run_request_targets_the_stream_job() -> None:
         stream_run_request("24/11/2026", ["X"])
     with pytest.raises(ValueError, match="at least one event ticker"):
         stream_run_request("2026-11-24", [])
-    assert stream_job.executor_def is heartbeat_in_process_executor
+    assert stream_job.executor_def is run_executor
 
 
 def test_stream_job_writes_rows_survives_a_disconnect_and_reconciles_with_rest(
@@ -236,31 +238,6 @@ def test_runner_keeps_rows_while_the_database_is_away(
         wh.close()
 
 
-_STREAM_CHILD = """
-import os
-import dagster as dg
-from kalshi_pipeline.defs.resources import KalshiApiResource, LiveResource, WarehouseResource
-from kalshi_pipeline.defs.stream.jobs import stream_job
-
-resources = {
-    "kalshi": KalshiApiResource(
-        base_url=os.environ["TEST_SIM_URL"], api_key_id="key-1",
-        private_key=os.environ["TEST_KALSHI_PEM"], rate_limit_tier="off", shared_budget=False,
-    ),
-    "warehouse": WarehouseResource(url=os.environ["TEST_WAREHOUSE_URL"]),
-    "live": LiveResource(),
-}
-config = {"ops": {"stream_live_games": {"config": {
-    "game_date": os.environ["TEST_GAME_DATE"],
-    "event_tickers": os.environ["TEST_EVENTS"].split(","),
-}}}}
-with dg.DagsterInstance.get() as instance:
-    stream_job.execute_in_process(
-        run_config=config, resources=resources, instance=instance, raise_on_error=False
-    )
-"""
-
-
 def test_stream_run_ends_on_sigterm_and_leaves_no_process(
     start_simulator: Any, fresh_pg_url: str, tmp_path: Any
 ) -> None:
@@ -269,16 +246,40 @@ def test_stream_run_ends_on_sigterm_and_leaves_no_process(
     games = [g for g in sim.app.state.world.games if g.injected]
     game_date = games[0].game_date.isoformat()
     events = [g.event_ticker for g in games if g.game_date.isoformat() == game_date]
+    # The run as an operator starts it: the CLI on the code location, settings from the environment.
     env = {
         **os.environ,
         "DAGSTER_HOME": str(tmp_path),
-        "TEST_SIM_URL": sim.base_url,
-        "TEST_KALSHI_PEM": PEM,
-        "TEST_WAREHOUSE_URL": fresh_pg_url,
-        "TEST_GAME_DATE": game_date,
-        "TEST_EVENTS": ",".join(events),
+        "KALSHI_API_BASE_URL": sim.base_url,
+        "KALSHI_API_KEY_ID": "key-1",
+        "KALSHI_PRIVATE_KEY": PEM,
+        "KALSHI_RATE_LIMIT_TIER": "off",
+        "KALSHI_WAREHOUSE_URL": fresh_pg_url,
     }
-    proc = subprocess.Popen([sys.executable, "-c", _STREAM_CHILD], env=env, start_new_session=True)
+    config = tmp_path / "stream.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "ops": {
+                    "stream_live_games": {
+                        "config": {"game_date": game_date, "event_tickers": events}
+                    }
+                }
+            }
+        )
+    )
+    command = [
+        str(Path(sys.executable).parent / "dagster"),
+        *("job", "execute", "-m", "kalshi_pipeline.definitions", "-j", STREAM_JOB_NAME),
+        *("-c", str(config)),
+    ]
+    proc = subprocess.Popen(
+        command,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wh = open_warehouse(fresh_pg_url)
         try:

@@ -19,7 +19,8 @@ until every market has settled (or the run is cancelled / `max_seconds` passes):
 - polls the markets' status over REST (and listens to lifecycle messages) to stop once all have settled;
 - rides out the exchange's maintenance: when the connection drops (or a handshake is refused with 503)
   while `GET /exchange/status` shows trading paused, it writes one `maintenance` row naming the window
-  (`maintenance.py`) and keeps reconnecting; the window's trades are repaired like any gap's.
+  (`maintenance.py`) and keeps reconnecting, logging the pause's first refused handshake and, once back,
+  how many it refused; the window's trades are repaired like any gap's.
 """
 
 from __future__ import annotations
@@ -165,6 +166,7 @@ class StreamRunner:
         self._stopped_at_s: float | None = None
         self._pause_due = False  # a drop to check against the exchange's status
         self._pause_noted = False  # this disconnection's maintenance row is written
+        self._refused = 0  # handshakes refused with 503 since the last connect
 
     async def _resolve_markets(self, client: KalshiClient) -> None:
         for event_ticker in self.event_tickers:
@@ -260,6 +262,7 @@ class StreamRunner:
                             last_progress = now
                             self.on_progress(self.summary)
             finally:
+                self._sum_up_refusals(ws.connection_number)
                 await self._flush()
                 self._stopped_at_s = time.time()
             if self.gaps:
@@ -273,12 +276,14 @@ class StreamRunner:
         self.summary.messages += 1
         if isinstance(item, StreamEvent):
             self.summary.events[item.kind] = self.summary.events.get(item.kind, 0) + 1
-            level = (
-                "warning"
-                if item.kind in ("gap", "error", "disconnect", "heartbeat_timeout")
-                else "info"
-            )
-            getattr(self.log, level)(
+            refused = item.kind == "error" and item.code == 503
+            self._refused += refused
+            if item.kind == "disconnect" or refused:
+                self._pause_due = not self._pause_noted
+            if refused and self._refused > 1:
+                return  # only a pause's first refusal is logged (a pause lasts hours), then a sum
+            warn = item.kind in ("gap", "error", "disconnect", "heartbeat_timeout")
+            (self.log.warning if warn else self.log.info)(
                 f"stream {item.kind} (connection {item.connection}"
                 f"{', ' + item.channel if item.channel else ''}): {item.detail}"
             )
@@ -286,8 +291,7 @@ class StreamRunner:
             self.writer.add("stream_events", event_row(item, self.run_id))
             if item.kind == "connect":
                 self._pause_noted = False
-            elif item.kind == "disconnect" or (item.kind == "error" and item.code == 503):
-                self._pause_due = not self._pause_noted
+                self._sum_up_refusals(item.connection)
         elif isinstance(item, TickerMessage):
             if item.market_ticker not in self.infos:
                 return
@@ -318,6 +322,15 @@ class StreamRunner:
                 newest = self.summary.newest_candle_ts
                 self.summary.newest_candle_ts = key[1] if newest is None else max(newest, key[1])
         self._unreconciled |= {k for k in keys if k[0] in self.infos}
+
+    def _sum_up_refusals(self, connection: int) -> None:
+        """Log (and row) how many handshakes a pause refused with 503 when it had more than one."""
+        if self._refused > 1:
+            detail = f"{self._refused} handshakes refused (HTTP 503) during the pause"
+            self.log.warning(f"stream: {detail}")
+            event = StreamEvent("error", int(time.time() * 1000), connection, detail, code=503)
+            self.writer.add("stream_events", event_row(event, self.run_id))
+        self._refused = 0
 
     @staticmethod
     def _channel_back(ws: KalshiWebSocket) -> bool:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+import pytest
 
+from kalshi_pipeline.defs.stream import runner as runner_module
 from kalshi_pipeline.defs.stream.maintenance import ExchangePause, pause_row
 from kalshi_pipeline.defs.stream.runner import StreamSettings
 from kalshi_pipeline.warehouse import open_warehouse
@@ -21,7 +24,7 @@ WINDOW_LENGTH = timedelta(seconds=10)
 
 
 def test_a_maintenance_window_is_ridden_out_and_its_trades_repaired(
-    start_simulator: Any, fresh_pg_url: str
+    start_simulator: Any, fresh_pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     start, end = now + WINDOW_AFTER, now + WINDOW_AFTER + WINDOW_LENGTH
@@ -48,12 +51,13 @@ def test_a_maintenance_window_is_ridden_out_and_its_trades_repaired(
         StreamSettings(max_seconds=BUDGET_S, reconcile_every_s=1.0, final_delay_s=0.0),
         back_after_it,
     )
-    summary = asyncio.run(runner.run())
+    with caplog.at_level(logging.INFO, logger=runner_module.__name__):
+        summary = asyncio.run(runner.run())
     try:
         assert summary.stop_reason == "stop requested", summary.stop_reason
         events = wh.query_df(
-            "SELECT kind, channel, detail, event_at, since_ts, until_ts FROM kalshi.stream_events "
-            "ORDER BY event_at"
+            "SELECT kind, channel, detail, event_at, since_ts, until_ts, code "
+            "FROM kalshi.stream_events ORDER BY event_at"
         )
         connects = events[events.kind == "connect"].event_at
         assert connects.min() < pd.Timestamp(start), "the stream connected before the window"
@@ -70,6 +74,24 @@ def test_a_maintenance_window_is_ridden_out_and_its_trades_repaired(
         ]
         assert len(gap) == 1 and gap.since_ts.iloc[0] <= pd.Timestamp(start)
         assert not runner.gaps
+
+        # The pause's first refused handshake is logged and stored; the rest are one line and one row
+        # once the stream is back (every error but the 503s has a row of its own).
+        errors = events[events.kind == "error"]
+        refused = summary.events["error"] - int((errors.code != 503).sum())
+        assert refused >= 1, "the window refused the stream's handshakes"
+        logged = [r.getMessage() for r in caplog.records]
+        assert sum("HTTP 503" in m and "handshakes refused" not in m for m in logged) == 1
+        sums = [m for m in logged if "handshakes refused (HTTP 503) during the pause" in m]
+        assert sums == (
+            [f"stream: {refused} handshakes refused (HTTP 503) during the pause"]
+            if refused > 1
+            else []
+        )
+        rows = errors[errors.code == 503]
+        assert len(rows) == min(refused, 2)
+        if refused > 1:
+            assert rows.event_at.iloc[-1] >= connects.max(), "summed up once connected again"
 
         # No trade printed in the window; every trade printed after the stream subscribed, up to the
         # newest stored, is stored once.

@@ -8,9 +8,10 @@ kalshi-pipeline probe --url ws://127.0.0.1:8765/trade-api/ws/v2 --market KXNBAGA
 The caller (the CLI) passes a `KalshiConfig`: its credentials sign the handshake, and its WebSocket URL is
 the default endpoint; `--url` accepts a ws(s) URL or a REST base URL (the WebSocket URL is derived). Without
 `--market`, ticker, trade and lifecycle cover all markets, and `orderbook_delta` (which Kalshi only serves
-for named markets) follows the most traded open market found by REST. The report lists message types,
-per-channel rates, latency (receipt minus the message's `ts_ms`), seq gaps, heartbeats and reconnect
-behaviour, as a table and as JSON.
+for named markets) follows the most traded open market found by REST. The report lists the exchange's
+status (per exchange index) and next maintenance window from REST (`GET /exchange/status`, `GET
+/exchange/schedule`), then message types, per-channel rates, latency (receipt minus the message's `ts_ms`),
+seq gaps, heartbeats and reconnect behaviour, as a table and as JSON.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import statistics
 import sys
 import time
 from collections import Counter, defaultdict
-from dataclasses import replace
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -231,10 +233,66 @@ async def probe(
     return report
 
 
+def _instant(when: datetime | None) -> str | None:
+    return None if when is None else when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+async def exchange_report(config: KalshiConfig, now: datetime | None = None) -> dict[str, Any]:
+    """The exchange's status (every exchange index) and its next maintenance window, over REST.
+
+    `next_maintenance` is the schedule's first window not over at `now` (default: the wall clock), with
+    whether it is in effect; `trading_expected_now` combines the standard hours and the windows.
+    """
+    now = now or datetime.now(UTC)
+    async with KalshiClient(config) as client:
+        status = await client.get_exchange_status()
+        schedule = await client.get_exchange_schedule()
+    window = schedule.next_maintenance(now)
+    return {
+        "exchange_active": status.exchange_active,
+        "trading_active": status.trading_active,
+        "exchange_estimated_resume_time": _instant(status.exchange_estimated_resume_time),
+        "exchange_index_statuses": [asdict(s) for s in status.exchange_index_statuses],
+        "next_maintenance": None
+        if window is None
+        else {
+            "start": _instant(window.start),
+            "end": _instant(window.end),
+            "in_effect": window.contains(now),
+        },
+        "trading_expected_now": schedule.trading_expected(now),
+    }
+
+
+def render_exchange(exchange: dict[str, Any] | None) -> list[str]:
+    """The report's exchange lines (status per index, next maintenance window)."""
+    if exchange is None or "error" in exchange:
+        why = "no REST endpoint for this WebSocket URL" if exchange is None else exchange["error"]
+        return [f"exchange          not checked ({why})"]
+    indexes = "; ".join(
+        f"index {s['exchange_index']} {s['description'] or '-'}: trading {s['trading_active']}"
+        for s in exchange["exchange_index_statuses"]
+    )
+    resume = exchange["exchange_estimated_resume_time"]
+    window = exchange["next_maintenance"]
+    if window is None:
+        maintenance = "none scheduled"
+    else:
+        state = "in effect" if window["in_effect"] else "next"
+        maintenance = f"{state} {window['start']} to {window['end']}"
+    return [
+        f"exchange          active {exchange['exchange_active']}, trading "
+        f"{exchange['trading_active']}{f' (resumes about {resume})' if resume else ''}"
+        f"{f'; {indexes}' if indexes else ''}",
+        f"maintenance       {maintenance}",
+    ]
+
+
 def render_table(report: dict[str, Any]) -> str:
     """A plain-text table of the report."""
     lines = [
         f"endpoint          {report['url']}",
+        *render_exchange(report.get("exchange")),
         f"listened          {report['elapsed_seconds']} s; connect {report['connect_seconds']} s; "
         f"subscribe ack {report['subscribe_ack_seconds']} s",
         f"subscriptions     {report['list_subscriptions']}",
@@ -282,7 +340,9 @@ def run(args: argparse.Namespace, config: KalshiConfig) -> int:
         url = validate_ws_url(args.url) if args.url else config.websocket_url()
         signer = config.signer()
         markets = list(dict.fromkeys(args.market))
-        book_markets = _book_markets(args.url, url, config, channels, markets)
+        rest = _rest_config(args.url, url, config)
+        book_markets = _book_markets(rest, channels, markets)
+        exchange = _exchange(rest)
     except KalshiConfigError as exc:
         print(f"kalshi-pipeline probe: {exc}", file=sys.stderr)
         return 2
@@ -317,7 +377,9 @@ def run(args: argparse.Namespace, config: KalshiConfig) -> int:
         return 3
     except (KalshiError, TimeoutError, OSError) as exc:
         print(f"kalshi-pipeline probe: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("\n".join(render_exchange(exchange)), file=sys.stderr)  # a paused exchange says why
         return 1
+    report["exchange"] = exchange
     print(render_table(report))
     if args.json:
         text = json.dumps(report, indent=2, default=str)
@@ -329,22 +391,37 @@ def run(args: argparse.Namespace, config: KalshiConfig) -> int:
     return 0
 
 
-def _book_markets(
-    url_arg: str | None, ws_url: str, config: KalshiConfig, channels: list[str], markets: list[str]
-) -> list[str]:
+def _rest_config(url_arg: str | None, ws_url: str, config: KalshiConfig) -> KalshiConfig | None:
+    """The REST endpoint belonging to the probed WebSocket: `--url` when it is a REST base URL, else the
+    configured one when the probed WebSocket is the configured one; None otherwise."""
+    if url_arg and urlsplit(url_arg.strip()).scheme in ("http", "https"):
+        return replace(config, base_url=url_arg, ws_url=None)
+    return config if ws_url == config.websocket_url() else None
+
+
+def _exchange(rest: KalshiConfig | None) -> dict[str, Any] | None:
+    """The exchange section of the report (None without a REST endpoint; a REST failure is one line)."""
+    if rest is None:
+        return None
+    try:
+        return asyncio.run(exchange_report(rest))
+    except KalshiConfigError:
+        raise  # bad settings are the caller's exit code 2
+    except KalshiError as exc:
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        print(f"kalshi-pipeline probe: exchange status not checked: {error}", file=sys.stderr)
+        return {"error": error}
+
+
+def _book_markets(rest: KalshiConfig | None, channels: list[str], markets: list[str]) -> list[str]:
     """The market `orderbook_delta` follows without `--market`: the most traded open one, found by REST.
 
-    REST is asked at `--url` when it is a REST base URL, else at the configured base URL when the probed
-    WebSocket is the configured one; otherwise (or when REST finds none) orderbook_delta is skipped with a
-    one-line note.
+    REST is asked at the probed WebSocket's REST endpoint (`_rest_config`); without one (or when REST finds
+    none) orderbook_delta is skipped with a one-line note.
     """
     if "orderbook_delta" not in channels or markets:
         return []
-    if url_arg and urlsplit(url_arg.strip()).scheme in ("http", "https"):
-        rest = replace(config, base_url=url_arg, ws_url=None)
-    elif ws_url == config.websocket_url():
-        rest = config
-    else:
+    if rest is None:
         print(
             "kalshi-pipeline probe: orderbook_delta skipped: pass --market to follow a book at a "
             "WebSocket URL other than the configured one",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kalshi_pipeline.cli import main
+from kalshi_pipeline.kalshi import KalshiConfig
+from kalshi_pipeline.kalshi.probe import exchange_report, render_exchange
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 PEM = KEY.private_bytes(
@@ -18,9 +22,8 @@ PEM = KEY.private_bytes(
 ).decode()
 
 
-@pytest.fixture
-def sim(start_simulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    running = start_simulator(auth_keys={"probe": PEM}, ws_faults="ping_interval=0.25")
+def _use(running: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """Point the CLI's settings at a running simulator with the probe's key."""
     key_file = tmp_path / "probe.pem"
     key_file.write_text(PEM)
     monkeypatch.setenv("KALSHI_API_KEY_ID", "probe")
@@ -29,6 +32,72 @@ def sim(start_simulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     monkeypatch.setenv("KALSHI_API_BASE_URL", running.base_url)
     monkeypatch.delenv("KALSHI_WS_URL", raising=False)
     return running
+
+
+@pytest.fixture
+def sim(start_simulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    running = start_simulator(auth_keys={"probe": PEM}, ws_faults="ping_interval=0.25")
+    return _use(running, monkeypatch, tmp_path)
+
+
+def _z(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_probe_reports_the_exchange_status_and_the_next_maintenance_window(
+    start_simulator: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    start, end = now + timedelta(hours=2), now + timedelta(hours=4)
+    _use(
+        start_simulator(auth_keys={"probe": PEM}, now=now, maintenance_windows=((start, end),)),
+        monkeypatch,
+        tmp_path,
+    )
+    out = tmp_path / "probe.json"
+    assert main(["probe", "--channels", "ticker", "--seconds", "1", "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert json.loads(out.read_text())["exchange"] == {
+        "exchange_active": True,
+        "trading_active": True,
+        "exchange_estimated_resume_time": None,
+        "exchange_index_statuses": [
+            {
+                "exchange_index": 0,
+                "description": "Default",
+                "exchange_active": True,
+                "trading_active": True,
+                "intra_exchange_transfers_active": True,
+            }
+        ],
+        "next_maintenance": {"start": _z(start), "end": _z(end), "in_effect": False},
+        "trading_expected_now": True,
+    }
+    assert "exchange          active True, trading True; index 0 Default: trading True" in table
+    assert f"maintenance       next {_z(start)} to {_z(end)}" in table
+
+
+def test_the_exchange_report_in_a_maintenance_window(start_simulator: Any) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    start, end = now - timedelta(minutes=1), now + timedelta(hours=1)
+    sim = start_simulator(now=now, maintenance_windows=((start, end),))
+    exchange_now = datetime.fromtimestamp(sim.app.state.world.now_ms() / 1000, UTC)
+    config = KalshiConfig(base_url=sim.base_url, rate_limit_tier="off")
+    report = asyncio.run(exchange_report(config, now=exchange_now))
+    assert (report["exchange_active"], report["trading_active"]) == (True, False)
+    assert [s["trading_active"] for s in report["exchange_index_statuses"]] == [False]
+    assert report["exchange_estimated_resume_time"] == _z(end)
+    assert report["next_maintenance"] == {"start": _z(start), "end": _z(end), "in_effect": True}
+    assert report["trading_expected_now"] is False
+    lines = render_exchange(report)
+    assert f"(resumes about {_z(end)})" in lines[0]
+    assert lines[1] == f"maintenance       in effect {_z(start)} to {_z(end)}"
+    assert render_exchange(None) == [
+        "exchange          not checked (no REST endpoint for this WebSocket URL)"
+    ]
 
 
 def test_probe_reports_types_rates_latency_pings_and_reconnects(

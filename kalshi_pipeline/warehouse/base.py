@@ -125,6 +125,35 @@ class Transaction(ABC):
             params.append(ticker_list)
         return self.execute(sql, params)
 
+    def delete_candle_windows(
+        self, table: str, windows: Sequence[tuple[str, int, int]], period_interval: int = 1
+    ) -> dict[str, int]:
+        """Delete each market's candles of its own window in one statement; return the rows deleted per ticker.
+
+        `windows` holds `(ticker, start_ts, end_ts)` in Unix seconds, inclusive at both ends as in
+        `delete_candles` (which this equals, window by window). Tickers that lost no row are absent.
+        """
+        spec = table_spec(table)
+        if spec.name not in CANDLE_TABLES:
+            raise WarehouseDataError(
+                f"delete_candle_windows works on {sorted(CANDLE_TABLES)}, not {spec.qualified}"
+            )
+        if not windows:
+            return {}
+        params: list[Any] = [int(period_interval)]
+        each = []
+        for ticker, start_ts, end_ts in windows:
+            each.append("(ticker = %s AND end_period_ts >= %s AND end_period_ts <= %s)")
+            params += [str(ticker), to_utc(start_ts, "start_ts"), to_utc(end_ts, "end_ts")]
+        deleted = self.query_df(
+            f"DELETE FROM {spec.qualified} WHERE period_interval = %s AND ({' OR '.join(each)}) "
+            "RETURNING ticker",
+            params,
+        )
+        if deleted.empty:
+            return {}
+        return {str(t): int(n) for t, n in deleted["ticker"].value_counts().items()}
+
 
 class Warehouse(WarehouseQueries):
     """A handle on the warehouse database; cheap to create, opens connections per operation.

@@ -337,3 +337,24 @@ def test_upsert_arrow_refuses_wrong_types_nulls_and_repeated_keys(wh: Warehouse)
         with pytest.raises(WarehouseDataError, match=words), wh.transaction() as tx:
             tx.upsert_arrow("candlesticks", bad)
     assert wh.candles("candlesticks", [GAME_DATE]).empty
+
+
+def test_delete_candle_windows_deletes_each_ticker_in_its_own_window(wh: Warehouse) -> None:
+    wh.upsert("candlesticks", candle_rows(ATL, n=6))
+    wh.upsert("candlesticks", candle_rows(SAS, n=6))
+    wh.upsert("candlesticks", candle_rows(ATL, n=2, period_interval=60))
+    with wh.transaction() as tx:
+        assert tx.delete_candle_windows("candlesticks", []) == {}
+        counts = tx.delete_candle_windows(
+            "candlesticks",
+            [(ATL, T0 + 60, T0 + 180), (SAS, T0 + 240, T0 + 900), (f"{EVENT}-NONE", T0, T0 + 900)],
+        )
+    assert counts == {ATL: 3, SAS: 2}
+    left = _candles(wh)
+    atl = left[(left["ticker"] == ATL) & (left["period_interval"] == 1)]
+    assert [int(ts.timestamp()) - T0 for ts in atl["end_period_ts"]] == [0, 240, 300]
+    sas = left[left["ticker"] == SAS]
+    assert [int(ts.timestamp()) - T0 for ts in sas["end_period_ts"]] == [0, 60, 120, 180]
+    assert ((left["ticker"] == ATL) & (left["period_interval"] == 60)).sum() == 2
+    with pytest.raises(WarehouseDataError, match="candle"), wh.transaction() as tx:
+        tx.delete_candle_windows("markets", [(ATL, T0, T0)])

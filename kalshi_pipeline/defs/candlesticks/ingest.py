@@ -238,12 +238,14 @@ def _replace_date(wh: Warehouse, day_windows: list[MarketWindow], rows: pa.Table
     ends = rows["end_period_ts"].cast(pa.int64()).to_numpy() if rows.num_rows else None
     by_ticker = np.asarray(rows["ticker"].to_numpy(zero_copy_only=False)) if rows.num_rows else None
     with wh.transaction() as tx:
-        for w in day_windows:
-            if w.empty:
-                continue
-            deleted = tx.delete_candles(
-                CANDLESTICKS_RAW.name, [w.ticker], w.start_ts, w.end_ts, PERIOD_INTERVAL
-            )
+        windows = [w for w in day_windows if not w.empty]
+        counts = tx.delete_candle_windows(
+            CANDLESTICKS_RAW.name,
+            [(w.ticker, w.start_ts, w.end_ts) for w in windows],
+            PERIOD_INTERVAL,
+        )
+        for w in windows:
+            deleted = counts.get(w.ticker, 0)
             if not deleted:
                 continue
             pulled = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,9 +13,16 @@ import httpx
 import pandas as pd
 import pytest
 
-from kalshi_pipeline.defs.candlesticks.ingest import CandleDatesFailed, ingest_raw_candles
+from kalshi_pipeline.defs.candlesticks.ingest import (
+    CandleDatesFailed,
+    CandleLossRefused,
+    _replace_date,
+    ingest_raw_candles,
+)
+from kalshi_pipeline.defs.candlesticks.pull import MarketWindow, PulledMarket, raw_table
 from kalshi_pipeline.defs.markets.refresh import refresh_markets
 from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig
+from kalshi_pipeline.kalshi.candles import CandlePayloads
 from kalshi_pipeline.kalshi.ratelimit import UnlimitedLimiter
 from kalshi_pipeline.warehouse import open_warehouse
 from kalshi_pipeline.warehouse.schema import CANDLESTICKS_RAW
@@ -154,5 +161,40 @@ def test_a_bad_answer_fails_its_date_loudly_and_never_removes_stored_rows(
         assert set(rewritten["ingested_at"]) == {
             pd.Timestamp((now + timedelta(hours=1)).replace(microsecond=0))
         }
+    finally:
+        wh.close()
+
+
+def test_a_window_is_never_replaced_with_fewer_candles(tmp_path: Path) -> None:
+    t0 = 1_766_190_600
+    atl, sas = "KXNBAGAME-25DEC19SASATL-ATL", "KXNBAGAME-25DEC19SASATL-SAS"
+
+    def window(ticker: str) -> MarketWindow:
+        return MarketWindow(
+            ticker, "KXNBAGAME-25DEC19SASATL", "KXNBAGAME", date(2025, 12, 19), t0, t0 + 600, False
+        )
+
+    def rows(counts: dict[str, int], volume: str) -> Any:
+        blocks = []
+        for ticker, n in counts.items():
+            items = [{"end_period_ts": t0 + 60 * i, "volume_fp": volume} for i in range(n)]
+            block = CandlePayloads.from_items(
+                items, ticker=ticker, period_interval=1, historical=False
+            )
+            blocks.append(PulledMarket.of(window(ticker), block))
+        return raw_table(blocks, t0 + 3600)
+
+    wh = open_warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}")
+    try:
+        wh.ensure_schema()
+        windows = [window(atl), window(sas)]
+        _replace_date(wh, windows, rows({atl: 5, sas: 5}, "1.00"))
+        with pytest.raises(CandleLossRefused, match=f"{sas} would go from 5 stored candles to 4"):
+            _replace_date(wh, windows, rows({atl: 6, sas: 4}, "2.00"))
+        kept = wh.candles(CANDLESTICKS_RAW.name, [date(2025, 12, 19)])
+        assert len(kept) == 10 and kept["payload"].str.contains('"1.00"').all()
+        _replace_date(wh, windows, rows({atl: 6, sas: 5}, "3.00"))
+        replaced = wh.candles(CANDLESTICKS_RAW.name, [date(2025, 12, 19)])
+        assert len(replaced) == 11 and replaced["payload"].str.contains('"3.00"').all()
     finally:
         wh.close()

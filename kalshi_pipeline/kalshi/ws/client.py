@@ -7,9 +7,9 @@ connection (connect, disconnect, gap, resync, error).
 This module holds the public API (lifecycle, iteration, commands) and the connection loop: a reconnect
 re-signs the handshake, resets all sid/seq trackers (they are per connection), resubscribes and emits a `gap`
 per channel from its own last message (or its subscribe); backoff is exponential with full jitter, and a
-watchdog reconnects a socket silent for longer than `heartbeat_timeout`. A terminal error (Kalshi's 10 or 25) ends one subscription while
-the connection lives on: that channel is subscribed again after a backoff of its own (`resubscribe`).
-What happens to each received frame (seq checks, gaps, resyncs, books) is `dispatch.FrameDispatcher`'s job.
+watchdog reconnects a socket silent for longer than `heartbeat_timeout`. A terminal error (Kalshi's 10 or
+25) ends one subscription while the connection lives on: that channel is subscribed again after a backoff
+of its own (`resubscribe`). `dispatch.FrameDispatcher` handles each frame (seq checks, gaps, resyncs, books).
 """
 
 from __future__ import annotations

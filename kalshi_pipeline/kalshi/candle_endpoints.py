@@ -1,0 +1,324 @@
+"""The candlestick endpoints of `KalshiClient`: one market, many markets, an event, and /historical.
+
+Each comes in two forms: `Candlestick` models (exact decimals, for callers that look at candles) and
+`CandlePayloads` (the candles as received, for bulk ingestion without a Python object per candle). Windows
+are split (`windows.py`) so each request stays under Kalshi's caps; an answer without its candle list is a
+protocol error, asked again with the usual backoff, never "no candles".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from kalshi_pipeline.kalshi.candles import CandlePayloads, Candlestick
+from kalshi_pipeline.kalshi.errors import KalshiProtocolError
+from kalshi_pipeline.kalshi.session import KalshiSession, Params, list_field
+from kalshi_pipeline.kalshi.windows import (
+    SINGLE_MAX_CANDLES,
+    batch_plan,
+    candle_windows,
+    check_unix_seconds,
+    sorted_unique,
+)
+
+__all__ = ["CandleEndpoints"]
+
+
+class CandleEndpoints:
+    """The candle methods `KalshiClient` inherits; they use its session, backoff sleep and jitter source."""
+
+    _session: KalshiSession
+    _sleep: Callable[[float], Awaitable[None]]
+    _rng: Callable[[], float]
+
+    def _parse_candles(
+        self, items: list[Any], ticker: str, period_interval: int, historical: bool
+    ) -> list[Candlestick]:
+        return [
+            Candlestick.from_payload(
+                item, ticker=ticker, period_interval=period_interval, historical=historical
+            )
+            for item in items
+        ]
+
+    async def _candle_body(
+        self,
+        path: str,
+        params: Params,
+        problem_of: Callable[[Mapping[str, Any]], str | None],
+    ) -> Mapping[str, Any]:
+        """`GET path` of a candle endpoint whose answer must carry its candle lists.
+
+        An answer missing a required list (absent or null) is a protocol error, never "no candles": it
+        is asked again up to `max_retries` times with the usual backoff, then raised.
+
+        Raises:
+            KalshiProtocolError: Every attempt answered without the lists, or a list is not a list.
+        """
+        attempts = self._session.config.max_retries + 1
+        problem = ""
+        for attempt in range(attempts):
+            body = await self._session.get_object(path, params)
+            problem = problem_of(body) or ""
+            if not problem:
+                return body
+            if problem.startswith("malformed"):
+                raise KalshiProtocolError(f"GET {path}: {problem}")
+            if attempt + 1 < attempts:
+                ceiling = min(
+                    self._session.config.backoff_max_s,
+                    self._session.config.backoff_base_s * (2**attempt),
+                )
+                delay = self._rng() * ceiling
+                self._session.stats.retries += 1
+                self._session.stats.backoff_seconds += delay
+                await self._sleep(delay)
+        raise KalshiProtocolError(
+            f"GET {path}: {problem} in all {attempts} answers (max_retries={self._session.config.max_retries}); "
+            "a candle answer without its list is a protocol error, not an empty market"
+        )
+
+    async def _single_items(
+        self, path: str, start_ts: int, end_ts: int, period_interval: int
+    ) -> list[list[Any]]:
+        """The candle lists of a single-market endpoint, one per window of <= 5,000 periods."""
+        check_unix_seconds("start_ts", start_ts)
+        check_unix_seconds("end_ts", end_ts)
+        windows = candle_windows(start_ts, end_ts, period_interval, SINGLE_MAX_CANDLES)
+
+        async def fetch(lo: int, hi: int) -> list[Any]:
+            body = await self._candle_body(
+                path,
+                {"start_ts": lo, "end_ts": hi, "period_interval": period_interval},
+                _single_problem,
+            )
+            return body["candlesticks"]
+
+        return list(await asyncio.gather(*(fetch(lo, hi) for lo, hi in windows)))
+
+    async def _single_candles(
+        self,
+        path: str,
+        ticker: str,
+        start_ts: int,
+        end_ts: int,
+        period_interval: int,
+        historical: bool,
+    ) -> list[Candlestick]:
+        chunks = await self._single_items(path, start_ts, end_ts, period_interval)
+        return sorted_unique(
+            c
+            for chunk in chunks
+            for c in self._parse_candles(chunk, ticker, period_interval, historical)
+        )
+
+    async def _single_payloads(
+        self,
+        path: str,
+        ticker: str,
+        start_ts: int,
+        end_ts: int,
+        period_interval: int,
+        historical: bool,
+    ) -> CandlePayloads:
+        chunks = await self._single_items(path, start_ts, end_ts, period_interval)
+        shape = {"ticker": ticker, "period_interval": period_interval, "historical": historical}
+        return CandlePayloads.merged(
+            [CandlePayloads.from_items(chunk, **shape) for chunk in chunks], **shape
+        )
+
+    async def get_market_candlesticks(
+        self,
+        series_ticker: str,
+        ticker: str,
+        start_ts: int,
+        end_ts: int,
+        period_interval: int = 1,
+    ) -> list[Candlestick]:
+        """Candles of one live market ending in `[start_ts, end_ts]` (Unix s), ascending by end time.
+
+        Uses `GET /series/{series}/markets/{ticker}/candlesticks`, one request per <= 5,000 periods.
+        """
+        path = f"/series/{series_ticker}/markets/{ticker}/candlesticks"
+        return await self._single_candles(path, ticker, start_ts, end_ts, period_interval, False)
+
+    async def get_historical_candlesticks(
+        self, ticker: str, start_ts: int, end_ts: int, period_interval: int = 1
+    ) -> list[Candlestick]:
+        """Candles of one archived market (`GET /historical/markets/{ticker}/candlesticks`), chunked to
+        <= 5,000 periods per request, normalised into the same `Candlestick` (with `historical=True`)."""
+        path = f"/historical/markets/{ticker}/candlesticks"
+        return await self._single_candles(path, ticker, start_ts, end_ts, period_interval, True)
+
+    async def get_market_candle_payloads(
+        self,
+        series_ticker: str,
+        ticker: str,
+        start_ts: int,
+        end_ts: int,
+        period_interval: int = 1,
+    ) -> CandlePayloads:
+        """As `get_market_candlesticks`, the candles as received (`CandlePayloads`) for bulk ingestion."""
+        path = f"/series/{series_ticker}/markets/{ticker}/candlesticks"
+        return await self._single_payloads(path, ticker, start_ts, end_ts, period_interval, False)
+
+    async def get_historical_candle_payloads(
+        self, ticker: str, start_ts: int, end_ts: int, period_interval: int = 1
+    ) -> CandlePayloads:
+        """As `get_historical_candlesticks`, the candles as received (`CandlePayloads`)."""
+        path = f"/historical/markets/{ticker}/candlesticks"
+        return await self._single_payloads(path, ticker, start_ts, end_ts, period_interval, True)
+
+    async def _batch_items(
+        self, unique: list[str], start_ts: int, end_ts: int, period_interval: int
+    ) -> list[tuple[str, list[Any]]]:
+        """(market ticker, candle list) of every answer of a batch pull, in answer order."""
+        groups, windows = batch_plan(unique, start_ts, end_ts, period_interval)
+        path = "/markets/candlesticks"
+
+        async def fetch(names: list[str], lo: int, hi: int) -> list[tuple[str, list[Any]]]:
+            body = await self._candle_body(
+                path,
+                {
+                    "market_tickers": names,
+                    "start_ts": lo,
+                    "end_ts": hi,
+                    "period_interval": period_interval,
+                },
+                _batch_problem,
+            )
+            return [(entry["market_ticker"], entry["candlesticks"]) for entry in body["markets"]]
+
+        parts = await asyncio.gather(*(fetch(g, lo, hi) for g in groups for lo, hi in windows))
+        return [pair for part in parts for pair in part]
+
+    def _batch_arguments(self, tickers: Sequence[str], start_ts: int, end_ts: int) -> list[str]:
+        check_unix_seconds("start_ts", start_ts)
+        check_unix_seconds("end_ts", end_ts)
+        if isinstance(tickers, str):
+            raise TypeError("tickers must be a sequence of market tickers, not one string")
+        return list(dict.fromkeys(tickers))
+
+    async def get_candlesticks_batch(
+        self,
+        tickers: Sequence[str],
+        start_ts: int,
+        end_ts: int,
+        period_interval: int = 1,
+    ) -> dict[str, list[Candlestick]]:
+        """Candles of many live markets via `GET /markets/candlesticks`.
+
+        Requests carry <= 100 tickers and tickers x periods <= 10,000 (windows also stay <= 5,000 periods).
+        Returns every requested ticker (an empty list when it had no candles), candles ascending.
+        """
+        unique = self._batch_arguments(tickers, start_ts, end_ts)
+        merged: dict[str, list[Candlestick]] = {t: [] for t in unique}
+        if not unique:
+            return merged
+        for name, items in await self._batch_items(unique, start_ts, end_ts, period_interval):
+            merged.setdefault(name, []).extend(
+                self._parse_candles(items, name, period_interval, False)
+            )
+        return {name: sorted_unique(candles) for name, candles in merged.items()}
+
+    async def get_candle_payloads_batch(
+        self,
+        tickers: Sequence[str],
+        start_ts: int,
+        end_ts: int,
+        period_interval: int = 1,
+    ) -> dict[str, CandlePayloads]:
+        """As `get_candlesticks_batch`, the candles as received (`CandlePayloads`) for bulk ingestion."""
+        unique = self._batch_arguments(tickers, start_ts, end_ts)
+        parts: dict[str, list[CandlePayloads]] = {t: [] for t in unique}
+        if unique:
+            for name, items in await self._batch_items(unique, start_ts, end_ts, period_interval):
+                parts.setdefault(name, []).append(
+                    CandlePayloads.from_items(
+                        items, ticker=name, period_interval=period_interval, historical=False
+                    )
+                )
+        return {
+            name: CandlePayloads.merged(
+                got, ticker=name, period_interval=period_interval, historical=False
+            )
+            for name, got in parts.items()
+        }
+
+    async def get_event_candlesticks(
+        self,
+        series_ticker: str,
+        event_ticker: str,
+        start_ts: int,
+        end_ts: int,
+        period_interval: int = 1,
+    ) -> dict[str, list[Candlestick]]:
+        """Candles of every market of an event via `GET /series/{s}/events/{e}/candlesticks`.
+
+        Kalshi truncates at 5,000 candles across the event and returns `adjusted_end_ts`; the client
+        continues from there until the window is covered.
+        """
+        check_unix_seconds("start_ts", start_ts)
+        check_unix_seconds("end_ts", end_ts)
+        path = f"/series/{series_ticker}/events/{event_ticker}/candlesticks"
+        merged: dict[str, list[Candlestick]] = {}
+        for lo, hi in candle_windows(start_ts, end_ts, period_interval, SINGLE_MAX_CANDLES):
+            cursor = lo
+            while True:
+                body = await self._session.get_object(
+                    path, {"start_ts": cursor, "end_ts": hi, "period_interval": period_interval}
+                )
+                names = list_field(body, "market_tickers", path)
+                series = list_field(body, "market_candlesticks", path)
+                if len(names) != len(series):
+                    raise KalshiProtocolError(
+                        f"GET {path}: {len(names)} market_tickers but {len(series)} candle lists"
+                    )
+                for name, items in zip(names, series, strict=True):
+                    if not isinstance(name, str):
+                        raise KalshiProtocolError(
+                            f"GET {path}: market ticker {name!r} is not a string"
+                        )
+                    merged.setdefault(name, []).extend(
+                        self._parse_candles(items or [], name, period_interval, False)
+                    )
+                adjusted = body.get("adjusted_end_ts")
+                # Absent, null or 0 (an unset Go int) means the window was not truncated.
+                if not adjusted or not isinstance(adjusted, int) or adjusted >= hi:
+                    break
+                if adjusted <= cursor:
+                    raise KalshiProtocolError(
+                        f"GET {path}: adjusted_end_ts {adjusted} does not advance past start_ts {cursor}"
+                    )
+                cursor = adjusted
+        return {name: sorted_unique(candles) for name, candles in merged.items()}
+
+
+def _single_problem(body: Mapping[str, Any]) -> str | None:
+    """What is wrong with a one-market candle answer (`{"candlesticks": [...]}`), None when nothing."""
+    items = body.get("candlesticks")
+    if items is None:
+        return "answer has no 'candlesticks' list"
+    if not isinstance(items, list):
+        return "malformed answer: field 'candlesticks' should be a list"
+    return None
+
+
+def _batch_problem(body: Mapping[str, Any]) -> str | None:
+    """What is wrong with a batch candle answer (`{"markets": [{"market_ticker", "candlesticks"}]}`)."""
+    entries = body.get("markets")
+    if entries is None:
+        return "answer has no 'markets' list"
+    if not isinstance(entries, list):
+        return "malformed answer: field 'markets' should be a list"
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("market_ticker"), str):
+            return f"malformed answer: markets[{i}] has no 'market_ticker' string"
+        items = entry.get("candlesticks")
+        if items is None:
+            return f"answer's markets[{i}] ({entry['market_ticker']}) has no 'candlesticks' list"
+        if not isinstance(items, list):
+            return f"malformed answer: markets[{i}] field 'candlesticks' should be a list"
+    return None

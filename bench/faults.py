@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -43,8 +42,7 @@ import httpx
 import psycopg
 from common import PG_ADMIN, create_database, drop_database, free_port
 
-from kalshi_pipeline.kalshi.tickers import event_date_code
-from kalshi_pipeline_tests.exchange_proxy import Answer, ExchangeProxy, Tamper
+from kalshi_pipeline_tests.exchange_proxy import ExchangeProxy, drop_candle_lists, fail_candles_of
 from kalshi_pipeline_tests.processes import descendants, running, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,33 +96,6 @@ class Simulator:
         """Stop the simulator process."""
         self.proc.terminate()
         self.proc.wait(timeout=30)
-
-
-def drop_candle_lists(rate: float) -> Tamper:
-    """A proxy tamper that drops the `markets`/`candlesticks` list from `rate` of the candle answers."""
-    rng = random.Random(SEED)
-
-    def tamper(answer: Answer) -> Answer:
-        if "candlesticks" not in answer.path or answer.status != 200 or rng.random() >= rate:
-            return answer
-        data = json.loads(answer.body)
-        data.pop("markets", None)
-        data.pop("candlesticks", None)
-        return Answer(answer.path, answer.query, answer.status, json.dumps(data).encode())
-
-    return tamper
-
-
-def fail_candles_of(day: date) -> Tamper:
-    """A proxy tamper that answers 500 to every candle request of `day`'s games (by event ticker)."""
-    code = event_date_code(day)
-
-    def tamper(answer: Answer) -> Answer:
-        if "candlesticks" in answer.path and code in answer.path + answer.query:
-            return Answer(answer.path, answer.query, 500, b'{"error": "internal server error"}')
-        return answer
-
-    return tamper
 
 
 def materialize(
@@ -331,7 +302,7 @@ def main() -> int:
             return f"run exit {code}: {last[:160]}"
 
         def malformed(db_url: str, home: Path) -> str:
-            proxy = ExchangeProxy(suite.clean.base_url, drop_candle_lists(0.3))
+            proxy = ExchangeProxy(suite.clean.base_url, drop_candle_lists(0.3, SEED))
             try:
                 code, last = suite.run(proxy.base_url, db_url, home)
             finally:

@@ -7,11 +7,14 @@ over real sockets to the real simulator; `tamper` sees each answer and returns t
 
 from __future__ import annotations
 
+import json
+import random
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
 import httpx
 import uvicorn
@@ -19,6 +22,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from kalshi_pipeline.kalshi.tickers import event_date_code
 
 API_PREFIX = "/trade-api/v2"
 
@@ -35,6 +40,33 @@ class Answer:
 
 #: Given the upstream answer, return the answer to send (the same object to pass it through).
 Tamper = Callable[[Answer], Answer]
+
+
+def drop_candle_lists(rate: float, seed: int) -> Tamper:
+    """Drop the `markets`/`candlesticks` list from `rate` of the candle answers (seeded draws)."""
+    rng = random.Random(seed)
+
+    def tamper(answer: Answer) -> Answer:
+        if "candlesticks" not in answer.path or answer.status != 200 or rng.random() >= rate:
+            return answer
+        data = json.loads(answer.body)
+        data.pop("markets", None)
+        data.pop("candlesticks", None)
+        return Answer(answer.path, answer.query, answer.status, json.dumps(data).encode())
+
+    return tamper
+
+
+def fail_candles_of(day: date) -> Tamper:
+    """Answer 500 to every candle request of `day`'s games (found by the date in their event tickers)."""
+    code = event_date_code(day)
+
+    def tamper(answer: Answer) -> Answer:
+        if "candlesticks" in answer.path and code in answer.path + answer.query:
+            return Answer(answer.path, answer.query, 500, b'{"error": "internal server error"}')
+        return answer
+
+    return tamper
 
 
 def _free_port() -> int:

@@ -15,20 +15,8 @@ import dagster as dg
 from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY, RAW_KEY
 from kalshi_pipeline.defs.partitions import game_date_partitions
 from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
-from kalshi_pipeline.kalshi.tickers import event_date_code
 from kalshi_pipeline_tests.defs.markets.helpers import ASSETS, sim_dates, table
-from kalshi_pipeline_tests.exchange_proxy import Answer, ExchangeProxy
-
-
-def _failing(day: date) -> Any:
-    code = event_date_code(day)
-
-    def tamper(answer: Answer) -> Answer:
-        if "candlesticks" in answer.path and code in answer.path + answer.query:
-            return Answer(answer.path, answer.query, 500, b'{"error": "internal"}')
-        return answer
-
-    return tamper
+from kalshi_pipeline_tests.exchange_proxy import ExchangeProxy, fail_candles_of
 
 
 def _run(base_url: str, db_url: str, instance: dg.DagsterInstance, days: list[date]) -> Any:
@@ -62,7 +50,7 @@ def test_a_failed_date_leaves_the_others_materialized_and_is_the_only_one_rerun(
     good_day, bad_day = days
     db_url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
     with dg.instance_for_test() as instance:
-        with ExchangeProxy(simulator.base_url, _failing(bad_day)) as proxy:
+        with ExchangeProxy(simulator.base_url, fail_candles_of(bad_day)) as proxy:
             failed = _run(proxy.base_url, db_url, instance, days)
             assert proxy.tampered > 0
         assert not failed.success

@@ -348,7 +348,8 @@ def main() -> int:
             "still-open minute, whose end lies ahead of the clock (negative values)"
         ),
         "note_on_stream_runs": (
-            "in websocket mode the long-running stream run ends as FAILURE when the bench stops the daemon"
+            "in websocket mode the long-running stream run has no end of its own: the bench stops the "
+            "daemon with SIGTERM, which ends it CANCELED (an operator's stop)"
         ),
         "runs": {
             "total": len(runs),

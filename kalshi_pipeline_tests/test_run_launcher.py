@@ -223,11 +223,14 @@ def test_killed_workers_runs_are_failed_by_the_daemon(
         )
         try:
             # The instance may have retried run (a) meanwhile (run_retries): pick the run by its pid.
+            # Killed only once its run reads STARTED: the command stores RUN_START, then the status, and
+            # a kill between the two leaves a NOT_STARTED run (run monitoring's start timeout ends those).
             cli_runs = _wait_for(
                 lambda: [
                     r.run_id
                     for r in instance.get_runs(limit=5)
                     if _worker_pid(instance, r.run_id) == cli.pid
+                    and r.status == dg.DagsterRunStatus.STARTED
                 ],
                 FAIL_DEADLINE_S,
                 "the command-line run did not start",

@@ -181,8 +181,9 @@ def _kill_a_started_live_run(
                 continue
             time.sleep(1)
             after = instance.get_run_by_id(run.run_id)
-            # A run that finished just before the kill does not count; catch another.
-            if after is not None and after.status == dg.DagsterRunStatus.STARTED:
+            # A run that finished just before the kill does not count; catch another. (The code server
+            # that started the worker may already have failed the run by now.)
+            if after is not None and after.status != dg.DagsterRunStatus.SUCCESS:
                 return run.run_id, event.pid
         time.sleep(0.2)
     return None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kalshi_pipeline.kalshi.tickers import event_date_code
+from kalshi_pipeline_tests.processes import free_port
 
 API_PREFIX = "/trade-api/v2"
 
@@ -69,19 +69,13 @@ def fail_candles_of(day: date) -> Tamper:
     return tamper
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class ExchangeProxy:
     """Forward `GET /trade-api/v2/...` to `upstream` (an API base URL) and pass answers through `tamper`."""
 
     def __init__(self, upstream: str, tamper: Tamper) -> None:
         self.upstream = upstream.rstrip("/")
         self.tamper = tamper
-        self.port = _free_port()
+        self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}{API_PREFIX}"
         #: How many answers `tamper` changed.
         self.tampered = 0

@@ -1,10 +1,18 @@
-"""Process helpers for tests and `bench/faults.py` that kill things: descendants, liveness, waiting."""
+"""Process helpers for tests and `bench/faults.py`: free ports, descendants, liveness, waiting."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def descendants(pid: int) -> list[int]:

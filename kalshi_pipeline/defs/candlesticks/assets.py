@@ -200,9 +200,8 @@ def _partial_failure(
                 start_ts=config.start_ts,
                 preview_rows=PREVIEW_ROWS,
             )
-        except (
-            Exception
-        ) as exc:  # the run fails anyway; say what is left instead of hiding the cause
+        except Exception as exc:
+            # The run fails anyway: say what is left to do rather than hide the original cause.
             context.log.error(
                 f"validating the committed dates {dates_label(committed)} failed too "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "

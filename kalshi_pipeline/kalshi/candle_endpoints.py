@@ -33,16 +33,6 @@ class CandleEndpoints:
     _sleep: Callable[[float], Awaitable[None]]
     _rng: Callable[[], float]
 
-    def _parse_candles(
-        self, items: list[Any], ticker: str, period_interval: int, historical: bool
-    ) -> list[Candlestick]:
-        return [
-            Candlestick.from_payload(
-                item, ticker=ticker, period_interval=period_interval, historical=historical
-            )
-            for item in items
-        ]
-
     async def _candle_body(
         self,
         path: str,
@@ -98,22 +88,6 @@ class CandleEndpoints:
 
         return list(await asyncio.gather(*(fetch(lo, hi) for lo, hi in windows)))
 
-    async def _single_candles(
-        self,
-        path: str,
-        ticker: str,
-        start_ts: int,
-        end_ts: int,
-        period_interval: int,
-        historical: bool,
-    ) -> list[Candlestick]:
-        chunks = await self._single_items(path, start_ts, end_ts, period_interval)
-        return sorted_unique(
-            c
-            for chunk in chunks
-            for c in self._parse_candles(chunk, ticker, period_interval, historical)
-        )
-
     async def _single_payloads(
         self,
         path: str,
@@ -141,16 +115,18 @@ class CandleEndpoints:
 
         Uses `GET /series/{series}/markets/{ticker}/candlesticks`, one request per <= 5,000 periods.
         """
-        path = f"/series/{series_ticker}/markets/{ticker}/candlesticks"
-        return await self._single_candles(path, ticker, start_ts, end_ts, period_interval, False)
+        got = await self.get_market_candle_payloads(
+            series_ticker, ticker, start_ts, end_ts, period_interval
+        )
+        return got.candlesticks()
 
     async def get_historical_candlesticks(
         self, ticker: str, start_ts: int, end_ts: int, period_interval: int = 1
     ) -> list[Candlestick]:
         """Candles of one archived market (`GET /historical/markets/{ticker}/candlesticks`), chunked to
         <= 5,000 periods per request, normalised into the same `Candlestick` (with `historical=True`)."""
-        path = f"/historical/markets/{ticker}/candlesticks"
-        return await self._single_candles(path, ticker, start_ts, end_ts, period_interval, True)
+        got = await self.get_historical_candle_payloads(ticker, start_ts, end_ts, period_interval)
+        return got.candlesticks()
 
     async def get_market_candle_payloads(
         self,
@@ -213,15 +189,8 @@ class CandleEndpoints:
         Requests carry <= 100 tickers and tickers x periods <= 10,000 (windows also stay <= 5,000 periods).
         Returns every requested ticker (an empty list when it had no candles), candles ascending.
         """
-        unique = self._batch_arguments(tickers, start_ts, end_ts)
-        merged: dict[str, list[Candlestick]] = {t: [] for t in unique}
-        if not unique:
-            return merged
-        for name, items in await self._batch_items(unique, start_ts, end_ts, period_interval):
-            merged.setdefault(name, []).extend(
-                self._parse_candles(items, name, period_interval, False)
-            )
-        return {name: sorted_unique(candles) for name, candles in merged.items()}
+        got = await self.get_candle_payloads_batch(tickers, start_ts, end_ts, period_interval)
+        return {name: payloads.candlesticks() for name, payloads in got.items()}
 
     async def get_candle_payloads_batch(
         self,
@@ -282,7 +251,10 @@ class CandleEndpoints:
                             f"GET {path}: market ticker {name!r} is not a string"
                         )
                     merged.setdefault(name, []).extend(
-                        self._parse_candles(items or [], name, period_interval, False)
+                        Candlestick.from_payload(
+                            item, ticker=name, period_interval=period_interval, historical=False
+                        )
+                        for item in items or []
                     )
                 adjusted = body.get("adjusted_end_ts")
                 # Absent, null or 0 (an unset Go int) means the window was not truncated.

@@ -288,6 +288,22 @@ class CandlePayloads:
     def __len__(self) -> int:
         return len(self.ends)
 
+    def candlesticks(self) -> list[Candlestick]:
+        """The candles parsed into `Candlestick`s (exact decimals, every field checked), same order.
+
+        Raises:
+            KalshiProtocolError: A candle's values are malformed (the message names the field).
+        """
+        return [
+            Candlestick.from_payload(
+                payload,
+                ticker=self.ticker,
+                period_interval=self.period_interval,
+                historical=self.historical,
+            )
+            for payload in self.payloads
+        ]
+
     @classmethod
     def from_items(
         cls, items: list[Any], *, ticker: str, period_interval: int, historical: bool

@@ -10,6 +10,9 @@ import functools
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import orjson
+
 from kalshi_pipeline.simulator.market_model.candles import CandleArrays
 from kalshi_pipeline.simulator.market_model.path import BookLadder, MarketPath, TradePrint
 from kalshi_pipeline.simulator.market_model.prices import PIPS, PRICE_RANGES
@@ -314,6 +317,33 @@ def candles(arrays: CandleArrays, historical: bool = False) -> list[dict[str, An
             }
         )
     return out
+
+
+CANDLE_START = b'{"end_period_ts":'
+"""How every Candlestick object's JSON text begins (its first key), in both wire shapes."""
+
+
+def candles_json(arrays: CandleArrays, historical: bool = False) -> bytes:
+    """The JSON array of `candles(arrays, historical)` as compact UTF-8 text, exactly as `JSONResponse` renders it."""
+    return orjson.dumps(candles(arrays, historical))
+
+
+def candle_elements(arrays: CandleArrays, historical: bool = False) -> tuple[bytes, np.ndarray]:
+    """The candles' JSON texts joined by commas, and where each one starts in that text.
+
+    `starts` has one more entry than there are candles, as if a comma followed the last one: candles `lo`
+    to `hi - 1` are `text[starts[lo] : starts[hi] - 1]`.
+    """
+    if not len(arrays):
+        return b"", np.zeros(1, dtype=np.int64)
+    text = candles_json(arrays, historical)[1:-1]
+    # A candle's text holds no `,{"end_period_ts":` of its own: its values are numbers and price strings.
+    pieces = text.split(b"," + CANDLE_START)
+    lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+    lengths[1:] += len(CANDLE_START)
+    starts = np.zeros(len(pieces) + 1, dtype=np.int64)
+    np.cumsum(lengths + 1, out=starts[1:])
+    return text, starts
 
 
 def trade_fields(t: TradePrint) -> dict[str, Any]:

@@ -1,20 +1,15 @@
 """The candlestick endpoints: one market (live and historical), a batch of markets, and an event.
 
-A closed market's candles never change again, so the single-market and batch endpoints render each closed
-market's whole history once, as the JSON text of every candle, and answer later windows by slicing it
-(`RenderedCandles`, bounded by `CACHE_BYTES`): a backfill then measures the pipeline, not the simulator.
+The single-market and batch endpoints answer from `CandleCache` (each market's final candles rendered once,
+windows sliced from that text), so a backfill measures the pipeline, not the simulator; the event endpoint
+and `include_latest_before_start` compute their answers from the paths.
 """
 
 from __future__ import annotations
 
-import json
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass
-
-import numpy as np
+import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from kalshi_pipeline.simulator import payloads
 from kalshi_pipeline.simulator.errors import ApiError, bad_request
@@ -25,6 +20,7 @@ from kalshi_pipeline.simulator.market_model.candles import (
     carry_candle,
     concat,
 )
+from kalshi_pipeline.simulator.rest.candle_cache import CandleCache
 from kalshi_pipeline.simulator.rest.catalog import MAX_BATCH_TICKERS, Catalog
 from kalshi_pipeline.simulator.rest.params import q_bool, q_csv, q_required_int
 
@@ -34,26 +30,6 @@ MAX_CANDLES = 5000
 """The most candles one market's window (or an event's candles in total) may hold."""
 MAX_BATCH_CANDLES = 10_000
 """The most candles a batch request may span over all its tickers."""
-CACHE_BYTES = 128 << 20
-"""Rendered candle text kept for closed markets, at most (least recently used dropped first)."""
-
-_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
-
-
-@dataclass(frozen=True)
-class RenderedCandles:
-    """A closed market's whole candle history for one period and wire shape, rendered once."""
-
-    end_ts: np.ndarray
-    #: Each candle's JSON text (UTF-8), as `JSONResponse` renders it, in `end_ts` order.
-    texts: list[bytes]
-    size: int
-
-    def window(self, start: int, end: int) -> bytes:
-        """The JSON array of the candles ending in `[start, end]`."""
-        lo = int(np.searchsorted(self.end_ts, start, "left"))
-        hi = int(np.searchsorted(self.end_ts, end, "right"))
-        return b"[" + b",".join(self.texts[lo:hi]) + b"]"
 
 
 class CandleEndpoints:
@@ -62,48 +38,7 @@ class CandleEndpoints:
     def __init__(self, catalog: Catalog) -> None:
         """Serve the candles of `catalog`'s markets."""
         self.catalog = catalog
-        self._rendered: OrderedDict[tuple[str, int, bool], RenderedCandles] = OrderedDict()
-        self._rendered_bytes = 0
-        self._lock = threading.Lock()
-
-    def _closed_history(
-        self, ticker: str, period: int, now_ms: int, historical: bool
-    ) -> RenderedCandles | None:
-        """The rendered history of a market closed for at least one period by `now_ms`, else None."""
-        game = self.catalog.world.by_market[ticker]
-        last_end = game.close_s + period * 60
-        if now_ms < last_end * 1000:
-            return None  # still trading (or its last period is still open): candles can change
-        key = (ticker, period, historical)
-        with self._lock:
-            found = self._rendered.get(key)
-            if found is not None:
-                self._rendered.move_to_end(key)
-                return found
-        arrays = candles(self.catalog.world.market_path(ticker), period, 0, last_end, now_ms)
-        texts = [_dumps(c).encode() for c in payloads.candles(arrays, historical=historical)]
-        rendered = RenderedCandles(arrays.end_ts.copy(), texts, sum(map(len, texts)))
-        with self._lock:
-            if key not in self._rendered:
-                self._rendered[key] = rendered
-                self._rendered_bytes += rendered.size
-            while self._rendered_bytes > CACHE_BYTES and len(self._rendered) > 1:
-                _, dropped = self._rendered.popitem(last=False)
-                self._rendered_bytes -= dropped.size
-        return rendered
-
-    def _candle_text(
-        self, ticker: str, start: int, end: int, period: int, now_ms: int, *, historical: bool
-    ) -> bytes:
-        """The JSON array of a market's candles in `[start, end]` (no `include_latest_before_start`)."""
-        game = self.catalog.world.by_market[ticker]
-        if now_ms < game.open_s * 1000:
-            return b"[]"
-        rendered = self._closed_history(ticker, period, now_ms, historical)
-        if rendered is not None:
-            return rendered.window(start, end)
-        arrays = self._candles(ticker, start, end, period, now_ms, False)
-        return _dumps(payloads.candles(arrays, historical=historical)).encode()
+        self.cache = CandleCache(catalog.world)
 
     def _window(self, request: Request, cap: int | None) -> tuple[int, int, int]:
         """`(start_ts, end_ts, period_interval)` of a request, validated (400 over `cap` candles)."""
@@ -146,12 +81,10 @@ class CandleEndpoints:
         latest_before = not historical and q_bool(request, "include_latest_before_start")
         if latest_before:
             arrays = self._candles(ticker, start, end, period, now_ms, latest_before)
-            body = payloads.candles(arrays, historical=historical)
-            return JSONResponse({"ticker": ticker, "candlesticks": body})
-        text = self._candle_text(ticker, start, end, period, now_ms, historical=historical)
-        return _json_bytes(
-            b'{"ticker":' + _dumps(ticker).encode() + b',"candlesticks":' + text + b"}"
-        )
+            text = payloads.candles_json(arrays, historical=historical)
+        else:
+            text = self.cache.array_text(ticker, start, end, period, now_ms, historical=historical)
+        return _json_bytes(b'{"ticker":' + orjson.dumps(ticker) + b',"candlesticks":' + text + b"}")
 
     async def market_candles(self, request: Request) -> Response:
         """`GET /series/{series}/markets/{ticker}/candlesticks` (live markets only)."""
@@ -185,11 +118,11 @@ class CandleEndpoints:
                 continue
             if latest_before:
                 arrays = self._candles(ticker, start, end, period, now_ms, latest_before)
-                text = _dumps(payloads.candles(arrays)).encode()
+                text = payloads.candles_json(arrays)
             else:
-                text = self._candle_text(ticker, start, end, period, now_ms, historical=False)
+                text = self.cache.array_text(ticker, start, end, period, now_ms, historical=False)
             out.append(
-                b'{"market_ticker":' + _dumps(ticker).encode() + b',"candlesticks":' + text + b"}"
+                b'{"market_ticker":' + orjson.dumps(ticker) + b',"candlesticks":' + text + b"}"
             )
         return _json_bytes(b'{"markets":[' + b",".join(out) + b"]}")
 
@@ -217,12 +150,14 @@ class CandleEndpoints:
             [c for c in payloads.candles(arrays) if c["end_period_ts"] <= adjusted_end]
             for arrays in per_market
         ]
-        return JSONResponse(
-            {
-                "market_tickers": tickers,
-                "market_candlesticks": lists,
-                "adjusted_end_ts": adjusted_end,
-            }
+        return _json_bytes(
+            orjson.dumps(
+                {
+                    "market_tickers": tickers,
+                    "market_candlesticks": lists,
+                    "adjusted_end_ts": adjusted_end,
+                }
+            )
         )
 
     async def historical_candles(self, request: Request) -> Response:

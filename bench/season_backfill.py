@@ -448,7 +448,7 @@ def main() -> int:
             "note": (
                 "1-s values are wall-clock-aligned bins of admitted requests (what Kalshi's bucket meters); "
                 "a bucket of 40 refilling at 20/s admits at most 60 in one second and 24/s over 10 s, and "
-                "the shared budget (half the burst) at most 40 and 22/s"
+                "the shared budget (0.9 of the burst, 36) at most 56 and 23.6/s"
             ),
         },
         "progress": progress,

@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
+from kalshi_pipeline.warehouse.candle_sql import candles_select
 from kalshi_pipeline.warehouse.errors import WarehouseDataError
 from kalshi_pipeline.warehouse.frames import (
     PreparedArrow,
@@ -83,6 +84,35 @@ class Transaction(ABC):
         if prepared.rows == 0:
             return 0
         return self._write_arrow(prepared)
+
+    def candles(
+        self,
+        table: str,
+        game_dates: Sequence[dt.date],
+        *,
+        columns: Sequence[str] | None = None,
+        event_tickers: Collection[str] | None = None,
+        since: int | dt.datetime | None = None,
+    ) -> pd.DataFrame:
+        """`Warehouse.candles` inside this transaction (it sees the transaction's own writes)."""
+        sql, params = candles_select(
+            table, game_dates, columns=columns, event_tickers=event_tickers, since=since
+        )
+        return self.query_df(sql, params)
+
+    def count_candles(
+        self,
+        table: str,
+        game_dates: Sequence[dt.date],
+        *,
+        event_tickers: Collection[str] | None = None,
+        since: int | dt.datetime | None = None,
+    ) -> int:
+        """How many rows `candles` would return, counted in the database."""
+        sql, params = candles_select(
+            table, game_dates, event_tickers=event_tickers, since=since, count=True
+        )
+        return int(self.query_df(sql, params)["n"].iloc[0])
 
     def delete_candles(
         self,

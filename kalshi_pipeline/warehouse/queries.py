@@ -14,6 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from kalshi_pipeline.warehouse.candle_sql import (
+    as_date,
+    candles_select,
+    clean_state_select,
+    date_list,
+)
 from kalshi_pipeline.warehouse.errors import WarehouseDataError
 from kalshi_pipeline.warehouse.schema import (
     CANDLE_VALUE_COLUMNS,
@@ -27,7 +33,7 @@ from kalshi_pipeline.warehouse.schema import (
     TableSpec,
     table_spec,
 )
-from kalshi_pipeline.warehouse.times import to_utc
+from kalshi_pipeline.warehouse.times import to_utc, unix_seconds_column
 
 if TYPE_CHECKING:
     from kalshi_pipeline.warehouse.base import Params
@@ -65,7 +71,7 @@ class WarehouseQueries(ABC):
         where: list[str] = []
         params: list[Any] = []
         if game_dates is not None:
-            dates = [_as_date(d) for d in game_dates]
+            dates = [as_date(d) for d in game_dates]
             if not dates:
                 return _empty_games()
             where.append("game_date = ANY(%s)")
@@ -142,7 +148,7 @@ class WarehouseQueries(ABC):
         when every raw row was either accepted or rejected.
         """
         self._ensure_once()
-        day = _as_date(game_date)
+        day = as_date(game_date)
         parts = []
         for table, kind in (
             ("candlesticks_raw", "raw"),
@@ -196,7 +202,7 @@ class WarehouseQueries(ABC):
             )
         ]
         df = self.query_df(
-            " UNION ALL ".join(parts), [_dates(game_dates), int(period_interval)] * 3
+            " UNION ALL ".join(parts), [date_list(game_dates), int(period_interval)] * 3
         )
         if df.empty:
             return pd.DataFrame(
@@ -205,6 +211,39 @@ class WarehouseQueries(ABC):
         counts = df.pivot_table(index="event_ticker", columns="kind", values="n", aggfunc="sum")
         counts = counts.reindex(columns=columns[1:]).fillna(0).astype("int64")
         return counts.reset_index().sort_values("event_ticker").reset_index(drop=True)[columns]
+
+    def clean_state(
+        self,
+        game_dates: Sequence[dt.date],
+        event_tickers: Collection[str],
+        since: int | dt.datetime | None = None,
+        period_interval: int = 1,
+    ) -> pd.DataFrame:
+        """Per game date with raw rows: whether its clean rows are exactly what validating them would write.
+
+        Over `event_tickers` and candles ending at or after `since`. Columns: game_date, raw_rows (REST raw
+        rows), last_end (Unix s of the newest), current (bool). A date is current when every raw row has a
+        clean twin (same key and source, stamped no earlier), no other clean row lies at or before its
+        newest raw end time, and nothing is rejected (a rejection may depend on which markets are stored,
+        so such a date is always validated again). Dates without raw rows are absent: nothing to validate.
+        """
+        self._ensure_once()
+        columns = {"game_date": object, "raw_rows": "int64", "last_end": "int64", "current": bool}
+        if not game_dates or not event_tickers:
+            return pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
+        sql, params = clean_state_select(game_dates, event_tickers, since, period_interval)
+        df = self.query_df(sql, params)
+        out = pd.DataFrame(
+            {
+                "game_date": [as_date(d) for d in df["game_date"]],
+                "raw_rows": df["raw_rows"].astype("int64"),
+                "last_end": unix_seconds_column(pd.to_datetime(df["last_end"], utc=True)),
+                "current": (df["raw_rows"] == df["matched"])
+                & (df["matched"] == df["clean_rows"])
+                & (df["rejected"] == 0),
+            }
+        )
+        return out.astype(columns).sort_values("game_date").reset_index(drop=True)
 
     def partition_summary(
         self, game_dates: Sequence[dt.date], period_interval: int = 1
@@ -216,7 +255,7 @@ class WarehouseQueries(ABC):
         Ordered by game_date, event_ticker, ticker.
         """
         self._ensure_once()
-        dates = [_as_date(d) for d in game_dates]
+        dates = [as_date(d) for d in game_dates]
         if not dates:
             return pd.DataFrame(columns=list(_SUMMARY_COLUMNS))
         sql = """
@@ -269,7 +308,7 @@ class WarehouseQueries(ABC):
         return self.query_df(
             f"SELECT * FROM {MARKETS.qualified} WHERE game_date = ANY(%s) "
             "ORDER BY event_ticker, ticker",
-            [_dates(game_dates)],
+            [date_list(game_dates)],
         )
 
     def candles(
@@ -287,22 +326,11 @@ class WarehouseQueries(ABC):
         `columns` picks some columns (default: all, as stored); `event_tickers` keeps only those games
         (None: every game); `since` (Unix s or tz-aware) keeps candles with `end_period_ts >= since`.
         """
-        spec = _candle_table(table)
-        names = _columns(spec, columns)
         self._ensure_once()
-        where = ["game_date = ANY(%(dates)s)"]
-        params: dict[str, Any] = {"dates": _dates(game_dates)}
-        if event_tickers is not None:
-            where.append("event_ticker = ANY(%(events)s)")
-            params["events"] = sorted({str(e) for e in event_tickers})
-        if since is not None:
-            where.append("end_period_ts >= %(since)s")
-            params["since"] = to_utc(since, "since")
-        return self.query_df(
-            f"SELECT {names} FROM {spec.qualified} WHERE {' AND '.join(where)} "
-            "ORDER BY ticker, end_period_ts",
-            params,
+        sql, params = candles_select(
+            table, game_dates, columns=columns, event_tickers=event_tickers, since=since
         )
+        return self.query_df(sql, params)
 
     def sample_rows(
         self, table: str, game_dates: Sequence[dt.date] | None = None, limit: int = SAMPLE_ROWS
@@ -321,7 +349,7 @@ class WarehouseQueries(ABC):
             raise WarehouseDataError(f"{spec.qualified} has no game_date to sample by")
         return self.query_df(
             f"SELECT * FROM {spec.qualified} WHERE game_date = ANY(%s) LIMIT {limit}",
-            [_dates(game_dates)],
+            [date_list(game_dates)],
         )
 
     def stream_rest_comparison(self, since: dt.datetime, until: dt.datetime) -> pd.DataFrame:
@@ -379,7 +407,7 @@ class WarehouseQueries(ABC):
     ) -> pd.DataFrame:
         self._ensure_once()
         where = ["game_date = ANY(%(dates)s)"]
-        params: dict[str, Any] = {"dates": _dates(game_dates)}
+        params: dict[str, Any] = {"dates": date_list(game_dates)}
         if event_tickers is not None:
             where.append("event_ticker = ANY(%(events)s)")
             params["events"] = sorted({str(e) for e in event_tickers})
@@ -431,41 +459,3 @@ def _empty_games() -> pd.DataFrame:
 def _first_value(series: pd.Series) -> Any:
     values = series.dropna()
     return values.iloc[0] if len(values) else None
-
-
-def _as_date(value: Any) -> dt.date:
-    if isinstance(value, dt.datetime):
-        raise WarehouseDataError(f"expected a datetime.date game date, got datetime {value!r}")
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise WarehouseDataError(f"expected a datetime.date game date (or 'YYYY-MM-DD'), got {value!r}")
-
-
-def _candle_table(table: str) -> TableSpec:
-    spec = table_spec(table)
-    if not {"ticker", "game_date", "end_period_ts"} <= set(spec.column_names):
-        raise WarehouseDataError(f"{spec.qualified} is not a candle table")
-    return spec
-
-
-def _columns(spec: TableSpec, columns: Sequence[str] | None) -> str:
-    """The select list: `*`, or the named columns after checking each belongs to the table."""
-    if columns is None:
-        return "*"
-    unknown = [c for c in columns if c not in spec.column_names]
-    if unknown or not columns:
-        raise WarehouseDataError(
-            f"{spec.qualified} has no columns {unknown}; it has {list(spec.column_names)}"
-        )
-    return ", ".join(columns)
-
-
-def _dates(values: Sequence[dt.date]) -> list[dt.date]:
-    if isinstance(values, str | dt.date):
-        raise WarehouseDataError(f"expected a list of game dates, got the single value {values!r}")
-    return [_as_date(d) for d in values]

@@ -35,7 +35,7 @@ import psycopg
 
 DEFAULT_BUDGET_NAME = "kalshi-read"
 #: Share of the server's bucket capacity the shared bucket may burst (see `shared_rate_budget`).
-BURST_FRACTION = 0.5
+BURST_FRACTION = 0.9
 
 _TABLE_DDL = """
 CREATE TABLE IF NOT EXISTS kalshi.rate_budget (
@@ -362,13 +362,15 @@ def shared_rate_budget(
     """Return this process's handle on the cross-process budget of the exchange at `base_url`.
 
     `rate_per_s` and `capacity` are the server's bucket; the shared bucket refills at the same rate but
-    holds only `burst_fraction` of the capacity. A request granted here reaches the server a little later
-    (the client's connection semaphore, the event loop, the network), and such delays can bunch requests
-    that were granted apart; the capacity held back absorbs up to `(1 - burst_fraction) * capacity /
-    rate_per_s` seconds of bunching (1 s at every Kalshi tier) without a 429, at the cost of a smaller
-    first burst. The budget lives in Postgres when `url` is a postgresql:// URL, else in a locked file in
-    `directory` (default: the temp dir); one handle (and one database connection) per
-    process and bucket is reused by every client.
+    holds only `burst_fraction` of the capacity. Delays between a grant here and the request reaching the
+    server (the client's connection semaphore, the event loop, the network) cannot cause a 429: a request
+    that arrives later than granted finds the server's bucket fuller, not emptier, and bunched arrivals
+    after a stall of up to `capacity / rate_per_s` seconds still fit. What the held-back capacity covers is
+    what this bucket cannot see: requests by other clients of the same key, or a server bucket that was
+    not full when the budget was created. 0.9 keeps four requests of Kalshi's 40-request burst for that,
+    at the cost of a slightly smaller first burst. The budget lives in Postgres when `url` is a
+    postgresql:// URL, else in a locked file in `directory` (default: the temp dir); one handle (and one
+    database connection) per process and bucket is reused by every client.
     """
     if not 0 < burst_fraction <= 1:
         raise ValueError(f"burst_fraction must be in (0, 1], got {burst_fraction}")

@@ -122,8 +122,14 @@ def candlesticks_raw(
     kalshi: KalshiApiResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    """Pull the partition's games' candles and replace their windows in `kalshi.candlesticks_raw`."""
+    """Pull the partition's games' candles and replace their windows in `kalshi.candlesticks_raw`.
+
+    When the run also materializes `kalshi/candlesticks`, each date is validated into the clean tables as
+    it is stored (one parse per candle, overlapped with the pull); that step then finds those dates
+    current and only reads back what its checks need.
+    """
     dates = partition_dates(context)
+    validate = CANDLES_KEY in context.job_def.asset_layer.selected_asset_keys
 
     async def run(wh: Warehouse) -> tuple[RawIngest, RequestStats]:
         async with kalshi.client() as client:
@@ -135,6 +141,7 @@ def candlesticks_raw(
                 event_tickers=config.event_tickers,
                 start_ts=config.start_ts,
                 preview_rows=PREVIEW_ROWS,
+                validate=validate,
             )
             return done, client.stats
 
@@ -142,7 +149,7 @@ def candlesticks_raw(
         try:
             done, stats = asyncio.run(run(wh))
         except CandleDatesFailed as failed:
-            raise _partial_failure(context, wh, config, failed) from failed
+            raise _partial_failure(context, failed) from failed
     context.log.info(f"{done.candles} raw candles for {done.games} games of {dates_label(dates)}")
     return dg.MaterializeResult(
         metadata={
@@ -153,6 +160,7 @@ def candlesticks_raw(
             "candles": done.candles,
             "candles_historical": done.historical_candles,
             "historical_fallbacks": len(done.historical_fallbacks),
+            "dates_validated_along": len(done.validated),
             "window": _window_label(done.pulled_windows),
             "start_ts": config.start_ts if config.start_ts is not None else "open_time",
             **stats_metadata(stats),
@@ -166,19 +174,15 @@ def candlesticks_raw(
     )
 
 
-def _partial_failure(
-    context: dg.AssetExecutionContext,
-    wh: Warehouse,
-    config: CandlePullConfig,
-    failed: CandleDatesFailed,
-) -> dg.Failure:
+def _partial_failure(context: dg.AssetExecutionContext, failed: CandleDatesFailed) -> dg.Failure:
     """Keep what a partly failed range run committed usable, and return the failure naming the rest.
 
     Dates commit one by one, so the committed ones are recorded as materialized: Dagster then shows only
     the failed dates as failed, and "materialize failed and missing" (or a backfill's re-run of failed
     partitions) does only those. When the run also selects `kalshi/candlesticks`, whose step can no longer
-    run after this one fails, the committed dates are validated into the clean table here, with the same
-    function that step runs, so a re-run of the failed dates alone leaves every date complete.
+    run after this one fails, each committed date was validated into the clean tables in the transaction
+    that stored it, so it is recorded as materialized there too and a re-run of the failed dates alone
+    leaves every date complete.
     """
     committed = sorted(failed.committed)
     for day in committed:
@@ -190,40 +194,21 @@ def _partial_failure(
                 metadata={"failed_dates_in_run": len(failed.failures)},
             )
         )
-    if committed and CANDLES_KEY in context.job_def.asset_layer.selected_asset_keys:
-        try:
-            cleaned = clean_candles(
-                wh,
-                committed,
-                now=datetime.now(UTC),
-                event_tickers=config.event_tickers,
-                start_ts=config.start_ts,
-                preview_rows=PREVIEW_ROWS,
+    for day in committed:
+        validated = failed.validated.get(day)
+        if validated is None:
+            continue
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=CANDLES_KEY,
+                partition=str(day),
+                description=(
+                    "Validated as it was stored by a range run in which other game dates failed (the "
+                    "checks run with the next materialization of this asset)."
+                ),
+                metadata={"candles": validated.valid, "rejects": validated.rejected},
             )
-        except Exception as exc:
-            # The run fails anyway: say what is left to do rather than hide the original cause.
-            context.log.error(
-                f"validating the committed dates {dates_label(committed)} failed too "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                "materialize kalshi/candlesticks for them"
-            )
-        else:
-            for day in committed:
-                context.log_event(
-                    dg.AssetMaterialization(
-                        asset_key=CANDLES_KEY,
-                        partition=str(day),
-                        description=(
-                            "Validated by the raw step of a range run in which other game dates "
-                            "failed (the checks run with the next materialization of this asset)."
-                        ),
-                        metadata={
-                            "dates": dates_label(committed),
-                            "candles": cleaned.valid,
-                            "rejects": cleaned.rejected,
-                        },
-                    )
-                )
+        )
     return dg.Failure(
         description=str(failed),
         metadata={

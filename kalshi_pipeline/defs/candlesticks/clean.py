@@ -10,7 +10,7 @@ are read back for the minute-grid completeness check and a schema sample.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -25,7 +25,7 @@ from kalshi_pipeline.defs.candlesticks.scope import candle_scope
 from kalshi_pipeline.defs.candlesticks.validation import PARSED_COLUMNS, to_table, validate_candles
 from kalshi_pipeline.kalshi import KalshiError
 from kalshi_pipeline.kalshi.candles import CANDLE_VALUE_FIELDS, parse_candle_values
-from kalshi_pipeline.warehouse import Warehouse, unix_seconds_column
+from kalshi_pipeline.warehouse import Transaction, Warehouse, unix_seconds_column
 from kalshi_pipeline.warehouse.schema import (
     CANDLESTICKS,
     CANDLESTICKS_RAW,
@@ -79,6 +79,81 @@ class CleanCandles:
         return dict(sorted(self.reason_counts.items(), key=lambda kv: -kv[1])[:n])
 
 
+@dataclass(frozen=True)
+class DayClean:
+    """What validating one game date's raw rows wrote."""
+
+    raw: int
+    valid: int
+    rejected: int
+    #: The newest parsed candle end time (Unix s), None when nothing was parsed.
+    day_end: int | None
+    #: How many rejected rows failed each rule.
+    reason_counts: dict[str, int]
+    #: The valid rows as parsed candles when asked for (`clean_day`'s `with_rows`), else None.
+    rows: pd.DataFrame | None
+
+
+def clean_day(
+    tx: Transaction,
+    raw: pd.DataFrame,
+    *,
+    day_tickers: Collection[str],
+    allowed_tickers: Collection[str],
+    window_start: int,
+    ingested_at_ts: int,
+    with_rows: bool = False,
+) -> DayClean:
+    """Validate one date's raw rows and replace them, inside `tx`, in the clean and rejected tables.
+
+    `raw` holds the date's `kalshi.candlesticks_raw` rows (as `Warehouse.candles` reads them, or as
+    `pull.raw_table` builds them); `day_tickers` are the date's covered markets, whose clean and rejected
+    rows from `window_start` to the newest parsed candle are deleted first, so a candle that turned
+    invalid does not linger; a candle of a ticker outside `allowed_tickers` is rejected.
+    """
+    allowed = set(allowed_tickers)
+    # The fast path accepts the plain, valid rows; the reference path decides every other row.
+    split = fast_split(raw, allowed)
+    parsed, unparseable = parse_raw(raw.iloc[split.deferred].reset_index(drop=True))
+    valid, rejected = validate_candles(parsed, allowed)
+    if len(unparseable):
+        rejected = pd.concat([rejected, unparseable], ignore_index=True)
+    tickers = sorted(set(day_tickers) | set(raw["ticker"]))
+    accepted_ends = unix_seconds_column(raw["end_period_ts"].iloc[split.accepted])
+    ends = [int(max(accepted_ends))] if len(accepted_ends) else []
+    ends += [int(parsed["end_period_ts"].max())] if len(parsed) else []
+    day_end = max(ends) if ends else None
+    ingested_at = pd.Timestamp(ingested_at_ts, unit="s", tz="UTC")
+    if tickers and day_end is not None:
+        for spec in (CANDLESTICKS, CANDLESTICKS_REJECTED):
+            tx.delete_candles(spec.name, tickers, window_start, day_end, PERIOD_INTERVAL)
+    if len(rejected):
+        tx.upsert(
+            CANDLESTICKS_REJECTED.name,
+            to_table(rejected, CANDLESTICKS_REJECTED.column_names, ingested_at),
+        )
+    if len(valid):
+        tx.upsert(CANDLESTICKS.name, to_table(valid, CANDLESTICKS.column_names, ingested_at))
+    if len(split.accepted):
+        tx.upsert_arrow(CANDLESTICKS.name, accepted_table(raw, split, ingested_at_ts))
+    reason_counts: dict[str, int] = {}
+    for reasons_text in rejected["reasons"] if len(rejected) else ():
+        for reason in str(reasons_text).split("; "):
+            reason_counts[reason] = reason_counts.get(reason, 0) + 1
+    rows = None
+    if with_rows:
+        fast = accepted_rows(raw, split)
+        rows = pd.concat([fast, valid], ignore_index=True) if len(valid) else fast
+    return DayClean(
+        raw=len(raw),
+        valid=len(split.accepted) + len(valid),
+        rejected=len(rejected),
+        day_end=day_end,
+        reason_counts=reason_counts,
+        rows=rows,
+    )
+
+
 def clean_candles(
     wh: Warehouse,
     dates: Sequence[date],
@@ -91,14 +166,23 @@ def clean_candles(
     """Parse and validate the dates' raw candles and replace them in the clean and rejected tables.
 
     Covers every game of the dates, or only `event_tickers`; `start_ts` (Unix s) limits the run to candles
-    ending at or after it (an incremental run). `now` stamps `ingested_at`.
+    ending at or after it (an incremental run). `now` stamps `ingested_at`. A date whose clean rows are
+    already exactly what validating its raw rows would write (`Warehouse.clean_state`: the raw step
+    validated it as it stored it) is not parsed again; its counts are read back instead.
     """
     scope = candle_scope(wh, dates, event_tickers)
     ingested_at_ts = int(now.timestamp())
-    ingested_at = pd.Timestamp(ingested_at_ts, unit="s", tz="UTC")
     window_start = start_ts if start_ts is not None else 0
     allowed = scope.allowed_tickers
     events = scope.event_tickers
+    found = wh.clean_state(dates, events, start_ts, PERIOD_INTERVAL)
+    #: Per date with raw rows: (raw rows, newest end time, current).
+    state: dict[date, tuple[int, int, bool]] = {
+        d: (int(n), int(end), bool(current))
+        for d, n, end, current in zip(
+            found["game_date"], found["raw_rows"], found["last_end"], found["current"], strict=True
+        )
+    }
     raw_rows = valid_rows = rejected_rows = 0
     window_end: int | None = None
     reason_counts: dict[str, int] = {}
@@ -106,45 +190,35 @@ def clean_candles(
     preview = pd.DataFrame()
     sample = pd.DataFrame(columns=list(CANDLESTICKS.column_names))
     for day in dates:
-        raw = wh.candles(CANDLESTICKS_RAW.name, [day], event_tickers=events, since=start_ts)
         day_markets = scope.scoped_on(day)
-        # The fast path accepts the plain, valid rows; the reference path decides every other row.
-        split = fast_split(raw, allowed)
-        parsed, unparseable = parse_raw(raw.iloc[split.deferred].reset_index(drop=True))
-        valid, rejected = validate_candles(parsed, allowed)
-        if len(unparseable):
-            rejected = pd.concat([rejected, unparseable], ignore_index=True)
-        tickers = sorted(set(day_markets["ticker"]) | set(raw["ticker"]))
-        accepted_ends = unix_seconds_column(raw["end_period_ts"].iloc[split.accepted])
-        ends = [int(max(accepted_ends))] if len(accepted_ends) else []
-        ends += [int(parsed["end_period_ts"].max())] if len(parsed) else []
-        day_end = max(ends) if ends else None
-        with wh.transaction() as tx:
-            if tickers and day_end is not None:
-                for spec in (CANDLESTICKS, CANDLESTICKS_REJECTED):
-                    tx.delete_candles(spec.name, tickers, window_start, day_end, PERIOD_INTERVAL)
-            if len(rejected):
-                rows = to_table(rejected, CANDLESTICKS_REJECTED.column_names, ingested_at)
-                tx.upsert(CANDLESTICKS_REJECTED.name, rows)
-            if len(valid):
-                tx.upsert(
-                    CANDLESTICKS.name, to_table(valid, CANDLESTICKS.column_names, ingested_at)
+        if day not in state:
+            done = DayClean(0, 0, 0, None, {}, None)
+        elif state[day][2]:
+            count, last_end, _ = state[day]
+            done = DayClean(count, count, 0, last_end, {}, None)
+        else:
+            raw = wh.candles(CANDLESTICKS_RAW.name, [day], event_tickers=events, since=start_ts)
+            with wh.transaction() as tx:
+                done = clean_day(
+                    tx,
+                    raw,
+                    day_tickers=day_markets["ticker"],
+                    allowed_tickers=allowed,
+                    window_start=window_start,
+                    ingested_at_ts=ingested_at_ts,
+                    with_rows=preview.empty,
                 )
-            if len(split.accepted):
-                tx.upsert_arrow(CANDLESTICKS.name, accepted_table(raw, split, ingested_at_ts))
-        day_valid = len(split.accepted) + len(valid)
-        raw_rows += len(raw)
-        valid_rows += day_valid
-        rejected_rows += len(rejected)
-        if day_end is not None:
-            window_end = day_end if window_end is None else max(window_end, day_end)
-        for reasons_text in rejected["reasons"] if len(rejected) else ():
-            for reason in str(reasons_text).split("; "):
-                reason_counts[reason] = reason_counts.get(reason, 0) + 1
-        if preview.empty and day_valid:
-            fast = accepted_rows(raw, split)
-            both = pd.concat([fast, valid], ignore_index=True) if len(valid) else fast
-            preview = busiest_minutes(both, preview_rows)
+            del raw
+        raw_rows += done.raw
+        valid_rows += done.valid
+        rejected_rows += done.rejected
+        if done.day_end is not None:
+            window_end = done.day_end if window_end is None else max(window_end, done.day_end)
+        for reason, n in done.reason_counts.items():
+            reason_counts[reason] = reason_counts.get(reason, 0) + n
+        if preview.empty and done.valid:
+            rows = done.rows if done.rows is not None else _stored_rows(wh, day, events, start_ts)
+            preview = busiest_minutes(rows, preview_rows)
         if len(day_markets):
             # The grid needs five columns of the stored rows; the schema sample needs whole rows.
             written = wh.candles(CANDLESTICKS.name, [day], columns=GRID_COLUMNS)
@@ -172,6 +246,13 @@ def clean_candles(
         sample=sample,
         agreement=agreement,
     )
+
+
+def _stored_rows(wh: Warehouse, day: date, events: set[str], start_ts: int | None) -> pd.DataFrame:
+    """A date's stored clean candles as parsed candles (`end_period_ts` in Unix seconds), for the preview."""
+    stored = wh.candles(CANDLESTICKS.name, [day], event_tickers=events, since=start_ts)
+    stored["end_period_ts"] = unix_seconds_column(stored["end_period_ts"])
+    return stored
 
 
 def busiest_minutes(valid: pd.DataFrame, rows: int) -> pd.DataFrame:

@@ -19,7 +19,7 @@ which fails the date and keeps the stored rows.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from kalshi_pipeline.defs.candlesticks.clean import DayClean, clean_day
 from kalshi_pipeline.defs.candlesticks.pull import (
     PERIOD_INTERVAL,
     GamePull,
@@ -37,9 +39,9 @@ from kalshi_pipeline.defs.candlesticks.pull import (
     pull_games,
     raw_table,
 )
-from kalshi_pipeline.defs.candlesticks.scope import candle_scope
+from kalshi_pipeline.defs.candlesticks.scope import CandleScope, candle_scope
 from kalshi_pipeline.kalshi import KalshiClient
-from kalshi_pipeline.warehouse import Warehouse
+from kalshi_pipeline.warehouse import Transaction, Warehouse
 from kalshi_pipeline.warehouse.schema import CANDLESTICKS_RAW
 
 #: Game dates pulled together before their rows are written.
@@ -55,9 +57,16 @@ class CandleLossRefused(RuntimeError):
 class CandleDatesFailed(RuntimeError):
     """Some game dates could not be pulled or stored; every other date of the run was committed."""
 
-    def __init__(self, failures: dict[date, str], committed: Sequence[date]) -> None:
+    def __init__(
+        self,
+        failures: dict[date, str],
+        committed: Sequence[date],
+        validated: Mapping[date, DayClean] | None = None,
+    ) -> None:
         self.failures = dict(sorted(failures.items()))
         self.committed = tuple(committed)
+        #: What validating each committed date wrote, when the run validated dates as it stored them.
+        self.validated = dict(validated or {})
         first_day, first_error = next(iter(self.failures.items()))
         super().__init__(
             f"{len(self.failures)} game date(s) failed and kept their stored rows: "
@@ -82,6 +91,8 @@ class RawIngest:
     preview: pd.DataFrame
     #: Rows of the run's dates read back from `kalshi.candlesticks_raw`, for the schema check.
     sample: pd.DataFrame
+    #: What validating each date wrote, when the run validated dates as it stored them (`validate`).
+    validated: dict[date, DayClean]
 
     @property
     def archived_markets(self) -> int:
@@ -103,12 +114,16 @@ async def ingest_raw_candles(
     event_tickers: Sequence[str] = (),
     start_ts: int | None = None,
     preview_rows: int,
+    validate: bool = False,
 ) -> RawIngest:
     """Pull the candles of the dates' games (or of `event_tickers`) and replace their windows in the table.
 
     `now` bounds the windows of markets still open and stamps `ingested_at`; `start_ts` (Unix s) starts
     every window there instead of at the market's open (an incremental pull); the first `preview_rows`
-    rows stored are returned as the preview.
+    rows stored are returned as the preview. With `validate`, each date's rows are also validated into
+    `kalshi.candlesticks` in the transaction that stores them (`clean.clean_day`, as the clean step would),
+    from the rows in hand rather than read back: a run of both candle assets parses every candle once and
+    validates while the next dates are pulled.
     """
     scope = candle_scope(wh, dates, event_tickers)
     now_ts = int(now.timestamp())
@@ -117,7 +132,7 @@ async def ingest_raw_candles(
         market_window(m, now_ts=now_ts, cutoff_ts=cutoff, start_ts=start_ts)
         for m in scope.scoped_rows()
     ]
-    stored = _Stored(preview_rows)
+    stored = _Stored(preview_rows, scope if validate else None, start_ts)
     fallbacks: list[str] = []
     chunks = [set(dates[i : i + DATES_PER_CHUNK]) for i in range(0, len(dates), DATES_PER_CHUNK)]
 
@@ -164,7 +179,7 @@ async def ingest_raw_candles(
             # Never leave a write running behind an error: wait for it, keep the first error.
             await asyncio.wait([storing])
     if stored.failures:
-        raise CandleDatesFailed(stored.failures, stored.committed)
+        raise CandleDatesFailed(stored.failures, stored.committed, stored.validated)
     return RawIngest(
         games=scope.games,
         markets=len(scope.scoped),
@@ -174,14 +189,21 @@ async def ingest_raw_candles(
         historical_fallbacks=tuple(fallbacks),
         preview=stored.preview,
         sample=wh.sample_rows(CANDLESTICKS_RAW.name, dates),
+        validated=stored.validated,
     )
 
 
 class _Stored:
     """Counts of what the chunks stored so far (updated by one writer thread at a time)."""
 
-    def __init__(self, preview_rows: int) -> None:
+    def __init__(
+        self, preview_rows: int, validate: CandleScope | None, start_ts: int | None
+    ) -> None:
         self.preview_rows = preview_rows
+        #: The run's scope when each date is validated as it is stored, else None.
+        self.validate = validate
+        self.start_ts = start_ts
+        self.validated: dict[date, DayClean] = {}
         self.candles = 0
         self.historical = 0
         self.preview = pd.DataFrame(columns=list(CANDLESTICKS_RAW.column_names))
@@ -208,11 +230,17 @@ class _Stored:
             if day in self.failures:
                 continue
             rows = raw_table(by_day.pop(day, []), ingested_at_ts)
+            validated: DayClean | None = None
             try:
-                _replace_date(wh, [w for w in windows if w.game_date == day], rows)
+                with wh.transaction() as tx:
+                    _replace_date(tx, [w for w in windows if w.game_date == day], rows)
+                    if self.validate is not None:
+                        validated = self._validate(tx, day, rows, ingested_at_ts)
             except CandleLossRefused as exc:
                 self.failures[day] = str(exc)
                 continue
+            if validated is not None:
+                self.validated[day] = validated
             self.committed.append(day)
             self.candles += rows.num_rows
             sources = rows["source"].to_numpy()
@@ -223,41 +251,73 @@ class _Stored:
             # Arrow's allocator keeps freed blocks for reuse; hand them back so memory stays flat.
             pa.default_memory_pool().release_unused()
 
+    def _validate(
+        self, tx: Transaction, day: date, rows: pa.Table, ingested_at_ts: int
+    ) -> DayClean:
+        """Validate a date's just-stored raw rows into the clean tables, in the same transaction.
+
+        The rows in hand are the date's whole in-scope raw set unless the table holds others (rows outside
+        this pull's windows); the stored set is then read back inside the transaction.
+        """
+        scope = self.validate
+        assert scope is not None
+        events = scope.event_tickers
+        if self.start_ts is not None and rows.num_rows:
+            ends = rows["end_period_ts"].cast(pa.int64())
+            keep = pc.call_function("greater_equal", [ends, pa.scalar(self.start_ts, pa.int64())])
+            rows = rows.filter(keep)
+        stored = tx.count_candles(
+            CANDLESTICKS_RAW.name, [day], event_tickers=events, since=self.start_ts
+        )
+        if stored == rows.num_rows:
+            raw = rows.to_pandas()
+        else:
+            raw = tx.candles(
+                CANDLESTICKS_RAW.name, [day], event_tickers=events, since=self.start_ts
+            )
+        return clean_day(
+            tx,
+            raw,
+            day_tickers=scope.scoped_on(day)["ticker"],
+            allowed_tickers=scope.allowed_tickers,
+            window_start=self.start_ts if self.start_ts is not None else 0,
+            ingested_at_ts=ingested_at_ts,
+        )
+
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
-def _replace_date(wh: Warehouse, day_windows: list[MarketWindow], rows: pa.Table) -> None:
-    """Replace one game date's windows in one transaction (a failure leaves the date as it was).
+def _replace_date(tx: Transaction, day_windows: list[MarketWindow], rows: pa.Table) -> None:
+    """Replace one game date's windows inside `tx` (whose failure leaves the date as it was).
 
     Raises:
-        CandleLossRefused: A market would hold fewer candles in its window than before (rolled back).
+        CandleLossRefused: A market would hold fewer candles in its window than before.
     """
     ends = rows["end_period_ts"].cast(pa.int64()).to_numpy() if rows.num_rows else None
     by_ticker = np.asarray(rows["ticker"].to_numpy(zero_copy_only=False)) if rows.num_rows else None
-    with wh.transaction() as tx:
-        windows = [w for w in day_windows if not w.empty]
-        counts = tx.delete_candle_windows(
-            CANDLESTICKS_RAW.name,
-            [(w.ticker, w.start_ts, w.end_ts) for w in windows],
-            PERIOD_INTERVAL,
-        )
-        for w in windows:
-            deleted = counts.get(w.ticker, 0)
-            if not deleted:
-                continue
-            pulled = 0
-            if ends is not None and by_ticker is not None:
-                pulled = int(
-                    ((by_ticker == w.ticker) & (ends >= w.start_ts) & (ends <= w.end_ts)).sum()
-                )
-            if pulled < deleted:
-                raise CandleLossRefused(
-                    f"{w.ticker} would go from {deleted} stored candles to {pulled} in its window "
-                    f"{w.start_ts}..{w.end_ts}; the stored rows were kept (a stored candle never "
-                    "disappears, so the exchange's answer is incomplete -- run the date again later)"
-                )
-        if rows.num_rows:
-            tx.upsert_arrow(CANDLESTICKS_RAW.name, rows)
+    windows = [w for w in day_windows if not w.empty]
+    counts = tx.delete_candle_windows(
+        CANDLESTICKS_RAW.name,
+        [(w.ticker, w.start_ts, w.end_ts) for w in windows],
+        PERIOD_INTERVAL,
+    )
+    for w in windows:
+        deleted = counts.get(w.ticker, 0)
+        if not deleted:
+            continue
+        pulled = 0
+        if ends is not None and by_ticker is not None:
+            pulled = int(
+                ((by_ticker == w.ticker) & (ends >= w.start_ts) & (ends <= w.end_ts)).sum()
+            )
+        if pulled < deleted:
+            raise CandleLossRefused(
+                f"{w.ticker} would go from {deleted} stored candles to {pulled} in its window "
+                f"{w.start_ts}..{w.end_ts}; the stored rows were kept (a stored candle never "
+                "disappears, so the exchange's answer is incomplete -- run the date again later)"
+            )
+    if rows.num_rows:
+        tx.upsert_arrow(CANDLESTICKS_RAW.name, rows)

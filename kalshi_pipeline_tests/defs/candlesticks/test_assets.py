@@ -124,8 +124,12 @@ def test_failed_write_rolls_back_to_previous_state(
     before = _stable(table(fresh_pg_url, "candlesticks"))
     last = before["end_period_ts"].max()
     # A real constraint the re-run violates after it has already deleted the partition's rows
-    # (NOT VALID: existing rows are not checked, new ones are).
+    # (NOT VALID: existing rows are not checked, new ones are); the raw rows are stamped newer, as a new
+    # pull stamps them, so the clean step validates them again rather than finding the date current.
     with psycopg.connect(fresh_pg_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE kalshi.candlesticks_raw SET ingested_at = ingested_at + interval '1 hour'"
+        )
         conn.execute(
             sql.SQL(
                 "ALTER TABLE kalshi.candlesticks ADD CONSTRAINT fail_late CHECK (end_period_ts < {}) "

@@ -188,12 +188,17 @@ def test_a_window_is_never_replaced_with_fewer_candles(tmp_path: Path) -> None:
     try:
         wh.ensure_schema()
         windows = [window(atl), window(sas)]
-        _replace_date(wh, windows, rows({atl: 5, sas: 5}, "1.00"))
-        with pytest.raises(CandleLossRefused, match=f"{sas} would go from 5 stored candles to 4"):
-            _replace_date(wh, windows, rows({atl: 6, sas: 4}, "2.00"))
+        with wh.transaction() as tx:
+            _replace_date(tx, windows, rows({atl: 5, sas: 5}, "1.00"))
+        with (
+            pytest.raises(CandleLossRefused, match=f"{sas} would go from 5 stored candles to 4"),
+            wh.transaction() as tx,
+        ):
+            _replace_date(tx, windows, rows({atl: 6, sas: 4}, "2.00"))
         kept = wh.candles(CANDLESTICKS_RAW.name, [date(2025, 12, 19)])
         assert len(kept) == 10 and kept["payload"].str.contains('"1.00"').all()
-        _replace_date(wh, windows, rows({atl: 6, sas: 5}, "3.00"))
+        with wh.transaction() as tx:
+            _replace_date(tx, windows, rows({atl: 6, sas: 5}, "3.00"))
         replaced = wh.candles(CANDLESTICKS_RAW.name, [date(2025, 12, 19)])
         assert len(replaced) == 11 and replaced["payload"].str.contains('"3.00"').all()
     finally:

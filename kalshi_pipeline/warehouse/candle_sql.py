@@ -1,0 +1,141 @@
+"""SQL over the candle tables shared by `Warehouse` reads and `Transaction` reads (both dialects).
+
+`candles_select` is the one way to read a candle table's rows by game date, game and time; `clean_state`
+tells, per game date, whether `kalshi.candlesticks` already holds exactly what validating the date's raw rows
+would write, so a clean step can leave such a date alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from kalshi_pipeline.warehouse.errors import WarehouseDataError
+from kalshi_pipeline.warehouse.schema import TableSpec, table_spec
+from kalshi_pipeline.warehouse.times import to_utc
+
+
+def candle_table(table: str) -> TableSpec:
+    """The spec of a candle table (one keyed by ticker, game date and end time), else a clear error."""
+    spec = table_spec(table)
+    if not {"ticker", "game_date", "end_period_ts"} <= set(spec.column_names):
+        raise WarehouseDataError(f"{spec.qualified} is not a candle table")
+    return spec
+
+
+def select_list(spec: TableSpec, columns: Sequence[str] | None) -> str:
+    """The select list: `*`, or the named columns after checking each belongs to the table."""
+    if columns is None:
+        return "*"
+    unknown = [c for c in columns if c not in spec.column_names]
+    if unknown or not columns:
+        raise WarehouseDataError(
+            f"{spec.qualified} has no columns {unknown}; it has {list(spec.column_names)}"
+        )
+    return ", ".join(columns)
+
+
+def as_date(value: Any) -> dt.date:
+    """A game date from a `datetime.date` or an ISO string, else a clear error."""
+    if isinstance(value, dt.datetime):
+        raise WarehouseDataError(f"expected a datetime.date game date, got datetime {value!r}")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise WarehouseDataError(f"expected a datetime.date game date (or 'YYYY-MM-DD'), got {value!r}")
+
+
+def date_list(values: Sequence[dt.date]) -> list[dt.date]:
+    """Game dates as a list bound to `= ANY(%s)` (a single date or string is refused)."""
+    if isinstance(values, str | dt.date):
+        raise WarehouseDataError(f"expected a list of game dates, got the single value {values!r}")
+    return [as_date(d) for d in values]
+
+
+def candles_select(
+    table: str,
+    game_dates: Sequence[dt.date],
+    *,
+    columns: Sequence[str] | None = None,
+    event_tickers: Collection[str] | None = None,
+    since: int | dt.datetime | None = None,
+    count: bool = False,
+) -> tuple[str, dict[str, Any]]:
+    """The query of `Warehouse.candles` (rows by ticker and end time) and its parameters.
+
+    With `count`, the query counts those rows instead (one row, column `n`).
+    """
+    spec = candle_table(table)
+    names = select_list(spec, columns)
+    where = ["game_date = ANY(%(dates)s)"]
+    params: dict[str, Any] = {"dates": date_list(game_dates)}
+    if event_tickers is not None:
+        where.append("event_ticker = ANY(%(events)s)")
+        params["events"] = sorted({str(e) for e in event_tickers})
+    if since is not None:
+        where.append("end_period_ts >= %(since)s")
+        params["since"] = to_utc(since, "since")
+    if count:
+        return f"SELECT count(*) AS n FROM {spec.qualified} WHERE {' AND '.join(where)}", params
+    sql = (
+        f"SELECT {names} FROM {spec.qualified} WHERE {' AND '.join(where)} "
+        "ORDER BY ticker, end_period_ts"
+    )
+    return sql, params
+
+
+# Per game date, over the run's games and from `since`: the raw REST rows, those with a clean twin (same key
+# and source, stamped no earlier than the raw row), the clean rows up to the date's newest raw end time (what
+# a clean run would delete and rewrite), and the rejected rows.
+_CLEAN_STATE = """
+WITH r AS (
+    SELECT game_date, ticker, end_period_ts, source, ingested_at FROM kalshi.candlesticks_raw
+    WHERE game_date = ANY(%(dates)s) AND period_interval = %(pi)s
+      AND event_ticker = ANY(%(events)s) AND end_period_ts >= %(since)s
+), c AS (
+    SELECT game_date, ticker, end_period_ts, source, ingested_at FROM kalshi.candlesticks
+    WHERE game_date = ANY(%(dates)s) AND period_interval = %(pi)s
+      AND event_ticker = ANY(%(events)s) AND end_period_ts >= %(since)s
+), e AS (
+    SELECT game_date, count(*) AS raw_rows, max(end_period_ts) AS last_end FROM r GROUP BY game_date
+), m AS (
+    SELECT r.game_date, count(*) AS matched FROM r JOIN c
+      ON c.ticker = r.ticker AND c.end_period_ts = r.end_period_ts
+     AND c.source = r.source AND c.ingested_at >= r.ingested_at
+    GROUP BY r.game_date
+), k AS (
+    SELECT c.game_date, count(*) AS clean_rows FROM c JOIN e
+      ON e.game_date = c.game_date AND c.end_period_ts <= e.last_end
+    GROUP BY c.game_date
+), x AS (
+    SELECT game_date, count(*) AS rejected FROM kalshi.candlesticks_rejected
+    WHERE game_date = ANY(%(dates)s) AND period_interval = %(pi)s
+      AND event_ticker = ANY(%(events)s) AND end_period_ts >= %(since)s
+    GROUP BY game_date
+)
+SELECT e.game_date, e.raw_rows, e.last_end, coalesce(m.matched, 0) AS matched,
+       coalesce(k.clean_rows, 0) AS clean_rows, coalesce(x.rejected, 0) AS rejected
+FROM e LEFT JOIN m ON m.game_date = e.game_date LEFT JOIN k ON k.game_date = e.game_date
+LEFT JOIN x ON x.game_date = e.game_date
+"""
+
+
+def clean_state_select(
+    game_dates: Sequence[dt.date],
+    event_tickers: Collection[str],
+    since: int | dt.datetime | None,
+    period_interval: int,
+) -> tuple[str, dict[str, Any]]:
+    """The query behind `Warehouse.clean_state` and its parameters."""
+    params = {
+        "dates": date_list(game_dates),
+        "events": sorted({str(e) for e in event_tickers}),
+        "since": to_utc(since if since is not None else 0, "since"),
+        "pi": int(period_interval),
+    }
+    return _CLEAN_STATE, params

@@ -1,0 +1,111 @@
+"""A run of both candle assets validates each date as it stores it; the clean step then finds it current."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY, RAW_KEY
+from kalshi_pipeline.defs.markets.assets import MARKETS_KEY
+from kalshi_pipeline.warehouse import open_warehouse
+from kalshi_pipeline_tests.defs.markets.helpers import (
+    SimDates,
+    checks_by_name,
+    materialization_metadata,
+    materialize,
+    sim_dates,
+    table,
+)
+
+pytestmark = pytest.mark.integration
+
+#: What the clean step reports that must not depend on where the validation happened.
+SAME_METADATA = ("dates", "games", "markets", "candles", "rejects", "raw_rows", "window", "preview")
+
+
+@pytest.fixture(scope="module")
+def dates(simulator: Any) -> SimDates:
+    return sim_dates(simulator.base_url)
+
+
+def _stable(df: pd.DataFrame) -> pd.DataFrame:
+    """Without the ingestion time, times in one resolution (the two warehouses read back s and us)."""
+    out = df.drop(columns=["ingested_at"]).reset_index(drop=True)
+    out["end_period_ts"] = out["end_period_ts"].astype("datetime64[us, UTC]")
+    return out
+
+
+def _clean_outcome(result: Any) -> tuple[dict[str, Any], dict[str, bool]]:
+    meta = materialization_metadata(result, "kalshi/candlesticks")
+    checks = {
+        name: e.passed
+        for (key, name), e in checks_by_name(result).items()
+        if key == "kalshi/candlesticks"
+    }
+    return {k: meta[k] for k in SAME_METADATA}, checks
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_validating_along_writes_what_the_clean_step_writes(
+    simulator: Any, dates: SimDates, tmp_path: Any, fresh_pg_url: str, backend: str
+) -> None:
+    days = dates.consecutive_live(2)
+    span = (days[0].isoformat(), days[-1].isoformat())
+    apart = f"duckdb:///{tmp_path}/apart.duckdb"
+    along = f"duckdb:///{tmp_path}/along.duckdb" if backend == "duckdb" else fresh_pg_url
+
+    # Apart: the raw step alone, then the clean step alone (which parses every raw row itself).
+    materialize(simulator.base_url, apart, partition_range=span, selection=[MARKETS_KEY, RAW_KEY])
+    separate = materialize(simulator.base_url, apart, partition_range=span, selection=[CANDLES_KEY])
+    # Along: one run of all three, the raw step validating each date as it stores it.
+    together = materialize(simulator.base_url, along, partition_range=span)
+
+    assert (
+        materialization_metadata(together, "kalshi/candlesticks_raw")["dates_validated_along"] == 2
+    )
+    assert _clean_outcome(together) == _clean_outcome(separate)
+    assert all(_clean_outcome(together)[1].values())
+    for name in ("candlesticks", "candlesticks_rejected"):
+        pd.testing.assert_frame_equal(_stable(table(along, name)), _stable(table(apart, name)))
+
+    # A clean-only re-run of unchanged raw rows finds both dates current: nothing is rewritten (the
+    # clean rows are stamped an hour ahead first, so a rewrite, stamped now, would show).
+    wh = open_warehouse(along)
+    try:
+        wh.execute("UPDATE kalshi.candlesticks SET ingested_at = ingested_at + INTERVAL '1 hour'")
+    finally:
+        wh.close()
+    written = table(along, "candlesticks")
+    again = materialize(simulator.base_url, along, partition_range=span, selection=[CANDLES_KEY])
+    assert _clean_outcome(again) == _clean_outcome(together)
+    pd.testing.assert_frame_equal(table(along, "candlesticks"), written)
+
+
+def test_a_changed_raw_row_is_validated_again(
+    simulator: Any, dates: SimDates, tmp_path: Any
+) -> None:
+    day = dates.finished_live()
+    url = f"duckdb:///{tmp_path}/wh.duckdb"
+    materialize(simulator.base_url, url, partition_key=day.isoformat())
+    raw = table(url, "candlesticks_raw")
+    victim = raw.iloc[len(raw) // 2]
+    wh = open_warehouse(url)
+    try:
+        # What a new pull of a broken answer would leave: a payload without counts, stamped later.
+        wh.execute(
+            "UPDATE kalshi.candlesticks_raw SET payload = %s, "
+            "ingested_at = ingested_at + INTERVAL 1 HOUR WHERE ticker = %s AND end_period_ts = %s",
+            ['{"end_period_ts": 1}', victim["ticker"], victim["end_period_ts"].to_pydatetime()],
+        )
+    finally:
+        wh.close()
+    result = materialize(
+        simulator.base_url, url, partition_key=day.isoformat(), selection=[CANDLES_KEY]
+    )
+    rejected = table(url, "candlesticks_rejected")
+    assert list(rejected["ticker"]) == [victim["ticker"]]
+    meta = materialization_metadata(result, "kalshi/candlesticks")
+    assert meta["rejects"] == 1 and meta["candles"] == len(raw) - 1
+    assert len(table(url, "candlesticks")) == len(raw) - 1

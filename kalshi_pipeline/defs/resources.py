@@ -251,6 +251,11 @@ class LiveResource(dg.ConfigurableResource):
         ge=1,
         description="Seconds between polls of live games' state (KALSHI_LIVE_GAME_STATE_SECONDS).",
     )
+    progress_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="Seconds between a stream run's reports of what it wrote (KALSHI_LIVE_PROGRESS_SECONDS).",
+    )
     probability_max_spread: float = Field(
         default=0.10,
         ge=0,

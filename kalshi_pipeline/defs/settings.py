@@ -75,6 +75,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("KALSHI_LIVE_RECONCILE_SECONDS", "live", "reconcile_seconds", "int", "seconds", 10),
     Setting("KALSHI_LIVE_GAME_STATE_SECONDS", "live", "game_state_seconds", "int", "seconds", 1),
+    Setting("KALSHI_LIVE_PROGRESS_SECONDS", "live", "progress_seconds", "int", "seconds", 1),
     Setting(
         "KALSHI_PROBABILITY_MAX_SPREAD", "live", "probability_max_spread", "float", "dollars", 0
     ),

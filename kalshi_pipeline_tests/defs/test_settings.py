@@ -350,6 +350,7 @@ def test_live_settings_come_from_the_live_resource(monkeypatch: pytest.MonkeyPat
         "KALSHI_LIVE_REFRESH_SECONDS": "7",
         "KALSHI_LIVE_MARKETS_REFRESH_SECONDS": "60",
         "KALSHI_LIVE_RECONCILE_SECONDS": "90",
+        "KALSHI_LIVE_PROGRESS_SECONDS": "5",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -361,6 +362,8 @@ def test_live_settings_come_from_the_live_resource(monkeypatch: pytest.MonkeyPat
     assert (settings.lead.total_seconds(), settings.max_live.total_seconds()) == (1200, 14400)
     assert (settings.refresh_seconds, settings.markets_refresh_seconds) == (7, 60)
     assert settings.reconcile_seconds == 90
+    # How often a stream run reports what it wrote; the UI test sees its reports at this pace.
+    assert live.progress_seconds == 5
     fallback = LiveResource(mode="websocket").settings(has_credentials=False)
     assert fallback.mode == "rest" and "rejects unsigned handshakes" in fallback.note
     with pytest.raises(SettingError, match="KALSHI_LIVE_MODE='grpc' is not one of rest, websocket"):

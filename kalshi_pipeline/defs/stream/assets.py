@@ -2,8 +2,8 @@
 
 They are materialized by the stream run (`kalshi_stream_job`) rather than by an asset body, so they are
 declared as asset specs; the run logs a materialization of each one for its game date every
-`progress_every_s` (default a minute) and when it ends, with row counts and the newest minute, so the
-asset graph shows the stream's progress and freshness where Dagster users look.
+`KALSHI_LIVE_PROGRESS_SECONDS` (default a minute) and when it ends, with row counts and the newest minute,
+so the asset graph shows the stream's progress and freshness where Dagster users look.
 """
 
 from __future__ import annotations

@@ -65,10 +65,13 @@ class StreamConfig(dg.Config):
     settle_poll_s: float = Field(
         default=30.0, description="How often market statuses are polled over REST."
     )
-    progress_every_s: float = Field(
-        default=60.0,
+    progress_every_s: float | None = Field(
+        default=None,
         gt=0,
-        description="How often the run reports what it wrote (materializations of the stream tables).",
+        description=(
+            "How often the run reports what it wrote (materializations of the stream tables); None = "
+            "the live resource's progress_seconds (KALSHI_LIVE_PROGRESS_SECONDS, default 60)."
+        ),
     )
 
 
@@ -112,7 +115,11 @@ def stream_live_games(
         reconcile_every_s=config.reconcile_every_s,
         settle_poll_s=config.settle_poll_s,
         max_seconds=config.max_seconds,
-        progress_every_s=config.progress_every_s,
+        progress_every_s=(
+            config.progress_every_s
+            if config.progress_every_s is not None
+            else float(live.progress_seconds)
+        ),
     )
     checked = {"at": 0.0, "stop": False}
 

@@ -170,22 +170,54 @@ def same(live: LiveCandle, rest: Candlestick) -> bool:
     return all(getattr(live, name) == getattr(rest, name) for name in VALUE_FIELDS)
 
 
+class Window:
+    """The minute both streams must cover in full: it is chosen once both have their first snapshots."""
+
+    def __init__(self, streams: int, tickers: list[str]) -> None:
+        self.streams = streams
+        self.tickers = set(tickers)
+        self.seeded_ms: list[int] = []
+        self.until_ms: int | None = None
+
+    def seeded(self, snapshot_ms: int) -> None:
+        """One stream has a snapshot of every market, the newest sent at `snapshot_ms` (exchange time)."""
+        self.seeded_ms.append(snapshot_ms)
+        if len(self.seeded_ms) == self.streams:
+            # The first minute that starts after both streams' snapshots, and a moment for its last frames.
+            self.until_ms = (self.boundary() + 60) * 1000 + 1500
+
+    def boundary(self) -> int:
+        """The start (Unix seconds) of the minute compared: the first minute start after every snapshot."""
+        return -(-max(self.seeded_ms) // 60_000) * 60
+
+    def open(self, sim_ms: int) -> bool:
+        """Whether a stream whose exchange clock reads `sim_ms` must keep reading."""
+        return self.until_ms is None or sim_ms < self.until_ms
+
+
 async def stream_into_builder(
-    sim: Any, signer: KalshiSigner, tickers: list[str], until_sim_ms: int
+    sim: Any, signer: KalshiSigner, tickers: list[str], window: Window
 ) -> tuple[LiveCandleBuilder, list[StreamEvent]]:
     builder = LiveCandleBuilder()
     seen: list[StreamEvent] = []
+    snapshots: dict[str, int] = {}
+    seeded = False
     ws = KalshiWebSocket(sim.ws_url, signer=signer.sign, backoff_initial=0.05, backoff_max=0.2)
     await ws.subscribe(["ticker", "trade"], tickers)
     world = sim.app.state.world
     async with ws:
-        while world.now_ms() < until_sim_ms:
+        while window.open(world.now_ms()):
             try:
                 item = await ws.next_item(0.5)
             except TimeoutError:
                 continue
             if isinstance(item, StreamEvent):
                 seen.append(item)
+            if isinstance(item, TickerMessage) and item.ts_ms is not None and not seeded:
+                snapshots.setdefault(item.market_ticker, item.ts_ms)
+                if set(snapshots) >= window.tickers:
+                    seeded = True
+                    window.seeded(max(snapshots.values()))
             builder.apply(item)
     return builder, seen
 
@@ -193,12 +225,11 @@ async def stream_into_builder(
 def test_stream_candles_equal_rest_candles_and_faults_lose_nothing(
     start_simulator: Any, key_pair: KeyPair
 ) -> None:
-    # Pin both exchanges' clocks before a minute boundary so one full minute closes after ~85 s. The 25 s
-    # head start covers starting both simulators and seeding both streams on a busy machine (the full minute
-    # must begin after the clean stream's first snapshot, or it is rightly incomplete).
+    # Both exchanges' clocks start a few seconds before a minute; the minute compared is the first that
+    # starts after both streams have their first snapshots (a minute covered only in part is rightly
+    # incomplete), so on a busy machine that seeds slowly the test compares the next minute instead.
     wall = int(time.time())
-    boundary = (wall // 60 + 1) * 60
-    now = datetime.fromtimestamp(boundary - 25, UTC)
+    now = datetime.fromtimestamp((wall // 60 + 1) * 60 - 8, UTC)
     common = {"now": now, "auth_keys": {"key-1": key_pair.pkcs8_pem}, "live_games": 2}
     signer = KalshiSigner("key-1", key_pair.private_key)
     clean = start_simulator(**common)
@@ -209,18 +240,19 @@ def test_stream_candles_equal_rest_candles_and_faults_lose_nothing(
     )
     world = clean.app.state.world
     tickers = [t for g in world.games if g.injected for t in g.market_tickers]
-    closed_end = boundary + 60
-    until = closed_end * 1000 + 1500
+    window = Window(streams=2, tickers=tickers)
 
     async def both() -> tuple[
         tuple[LiveCandleBuilder, list[StreamEvent]], tuple[LiveCandleBuilder, list[StreamEvent]]
     ]:
         return await asyncio.gather(
-            stream_into_builder(clean, signer, tickers, until),
-            stream_into_builder(faulty, signer, tickers, until),
+            stream_into_builder(clean, signer, tickers, window),
+            stream_into_builder(faulty, signer, tickers, window),
         )
 
     (clean_b, clean_events), (faulty_b, faulty_events) = asyncio.run(both())
+    boundary = window.boundary()
+    closed_end = boundary + 60
 
     async def rest() -> dict[str, list[Candlestick]]:
         config = KalshiConfig(base_url=clean.base_url, rate_limit_tier="off")

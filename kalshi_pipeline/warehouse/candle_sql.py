@@ -139,3 +139,21 @@ def clean_state_select(
         "pi": int(period_interval),
     }
     return _CLEAN_STATE, params
+
+
+def grid_select(
+    game_dates: Sequence[dt.date], event_tickers: Collection[str] | None
+) -> tuple[str, dict[str, Any]]:
+    """The query behind `Warehouse.candle_grid` and its parameters."""
+    where = ["game_date = ANY(%(dates)s)"]
+    params: dict[str, Any] = {"dates": date_list(game_dates)}
+    if event_tickers is not None:
+        where.append("event_ticker = ANY(%(events)s)")
+        params["events"] = sorted({str(e) for e in event_tickers})
+    sql = (
+        "SELECT ticker, event_ticker, period_interval, "
+        "CAST(extract(epoch FROM end_period_ts) AS BIGINT) AS end_period_ts, "
+        "price_close IS NOT NULL AS traded "
+        f"FROM kalshi.candlesticks WHERE {' AND '.join(where)} ORDER BY ticker, end_period_ts"
+    )
+    return sql, params

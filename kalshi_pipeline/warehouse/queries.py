@@ -19,6 +19,7 @@ from kalshi_pipeline.warehouse.candle_sql import (
     candles_select,
     clean_state_select,
     date_list,
+    grid_select,
 )
 from kalshi_pipeline.warehouse.errors import WarehouseDataError
 from kalshi_pipeline.warehouse.schema import (
@@ -331,6 +332,22 @@ class WarehouseQueries(ABC):
             table, game_dates, columns=columns, event_tickers=event_tickers, since=since
         )
         return self.query_df(sql, params)
+
+    def candle_grid(
+        self, game_dates: Sequence[dt.date], event_tickers: Collection[str] | None = None
+    ) -> pd.DataFrame:
+        """What the minute-grid check needs of `kalshi.candlesticks`: one row per stored candle.
+
+        Columns: ticker, event_ticker, period_interval, end_period_ts (Unix s, int64) and traded (whether
+        the candle has a close price), by ticker and time; `event_tickers` keeps only those games.
+        """
+        self._ensure_once()
+        sql, params = grid_select(game_dates, event_tickers)
+        df = self.query_df(sql, params)
+        df["period_interval"] = df["period_interval"].astype("int64")
+        df["end_period_ts"] = df["end_period_ts"].astype("int64")
+        df["traded"] = df["traded"].astype(bool)
+        return df
 
     def sample_rows(
         self, table: str, game_dates: Sequence[dt.date] | None = None, limit: int = SAMPLE_ROWS

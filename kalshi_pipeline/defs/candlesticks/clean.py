@@ -32,9 +32,6 @@ from kalshi_pipeline.warehouse.schema import (
     CANDLESTICKS_REJECTED,
 )
 
-#: The `kalshi.candlesticks` columns the minute-grid check reads back.
-GRID_COLUMNS = ("ticker", "event_ticker", "period_interval", "end_period_ts", "price_close")
-
 
 @dataclass(frozen=True)
 class CleanCandles:
@@ -220,11 +217,10 @@ def clean_candles(
             rows = done.rows if done.rows is not None else _stored_rows(wh, day, events, start_ts)
             preview = busiest_minutes(rows, preview_rows)
         if len(day_markets):
-            # The grid needs five columns of the stored rows; the schema sample needs whole rows.
-            written = wh.candles(CANDLESTICKS.name, [day], columns=GRID_COLUMNS)
+            # The grid needs a few columns of the stored rows; the schema sample needs whole rows.
+            written = wh.candle_grid([day], events)
             if sample.empty and len(written):
                 sample = wh.sample_rows(CANDLESTICKS.name, [day])
-            written = written[written["event_ticker"].isin(events)]
             games += game_completeness(
                 day_markets, written, window_start_ts=window_start, now_ts=int(now.timestamp())
             )

@@ -25,8 +25,11 @@ A game with no scheduled start, or whose active window is empty (not started yet
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from kalshi_pipeline.kalshi.live_candles import period_end
@@ -67,28 +70,26 @@ def game_completeness(
 ) -> list[GameCompleteness]:
     """Compute the completeness of each game in `markets` from its stored 1-minute `candles`.
 
-    `markets` are `kalshi.markets` rows; `candles` are `kalshi.candlesticks` rows (end_period_ts as Unix
-    seconds or timestamps). `window_start_ts` is where the run's pull started (Unix s; 0 = open time).
-    `now_ts` (Unix s) is when the check runs: a market still open then has its settling minutes left out
-    (None: every market is treated as final).
+    `markets` are `kalshi.markets` rows; `candles` are `kalshi.candlesticks` rows with ticker,
+    period_interval, end_period_ts (Unix seconds or timestamps) and either `traded` (bool, as
+    `Warehouse.candle_grid` reads it) or `price_close` (null for a minute without a trade).
+    `window_start_ts` is where the run's pull started (Unix s; 0 = open time). `now_ts` (Unix s) is when
+    the check runs: a market still open then has its settling minutes left out (None: every market is
+    treated as final).
     """
-    by_ticker: dict[str, pd.DataFrame] = (
-        {str(t): g for t, g in candles.groupby("ticker")} if len(candles) else {}
+    by_ticker = (
+        {str(t): _Minutes.of(g) for t, g in candles.groupby("ticker")} if len(candles) else {}
     )
-    seconds: dict[str, list[int]] = {}
-
-    def stamps_of(ticker: str) -> list[int]:
-        if ticker not in seconds:
-            seconds[ticker] = unix_seconds_column(by_ticker[ticker]["end_period_ts"])
-        return seconds[ticker]
-
+    games: dict[str, list[dict[Hashable, Any]]] = {}
+    for market in markets.to_dict("records"):
+        games.setdefault(str(market["event_ticker"]), []).append(market)
     out: list[GameCompleteness] = []
-    for event_ticker, group in markets.groupby("event_ticker", sort=True):
+    for event_ticker, group in sorted(games.items()):
         active = stored = traded = no_trade = 0
         named: list[tuple[str, int]] = []
-        stored_ends = [s for t in group["ticker"] if str(t) in by_ticker for s in stamps_of(str(t))]
-        pulled_until = max(stored_ends, default=0)
-        for market in group.to_dict("records"):
+        held = [by_ticker[str(m["ticker"])] for m in group if str(m["ticker"]) in by_ticker]
+        pulled_until = max((m.last for m in held if m.last is not None), default=0)
+        for market in group:
             start = unix_seconds(market.get("scheduled_start"))
             closes = [
                 ts
@@ -102,28 +103,17 @@ def game_completeness(
             still_open = now_ts is not None and (not closes or min(closes) > now_ts)
             if still_open:
                 end = min(end, (pulled_until - SETTLING_S) // 60 * 60)
-            rows = by_ticker.get(str(market["ticker"]))
-            present: set[int] = set()
-            if rows is not None:
-                stamps = stamps_of(str(market["ticker"]))
-                present = {
-                    s
-                    for s, p in zip(stamps, rows["period_interval"].tolist(), strict=True)
-                    if int(p) == 1
-                }
-                trade_flags = [
-                    v is not None and not (isinstance(v, float) and pd.isna(v))
-                    for v in rows["price_close"].tolist()
-                ]
-                stored += len(present)
-                traded += sum(trade_flags)
-                no_trade += len(trade_flags) - sum(trade_flags)
+            minutes = by_ticker.get(str(market["ticker"]), _NO_MINUTES)
+            stored += len(minutes.present)
+            traded += minutes.traded
+            no_trade += minutes.rows - minutes.traded
             if start is None:
                 continue
             first = max(-(-start // 60) * 60 + 60, -(-window_start_ts // 60) * 60 + 60)
-            grid = range(first, end + 1, 60)
+            grid = np.arange(first, end + 1, 60, dtype=np.int64)
             active += len(grid)
-            named += [(str(market["ticker"]), m) for m in grid if m not in present]
+            gaps = grid[~np.isin(grid, minutes.present, assume_unique=True)]
+            named += [(str(market["ticker"]), int(m)) for m in gaps.tolist()]
         named.sort(key=lambda tm: (tm[1], tm[0]))
         out.append(
             GameCompleteness(
@@ -138,3 +128,41 @@ def game_completeness(
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class _Minutes:
+    """One market's stored candles: its distinct 1-minute end times and how many rows traded."""
+
+    #: Distinct end times (Unix s) of the 1-minute candles, sorted.
+    present: np.ndarray
+    #: The newest end time of any stored candle (None without candles).
+    last: int | None
+    rows: int
+    traded: int
+
+    @classmethod
+    def of(cls, rows: pd.DataFrame) -> _Minutes:
+        ends = rows["end_period_ts"]
+        seconds = (
+            ends.to_numpy(dtype=np.int64)
+            if pd.api.types.is_integer_dtype(ends.dtype)
+            else np.asarray(unix_seconds_column(ends), dtype=np.int64)
+        )
+        one_minute = rows["period_interval"].to_numpy(dtype=np.int64) == 1
+        if "traded" in rows.columns:
+            traded = int(rows["traded"].to_numpy(dtype=bool).sum())
+        else:
+            traded = sum(
+                v is not None and not (isinstance(v, float) and pd.isna(v))
+                for v in rows["price_close"].tolist()
+            )
+        return cls(
+            present=np.unique(seconds[one_minute]),
+            last=int(seconds.max()) if len(seconds) else None,
+            rows=len(rows),
+            traded=traded,
+        )
+
+
+_NO_MINUTES = _Minutes(np.zeros(0, dtype=np.int64), None, 0, 0)

@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -44,13 +45,37 @@ SERVICE_FIXTURES = frozenset(
 _NETWORK_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the `slow` marker; let `pytest_collection_modifyitems` decide the order xdist deals modules."""
+    config.addinivalue_line(
+        "markers",
+        "slow: a test that takes half a minute or more of real time (daemons, minutes closing on the "
+        "exchange); its module is started first so `make test`'s workers finish together",
+    )
+    # `--dist loadfile` deals out modules in collection order, except that by default it first sorts them by
+    # their number of tests, which deals the one-test modules that run for a minute or two out last.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test `integration` (it uses a service fixture or says so) or else `unit`."""
+    """Mark every test `integration` (it uses a service fixture or says so) or else `unit`; order modules.
+
+    Modules with a `slow` test come first, then the others with the most tests first (what xdist would do),
+    each module's tests kept together and in their own order.
+    """
     for item in items:
         uses_service = bool(SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())))
         if item.get_closest_marker("integration") is not None:
             continue
         item.add_marker(pytest.mark.integration if uses_service else pytest.mark.unit)
+
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    per_module = Counter(module(item) for item in items)
+    slow = {module(item) for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: (module(item) not in slow, -per_module[module(item)]))
 
 
 class OfflineError(RuntimeError):

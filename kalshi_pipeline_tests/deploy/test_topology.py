@@ -129,6 +129,7 @@ def rejected_candles(warehouse_url: str) -> int:
     return int(row[0])
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.timeout(START_TIMEOUT_S + BACKFILL_TIMEOUT_S + 180)
 def test_backfill_survives_a_code_server_kill(

@@ -103,6 +103,7 @@ def test_schedule_hours_and_maintenance() -> None:
         ExchangeSchedule.from_payload(bad)
 
 
+@pytest.mark.slow
 def test_a_maintenance_window_is_ridden_out(start_simulator: Any) -> None:
     """Status, schedule and a WebSocket client across a pinned window: dropped, refused, back after it."""
     # Far enough ahead for the (schedule-free, quick to build) exchange to start and a client to connect.

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig
 from kalshi_pipeline.kalshi.auth import KalshiSigner
 from kalshi_pipeline.kalshi.candles import Candlestick
@@ -222,6 +224,7 @@ async def stream_into_builder(
     return builder, seen
 
 
+@pytest.mark.slow
 def test_stream_candles_equal_rest_candles_and_faults_lose_nothing(
     start_simulator: Any, key_pair: KeyPair
 ) -> None:

@@ -71,6 +71,7 @@ def _stream_run(graphql: GraphQL) -> dict[str, Any] | None:
     return next((r for r in _runs(graphql) if r["jobName"] == STREAM_JOB_NAME), None)
 
 
+@pytest.mark.slow
 @pytest.mark.integration  # runs a daemon and a webserver
 def test_the_ui_shows_the_stream_running_and_then_canceled(
     tmp_path: Path, start_simulator: Callable[..., Any], fresh_pg_url: str

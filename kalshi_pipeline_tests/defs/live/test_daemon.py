@@ -99,6 +99,7 @@ def daemon(
                 proc.wait(timeout=10)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(3 * POLL_LIMIT_S + 120)
 def test_daemon_keeps_a_live_game_fresh(daemon, fresh_pg_url: str, daemon_home: Path) -> None:
     proc, log_path = daemon

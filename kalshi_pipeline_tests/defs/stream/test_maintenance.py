@@ -23,6 +23,7 @@ WINDOW_AFTER = timedelta(seconds=25)
 WINDOW_LENGTH = timedelta(seconds=10)
 
 
+@pytest.mark.slow
 def test_a_maintenance_window_is_ridden_out_and_its_trades_repaired(
     start_simulator: Any, fresh_pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

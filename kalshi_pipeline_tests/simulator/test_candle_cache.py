@@ -167,6 +167,7 @@ def test_bound_compresses_then_drops_the_least_recently_used(world: World) -> No
     newest = cache.history(tickers[-1], 1, False)
     assert newest is not None and not newest.packed  # the most recently used stay plain
     assert cache.packed_histories > 0  # beyond half the bound, older ones were compressed
+    assert 0 < cache.packed_nbytes < cache.packed_histories * packed.nbytes * 2
     assert len(cache) < len(tickers) and cache.history(tickers[0], 1, False) is None  # then dropped
     for ticker in tickers:
         kept = cache.history(ticker, 1, False)

@@ -145,6 +145,11 @@ class CandleCache:
         """How many of the kept histories are compressed."""
         return len(self._packed)
 
+    @property
+    def packed_nbytes(self) -> int:
+        """The memory the compressed histories cost, roughly."""
+        return self._bytes - self._plain_bytes
+
     def __len__(self) -> int:
         return len(self._plain) + len(self._packed)
 

@@ -200,9 +200,25 @@ class GameScore:
 
     def remaining_at(self, t_ms: np.ndarray) -> np.ndarray:
         """Game-clock time left at each instant as a fraction of regulation (0 at the final buzzer)."""
-        total = self.total_clock_s
-        left = np.array([total - self._elapsed_at(int(t)) for t in t_ms], dtype=np.float64)
-        left[np.asarray(t_ms) >= self.end_ms] = 0.0
+        t = np.asarray(t_ms, dtype=np.int64)
+        starts = np.array([p.start_ms for p in self.periods], dtype=np.int64)
+        ends = np.array([p.end_ms for p in self.periods], dtype=np.int64)
+        clocks = np.array([p.clock_s for p in self.periods], dtype=np.int64)
+        run_before = np.concatenate([[0], np.cumsum(clocks)[:-1]]).astype(np.float64)
+        # `_elapsed_at` for every instant at once, with the same arithmetic (so the same floats).
+        i = np.maximum(np.searchsorted(starts, t, "right") - 1, 0)
+        span = np.maximum(ends[i] - starts[i], 1)
+        elapsed = np.where(
+            t < starts[0],
+            0.0,
+            np.where(
+                t < ends[i],
+                run_before[i] + clocks[i] * (t - starts[i]) / span,
+                run_before[i] + clocks[i],
+            ),
+        )
+        left = self.total_clock_s - elapsed
+        left[t >= self.end_ms] = 0.0
         return left / REGULATION_CLOCK_S
 
     def elapsed_fraction(self, t_ms: np.ndarray) -> np.ndarray:

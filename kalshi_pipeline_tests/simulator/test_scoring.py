@@ -14,6 +14,7 @@ from kalshi_pipeline.simulator.config import SimulatorConfig
 from kalshi_pipeline.simulator.scoring import (
     OVERTIME_CLOCK_S,
     PERIOD_CLOCK_S,
+    REGULATION_CLOCK_S,
     REGULATION_PERIODS,
     STATUS_FINISHED,
     STATUS_LIVE,
@@ -86,6 +87,21 @@ def test_before_tipoff_and_determinism(finished_games: list[Game]) -> None:
         p.ts_ms for p in GameScore(game, SEED).plays_until(game.end_s * 1000)
     ]
     assert any(GameScore(g, SEED + 1).final != GameScore(g, SEED).final for g in finished_games[:5])
+
+
+def test_remaining_clock_matches_the_scalar_clock_exactly(finished_games: list[Game]) -> None:
+    """`remaining_at` (vectorized) equals the per-instant game clock to the last bit, breaks and period
+    edges included: prices derived from it stay what they were."""
+    for game in finished_games[:100]:
+        score = game_score(game, SEED)
+        edges = [e + d for p in score.periods for e in (p.start_ms, p.end_ms) for d in (-1, 0, 1)]
+        rng = np.random.default_rng(len(edges))
+        drawn = rng.integers(game.tip_s * 1000 - 600_000, game.end_s * 1000 + 600_000, 500)
+        t = np.unique(np.concatenate([drawn, edges]))
+        total = score.total_clock_s
+        expected = np.array([total - score._elapsed_at(int(x)) for x in t]) / REGULATION_CLOCK_S
+        expected[t >= score.end_ms] = 0.0
+        assert np.array_equal(score.remaining_at(t), expected), game.event_ticker
 
 
 def test_prices_follow_the_score(world: World, finished_games: list[Game]) -> None:

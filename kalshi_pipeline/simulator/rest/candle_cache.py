@@ -11,10 +11,10 @@ Once the frontier passes the period of the market's last quote or trade, the his
 Memory is bounded by `max_bytes` (texts and their indexes, 128 MiB by default). The most recently used
 histories are kept as plain text, up to half the bound; older complete ones are zlib-compressed, and
 beyond the bound the least recently used compressed ones are dropped. A finished NBA game's 1-minute
-history (~600 candles) is ~240 kB of JSON plain and ~20 kB compressed, plus 12 bytes of index per candle,
-and a compressed one costs ~0.25 ms to decompress per answer: by default ~270 histories stay plain and
-~2,400 more fit compressed, a season's worth. `max_bytes = 0` turns the cache off (every answer computed
-from the path, as without it).
+history (~600 candles) is ~200-240 kB of JSON plain and ~20 kB compressed, plus 12 bytes of index per
+candle, and a compressed one costs ~0.25 ms to decompress per answer: by default ~300 histories stay plain
+and ~2,400 more fit compressed (`bench/simulator.py` kept a season's 2,500 markets in 118 MB).
+`max_bytes = 0` turns the cache off (every answer computed from the path, as without it).
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ from kalshi_pipeline.warehouse.schema import (
     CANDLESTICKS_REJECTED,
 )
 
+#: Game dates whose stored candles the minute-grid check reads in one query.
+GRID_DATES_PER_READ = 7
+
 
 @dataclass(frozen=True)
 class CleanCandles:
@@ -185,7 +188,6 @@ def clean_candles(
     reason_counts: dict[str, int] = {}
     games: list[GameCompleteness] = []
     preview = pd.DataFrame()
-    sample = pd.DataFrame(columns=list(CANDLESTICKS.column_names))
     for day in dates:
         day_markets = scope.scoped_on(day)
         if day not in state:
@@ -216,14 +218,19 @@ def clean_candles(
         if preview.empty and done.valid:
             rows = done.rows if done.rows is not None else _stored_rows(wh, day, events, start_ts)
             preview = busiest_minutes(rows, preview_rows)
-        if len(day_markets):
-            # The grid needs a few columns of the stored rows; the schema sample needs whole rows.
-            written = wh.candle_grid([day], events)
-            if sample.empty and len(written):
-                sample = wh.sample_rows(CANDLESTICKS.name, [day])
-            games += game_completeness(
-                day_markets, written, window_start_ts=window_start, now_ts=int(now.timestamp())
-            )
+    # The grid needs a few columns of the stored rows, read a week at a time (bounded memory, few reads).
+    with_markets = [d for d in dates if len(scope.scoped_on(d))]
+    for i in range(0, len(with_markets), GRID_DATES_PER_READ):
+        chunk = with_markets[i : i + GRID_DATES_PER_READ]
+        written = wh.candle_grid(chunk, events)
+        games += game_completeness(
+            scope.scoped[scope.scoped["game_date"].isin(chunk)],
+            written,
+            window_start_ts=window_start,
+            now_ts=int(now.timestamp()),
+        )
+    # The schema check reads whole rows back.
+    sample = wh.sample_rows(CANDLESTICKS.name, list(dates))
     if sample.empty:
         sample = wh.sample_rows(CANDLESTICKS.name, limit=1)
     agreement = wh.game_candle_counts(list(dates), PERIOD_INTERVAL)

@@ -114,14 +114,18 @@ def test_a_signal_to_the_run_worker_ends_the_run_canceled(tmp_path: Path) -> Non
     home.mkdir()
     (tmp_path / "sleepy.py").write_text(SLEEPY)
     env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [str(BIN / "dagster"), "job", "execute", "-f", "sleepy.py", "-j", "sleepy"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    # The instance's SQLite storage is created before the command starts, so the two do not race to.
+    dg.DagsterInstance.from_config(str(home)).dispose()
+    log = tmp_path / "execute.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "dagster"), "job", "execute", "-f", "sleepy.py", "-j", "sleepy"],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         with dg.DagsterInstance.from_config(str(home)) as instance:
 
@@ -129,7 +133,10 @@ def test_a_signal_to_the_run_worker_ends_the_run_canceled(tmp_path: Path) -> Non
                 runs = instance.get_runs(limit=1)
                 return bool(runs) and runs[0].status == dg.DagsterRunStatus.STARTED
 
-            assert wait_for(started, 120), "the run did not start"
+            assert wait_for(started, 120), (
+                f"the run did not start (command exit code {proc.poll()}); its output:\n"
+                f"{log.read_text(errors='replace')[-3000:]}"
+            )
             run_id = instance.get_runs(limit=1)[0].run_id
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)

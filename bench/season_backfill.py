@@ -220,6 +220,7 @@ def main() -> int:
         "--season", type=int, default=2025, help="season start year (default 2025-26)"
     )
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--output", type=Path, default=RESULTS, help="Where the results go.")
     parser.add_argument("--live-games", type=int, default=2)
     parser.add_argument("--game-minutes", type=float, default=60.0)
     parser.add_argument("--timeout-minutes", type=float, default=25.0)
@@ -389,6 +390,12 @@ def main() -> int:
     def by(items: list[dict[str, Any]], key: str) -> dict[str, int]:
         return {v: sum(i[key] == v for i in items) for v in sorted({i[key] for i in items})}
 
+    admitted = sum(b["requests"] for b in in_window)
+    floor = max(0.0, (admitted - TIER_BURST_REQUESTS) / TIER_REQUESTS_PER_S)
+    spans = [
+        (r["started"], r["ended"]) for r in backfill_runs if r.get("started") and r.get("ended")
+    ]
+    run_s = round(max(e for _, e in spans) - min(s for s, _ in spans), 2) if spans else None
     result = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "setup": {
@@ -408,6 +415,11 @@ def main() -> int:
             "id": backfill_id,
             "status": status,
             "wall_s": wall,
+            # What the rate limit alone allows for every request admitted meanwhile (live runs share it).
+            "floor_s": round(floor, 2),
+            "wall_vs_floor": round(wall / floor, 2) if floor > 0 else None,
+            "run_s": run_s,
+            "run_vs_floor": round(run_s / floor, 2) if run_s and floor > 0 else None,
             "runs": len(backfill_runs),
             "runs_by_status": by(backfill_runs, "status"),
             "failed_runs": sum(r["status"] == "FAILURE" for r in backfill_runs),
@@ -454,12 +466,12 @@ def main() -> int:
         "progress": progress,
         "runs": [{k: v for k, v in r.items() if k != "partition_range"} for r in window],
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
     shutil.rmtree(home, ignore_errors=True)
     print(f"simulator and daemon logs: {logs}")
     print(json.dumps({k: v for k, v in result.items() if k not in ("progress", "runs")}, indent=2))
-    print(f"wrote {RESULTS}")
+    print(f"wrote {args.output}")
     ok = status in ("COMPLETED", "COMPLETED_SUCCESS") and result["backfill"]["failed_runs"] == 0
     return 0 if ok else 1
 

@@ -14,7 +14,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Two workers, one test module each at a time: most integration tests wait on sockets, daemons and
-# subprocesses, so the suite takes ~6 min instead of ~9 on two cores. PYTEST_ARGS="-n 0" runs it serially.
+# subprocesses, so two share two cores well. kalshi_pipeline_tests/conftest.py deals the modules of the
+# `slow` tests (a minute or so each) out first, so neither worker ends the run alone with one of them.
+# PYTEST_ARGS="-n 0" runs it serially.
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 

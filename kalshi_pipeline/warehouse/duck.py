@@ -12,27 +12,26 @@ while this thread has a transaction open shares its attachment (seeing committed
 
 Checkpoints are batched, not taken at every detach. A COMMIT makes a transaction durable by appending it to
 the write-ahead log (`<file>.wal`, fsynced); a checkpoint folds the log into the file. DuckDB checkpoints at
-DETACH by default, and for date-sized candle writes that checkpoint was the most expensive step of the
-transaction: writing the transaction's rows and index changes into the file has a large fixed part that
-grows with the table (measured per 8.5k-row raw + 8.5k-row clean transaction at ~1.2M rows per
-table: COMMIT ~30-70 ms, the checkpoint ~100 ms without and ~330-580 ms with the candle tables' secondary
-indexes, replaying the 6.8 MB log on the next attach ~30-70 ms). So a write detaches without a
-checkpoint while the log is smaller than `wal_limit` (16 MiB, DuckDB's own automatic threshold; DuckDB also
-checkpoints at the COMMIT that takes the log past it), and with one once it is larger. Nothing else
-changes: the file is free between operations, a committed transaction is in the fsynced log, and any process
-that attaches the file next (read-only too) replays the log and sees it; a rolled-back transaction never
-reaches the log. The cost moves to attaching: the next attach replays at most `wal_limit` of log (~5-10 ms
-per MB), so it pays off as the tables grow (`bench/ingest_path.py` measures both at a season's size). A
-process that exits leaving a log behind folds it in once, best effort, if the file is free at that moment,
-so readers do not replay it indefinitely.
+DETACH by default, and for date-sized candle writes that was the most expensive step of the transaction
+(per 8.5k raw + 8.5k clean rows at ~1.2M rows per table, measured alone: COMMIT ~30-70 ms, the checkpoint
+~100 ms, replaying the 6.8 MB log on the next attach ~30-70 ms; the candle tables' secondary indexes, which
+migration 6 drops on DuckDB, added ~150-450 ms to every checkpoint, even one of a few rows). So a write
+detaches without a checkpoint while the log is smaller than `wal_limit` (16 MiB, DuckDB's own automatic
+threshold; DuckDB also checkpoints at the COMMIT that takes the log past it) and with one once it is larger.
+Nothing else changes: the file is free between operations, a committed transaction is in the fsynced log,
+and any process that attaches the file next (read-only too) replays the log and sees it; a rolled-back
+transaction never reaches the log. The cost moves to attaching, which replays at most `wal_limit` of log
+(~5-10 ms per MB, paid by readers too), and the gain is modest: in `bench/ingest_path.py`, dates written
+into tables of ~1M rows spent ~230 ms each entering and leaving their transaction against ~275-300 ms with
+a checkpoint at every detach (paired runs on a loaded machine; one run showed no gain). A process that exits
+leaving a log behind folds it in once, best effort, if the file is free at that moment, so readers do not
+replay it indefinitely.
 
-Keeping the file attached between operations ("lingering") would save the replays too, but it holds the
-file while this process is between operations: another process only gets in when it retries at the right
-moment (starvation unless waiters announce themselves and holders yield), and tools that open the file
-without this module's retry (the `duckdb` shell, a direct `duckdb.connect` in this very process) fail at
-once. Over 140 date-sized transactions (to ~1.2M rows per table) it spent ~21 s entering and leaving them
-against ~25 s for batched checkpoints and ~32 s for a checkpoint at every detach (secondary indexes
-dropped in all three), so batched checkpoints take most of the gain without changing when the file is free.
+Keeping the file attached between operations ("lingering": ~21 s entering and leaving 140 dates against
+~25 s batched and ~32 s per detach, one sequential run each) holds the file between operations: another
+process gets in only if it retries at the right moment (starvation unless waiters announce themselves and
+holders yield), and tools without this module's retry (the `duckdb` shell, a direct `duckdb.connect` in
+this process) fail at once. Batched checkpoints keep when the file is free exactly as it was.
 """
 
 from __future__ import annotations

@@ -457,11 +457,12 @@ _V5 = {
 
 #: Candle tables whose secondary indexes migration 6 drops on DuckDB.
 _V6_CANDLE_TABLES = (CANDLESTICKS_RAW, CANDLESTICKS, CANDLESTICKS_REJECTED, CANDLESTICKS_WS)
-# On DuckDB the candle tables' two secondary (ART) indexes were most of a date-sized write's cost: at ~1.2M
-# rows per table a checkpoint took ~330-580 ms with them and ~100 ms without, a COMMIT ~70 ms instead of
-# ~30-60. Reads do not need them: DuckDB scans by index only below ~2k matching rows (never for a date),
-# and the zone maps of rows appended a date at a time prune the rest; reads measured as fast or faster
-# without them (a date's raw rows ~25 ms instead of ~50). PostgreSQL keeps its B-tree indexes.
+# On DuckDB the candle tables' two secondary (ART) indexes were most of a write's checkpoint: at ~1.2M rows
+# per table one of a date's rows took ~330-580 ms with them and ~100 ms without, one of a few rows (a live
+# refresh) ~170-250 ms with them and ~20 ms without. Reads do not need them: DuckDB scans by index only
+# below ~2k matching rows (never for a date), and the zone maps of rows appended a date at a time prune the
+# rest; reads measured as fast or faster without them (a date's raw rows ~25 ms instead of ~50). PostgreSQL
+# keeps its B-tree indexes.
 _V6 = {
     "postgres": ("SELECT 1",),
     "duckdb": tuple(

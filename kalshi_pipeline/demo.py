@@ -242,7 +242,9 @@ def run(args: argparse.Namespace) -> int:
         resources = {
             "kalshi": KalshiApiResource(base_url=sim.base_url, rate_limit_tier=args.rate_limit),
             "warehouse": WarehouseResource(
-                url=warehouse_url, duckdb_lock_timeout_s=configured.duckdb_lock_timeout_s
+                url=warehouse_url,
+                duckdb_lock_timeout_s=configured.duckdb_lock_timeout_s,
+                duckdb_memory_limit_mb=configured.duckdb_memory_limit_mb,
             ),
             "live": LiveResource(),
         }

@@ -53,7 +53,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         configured: WarehouseResource = resources_from_env()["warehouse"]
         url = args.warehouse_url or resolved_text(configured.url)
-        wh = open_warehouse(url, lock_timeout=configured.duckdb_lock_timeout_s)
+        wh = open_warehouse(
+            url,
+            lock_timeout=configured.duckdb_lock_timeout_s,
+            duckdb_memory_limit_mb=configured.duckdb_memory_limit_mb,
+        )
     except (SettingError, WarehouseError) as exc:
         print(f"kalshi-pipeline query: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2

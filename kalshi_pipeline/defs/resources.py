@@ -189,6 +189,11 @@ class WarehouseResource(dg.ConfigurableResource):
         ge=0,
         description="Seconds a DuckDB open waits for another process's lock (KALSHI_DUCKDB_LOCK_TIMEOUT).",
     )
+    duckdb_memory_limit_mb: int = Field(
+        default=256,
+        ge=16,
+        description="DuckDB's buffer pool per process, in MB (KALSHI_DUCKDB_MEMORY_LIMIT_MB).",
+    )
 
     def __repr__(self) -> str:
         return f"WarehouseResource(url={redact_url(self.url)!r})"
@@ -202,7 +207,11 @@ class WarehouseResource(dg.ConfigurableResource):
         An embedded DuckDB file is named once per process by its absolute path in the run's log
         (`duckdb:///proc/x.duckdb` is `./proc/x.duckdb`, relative to the working directory).
         """
-        wh = open_warehouse(self.url, lock_timeout=self.duckdb_lock_timeout_s)
+        wh = open_warehouse(
+            self.url,
+            lock_timeout=self.duckdb_lock_timeout_s,
+            duckdb_memory_limit_mb=self.duckdb_memory_limit_mb,
+        )
         path = wh.url.duckdb_path
         if path is not None and path != ":memory:" and path not in _NAMED_FILES:
             _NAMED_FILES.add(path)

@@ -66,6 +66,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "KALSHI_DUCKDB_LOCK_TIMEOUT", "warehouse", "duckdb_lock_timeout_s", "float", "seconds", 0
     ),
+    Setting(
+        "KALSHI_DUCKDB_MEMORY_LIMIT_MB", "warehouse", "duckdb_memory_limit_mb", "int", "MB", 16
+    ),
     Setting("KALSHI_LIVE_MODE", "live", "mode", "text", "rest or websocket"),
     Setting("KALSHI_LIVE_LEAD_MINUTES", "live", "lead_minutes", "float", "minutes", 0),
     Setting("KALSHI_LIVE_MAX_HOURS", "live", "max_hours", "float", "hours", 0.5),

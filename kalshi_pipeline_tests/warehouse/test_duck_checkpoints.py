@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from kalshi_pipeline.warehouse.duck import DuckDBWarehouse
+from kalshi_pipeline.warehouse.errors import WarehouseConfigError
 from kalshi_pipeline.warehouse.schema import (
     CANDLESTICKS,
     CANDLESTICKS_RAW,
@@ -145,3 +146,12 @@ def test_migration_6_drops_the_candle_tables_secondary_indexes_on_duckdb(tmp_pat
     assert DuckDBWarehouse(wh.url, wal_limit=0).ensure_schema() == [6]
     assert _candle_indexes(wh) == set()
     assert wh.table_counts()["candlesticks"] == 3
+
+
+def test_the_buffer_pool_is_capped_at_the_configured_size(tmp_path: Path) -> None:
+    url = resolve_url(f"duckdb:///{tmp_path / 'wh.duckdb'}")
+    wh = DuckDBWarehouse(url, memory_limit_mb=96)
+    limit = wh.query_df("SELECT current_setting('memory_limit') AS v")["v"].iloc[0]
+    assert limit == "91.5 MiB"  # 96 MB (10**6 bytes) as DuckDB prints it
+    with pytest.raises(WarehouseConfigError, match="at least 16 MB, got 8"):
+        DuckDBWarehouse(url, memory_limit_mb=8)

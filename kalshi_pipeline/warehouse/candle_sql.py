@@ -89,39 +89,37 @@ def candles_select(
     return sql, params
 
 
-# Per game date, over the run's games and from `since`: the raw REST rows, those with a clean twin (same key
-# and source, stamped no earlier than the raw row), the clean rows up to the date's newest raw end time (what
-# a clean run would delete and rewrite), and the rejected rows.
-_CLEAN_STATE = """
-WITH r AS (
-    SELECT game_date, ticker, end_period_ts, source, ingested_at FROM kalshi.candlesticks_raw
-    WHERE game_date = ANY(%(dates)s) AND period_interval = %(pi)s
-      AND event_ticker = ANY(%(events)s) AND end_period_ts >= %(since)s
-), c AS (
-    SELECT game_date, ticker, end_period_ts, source, ingested_at FROM kalshi.candlesticks
-    WHERE game_date = ANY(%(dates)s) AND period_interval = %(pi)s
-      AND event_ticker = ANY(%(events)s) AND end_period_ts >= %(since)s
-), e AS (
-    SELECT game_date, count(*) AS raw_rows, max(end_period_ts) AS last_end FROM r GROUP BY game_date
-), m AS (
-    SELECT r.game_date, count(*) AS matched FROM r JOIN c
-      ON c.ticker = r.ticker AND c.end_period_ts = r.end_period_ts
-     AND c.source = r.source AND c.ingested_at >= r.ingested_at
-    GROUP BY r.game_date
-), k AS (
-    SELECT c.game_date, count(*) AS clean_rows FROM c JOIN e
-      ON e.game_date = c.game_date AND c.end_period_ts <= e.last_end
-    GROUP BY c.game_date
-), x AS (
-    SELECT game_date, count(*) AS rejected FROM kalshi.candlesticks_rejected
-    WHERE game_date = ANY(%(dates)s) AND period_interval = %(pi)s
-      AND event_ticker = ANY(%(events)s) AND end_period_ts >= %(since)s
-    GROUP BY game_date
+# Per game date, over the run's games and from `since`, in one round trip of three self-contained parts (no
+# shared CTE: Postgres would materialize it without statistics and join it in nested loops): the raw REST
+# rows with how many have a clean twin (same key and source, stamped no earlier than the raw row) and the
+# newest raw end time; the clean rows up to that time (what a clean run would delete and rewrite); and the
+# rejected rows.
+_SCOPE = (
+    "{t}.game_date = ANY(%(dates)s) AND {t}.period_interval = %(pi)s "
+    "AND {t}.event_ticker = ANY(%(events)s) AND {t}.end_period_ts >= %(since)s"
 )
-SELECT e.game_date, e.raw_rows, e.last_end, coalesce(m.matched, 0) AS matched,
-       coalesce(k.clean_rows, 0) AS clean_rows, coalesce(x.rejected, 0) AS rejected
-FROM e LEFT JOIN m ON m.game_date = e.game_date LEFT JOIN k ON k.game_date = e.game_date
-LEFT JOIN x ON x.game_date = e.game_date
+_CLEAN_STATE = f"""
+SELECT r.game_date, 'raw' AS kind, count(*) AS n, max(r.end_period_ts) AS last_end,
+       sum(CASE WHEN c.source = r.source AND c.ingested_at >= r.ingested_at THEN 1 ELSE 0 END) AS matched
+FROM kalshi.candlesticks_raw r
+LEFT JOIN kalshi.candlesticks c
+  ON c.ticker = r.ticker AND c.period_interval = r.period_interval AND c.end_period_ts = r.end_period_ts
+WHERE {_SCOPE.format(t="r")}
+GROUP BY r.game_date
+UNION ALL
+SELECT c.game_date, 'clean' AS kind, count(*) AS n, NULL AS last_end, NULL AS matched
+FROM kalshi.candlesticks c
+JOIN (
+    SELECT r.game_date, max(r.end_period_ts) AS last_end FROM kalshi.candlesticks_raw r
+    WHERE {_SCOPE.format(t="r")} GROUP BY r.game_date
+) e ON e.game_date = c.game_date AND c.end_period_ts <= e.last_end
+WHERE {_SCOPE.format(t="c")}
+GROUP BY c.game_date
+UNION ALL
+SELECT x.game_date, 'rejected' AS kind, count(*) AS n, NULL AS last_end, NULL AS matched
+FROM kalshi.candlesticks_rejected x
+WHERE {_SCOPE.format(t="x")}
+GROUP BY x.game_date
 """
 
 

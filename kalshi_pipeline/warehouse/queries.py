@@ -234,14 +234,24 @@ class WarehouseQueries(ABC):
             return pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
         sql, params = clean_state_select(game_dates, event_tickers, since, period_interval)
         df = self.query_df(sql, params)
+        raw = df[df["kind"] == "raw"]
+        counts = {
+            kind: {as_date(d): int(n) for d, n in zip(part["game_date"], part["n"], strict=True)}
+            for kind, part in df.groupby("kind")
+        }
+        clean, rejected = counts.get("clean", {}), counts.get("rejected", {})
+        days = [as_date(d) for d in raw["game_date"]]
+        raw_rows = [int(n) for n in raw["n"]]
+        matched = [int(n) for n in raw["matched"]]
         out = pd.DataFrame(
             {
-                "game_date": [as_date(d) for d in df["game_date"]],
-                "raw_rows": df["raw_rows"].astype("int64"),
-                "last_end": unix_seconds_column(pd.to_datetime(df["last_end"], utc=True)),
-                "current": (df["raw_rows"] == df["matched"])
-                & (df["matched"] == df["clean_rows"])
-                & (df["rejected"] == 0),
+                "game_date": days,
+                "raw_rows": raw_rows,
+                "last_end": unix_seconds_column(pd.to_datetime(raw["last_end"], utc=True)),
+                "current": [
+                    n == m == clean.get(d, 0) and rejected.get(d, 0) == 0
+                    for d, n, m in zip(days, raw_rows, matched, strict=True)
+                ],
             }
         )
         return out.astype(columns).sort_values("game_date").reset_index(drop=True)

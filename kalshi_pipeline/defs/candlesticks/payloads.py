@@ -56,7 +56,9 @@ def _read(payloads: list[str], historical: bool) -> pa.Table | None:
     try:
         table = pj.read_json(
             pa.BufferReader(data),
-            read_options=pj.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16)),
+            # Blocks of 512 KiB parsed on pyarrow's threads (the GIL is released): a date's ~5 MB of
+            # payloads reads 2-3x faster than as one block; rows keep their order.
+            read_options=pj.ReadOptions(use_threads=True, block_size=1 << 19),
             parse_options=pj.ParseOptions(
                 explicit_schema=_SCHEMAS[historical], unexpected_field_behavior="ignore"
             ),

@@ -142,16 +142,19 @@ def clean_state_select(
 def grid_select(
     game_dates: Sequence[dt.date], event_tickers: Collection[str] | None
 ) -> tuple[str, dict[str, Any]]:
-    """The query behind `Warehouse.candle_grid` and its parameters."""
+    """The query behind `Warehouse.candle_grid` and its parameters (one row per market)."""
     where = ["game_date = ANY(%(dates)s)"]
     params: dict[str, Any] = {"dates": date_list(game_dates)}
     if event_tickers is not None:
         where.append("event_ticker = ANY(%(events)s)")
         params["events"] = sorted({str(e) for e in event_tickers})
+    epoch = "CAST(extract(epoch FROM end_period_ts) AS BIGINT)"
     sql = (
-        "SELECT ticker, event_ticker, period_interval, "
-        "CAST(extract(epoch FROM end_period_ts) AS BIGINT) AS end_period_ts, "
-        "price_close IS NOT NULL AS traded "
-        f"FROM kalshi.candlesticks WHERE {' AND '.join(where)} ORDER BY ticker, end_period_ts"
+        f"SELECT ticker, event_ticker, count(*) AS n_rows, "
+        "sum(CASE WHEN price_close IS NOT NULL THEN 1 ELSE 0 END) AS traded, "
+        f"max({epoch}) AS last_end, "
+        f"array_agg({epoch} ORDER BY end_period_ts) FILTER (WHERE period_interval = 1) AS minutes "
+        f"FROM kalshi.candlesticks WHERE {' AND '.join(where)} "
+        "GROUP BY ticker, event_ticker ORDER BY ticker"
     )
     return sql, params

@@ -346,17 +346,18 @@ class WarehouseQueries(ABC):
     def candle_grid(
         self, game_dates: Sequence[dt.date], event_tickers: Collection[str] | None = None
     ) -> pd.DataFrame:
-        """What the minute-grid check needs of `kalshi.candlesticks`: one row per stored candle.
+        """What the minute-grid check needs of `kalshi.candlesticks`, one row per market.
 
-        Columns: ticker, event_ticker, period_interval, end_period_ts (Unix s, int64) and traded (whether
-        the candle has a close price), by ticker and time; `event_tickers` keeps only those games.
+        Columns: ticker, event_ticker, n_rows (stored candles, any interval), traded (those with a close
+        price), last_end (the newest end time, Unix s) and minutes (the 1-minute candles' end times, Unix s,
+        ascending; a list). `event_tickers` keeps only those games.
         """
         self._ensure_once()
         sql, params = grid_select(game_dates, event_tickers)
         df = self.query_df(sql, params)
-        df["period_interval"] = df["period_interval"].astype("int64")
-        df["end_period_ts"] = df["end_period_ts"].astype("int64")
-        df["traded"] = df["traded"].astype(bool)
+        for column in ("n_rows", "traded", "last_end"):
+            df[column] = df[column].astype("int64")
+        df["minutes"] = [list(m) if m is not None else [] for m in df["minutes"]]
         return df
 
     def sample_rows(

@@ -70,16 +70,14 @@ def game_completeness(
 ) -> list[GameCompleteness]:
     """Compute the completeness of each game in `markets` from its stored 1-minute `candles`.
 
-    `markets` are `kalshi.markets` rows; `candles` are `kalshi.candlesticks` rows with ticker,
-    period_interval, end_period_ts (Unix seconds or timestamps) and either `traded` (bool, as
-    `Warehouse.candle_grid` reads it) or `price_close` (null for a minute without a trade).
+    `markets` are `kalshi.markets` rows; `candles` are either `kalshi.candlesticks` rows (ticker,
+    period_interval, end_period_ts as Unix seconds or timestamps, price_close null for a minute without a
+    trade) or their per-market summary as `Warehouse.candle_grid` reads it.
     `window_start_ts` is where the run's pull started (Unix s; 0 = open time). `now_ts` (Unix s) is when
     the check runs: a market still open then has its settling minutes left out (None: every market is
     treated as final).
     """
-    by_ticker = (
-        {str(t): _Minutes.of(g) for t, g in candles.groupby("ticker")} if len(candles) else {}
-    )
+    by_ticker = _by_ticker(candles)
     games: dict[str, list[dict[Hashable, Any]]] = {}
     for market in markets.to_dict("records"):
         games.setdefault(str(market["event_ticker"]), []).append(market)
@@ -130,6 +128,30 @@ def game_completeness(
     return out
 
 
+def _by_ticker(candles: pd.DataFrame) -> dict[str, _Minutes]:
+    """Each market's stored minutes, from candle rows or from `Warehouse.candle_grid`'s summary."""
+    if not len(candles):
+        return {}
+    if "minutes" not in candles.columns:
+        return {str(t): _Minutes.of(g) for t, g in candles.groupby("ticker")}
+    return {
+        str(ticker): _Minutes(
+            present=np.unique(np.asarray(minutes, dtype=np.int64)),
+            last=int(last),
+            rows=int(rows),
+            traded=int(traded),
+        )
+        for ticker, minutes, last, rows, traded in zip(
+            candles["ticker"],
+            candles["minutes"],
+            candles["last_end"],
+            candles["n_rows"],
+            candles["traded"],
+            strict=True,
+        )
+    }
+
+
 @dataclass(frozen=True)
 class _Minutes:
     """One market's stored candles: its distinct 1-minute end times and how many rows traded."""
@@ -150,13 +172,10 @@ class _Minutes:
             else np.asarray(unix_seconds_column(ends), dtype=np.int64)
         )
         one_minute = rows["period_interval"].to_numpy(dtype=np.int64) == 1
-        if "traded" in rows.columns:
-            traded = int(rows["traded"].to_numpy(dtype=bool).sum())
-        else:
-            traded = sum(
-                v is not None and not (isinstance(v, float) and pd.isna(v))
-                for v in rows["price_close"].tolist()
-            )
+        traded = sum(
+            v is not None and not (isinstance(v, float) and pd.isna(v))
+            for v in rows["price_close"].tolist()
+        )
         return cls(
             present=np.unique(seconds[one_minute]),
             last=int(seconds.max()) if len(seconds) else None,

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY, RAW_KEY
+from kalshi_pipeline.defs.candlesticks.completeness import game_completeness
 from kalshi_pipeline.defs.markets.assets import MARKETS_KEY
-from kalshi_pipeline.warehouse import open_warehouse
+from kalshi_pipeline.warehouse import open_warehouse, unix_seconds_column
 from kalshi_pipeline_tests.defs.markets.helpers import (
     SimDates,
     checks_by_name,
@@ -109,3 +110,32 @@ def test_a_changed_raw_row_is_validated_again(
     meta = materialization_metadata(result, "kalshi/candlesticks")
     assert meta["rejects"] == 1 and meta["candles"] == len(raw) - 1
     assert len(table(url, "candlesticks")) == len(raw) - 1
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_the_grid_summary_gives_the_completeness_of_the_stored_rows(
+    simulator: Any, dates: SimDates, tmp_path: Any, fresh_pg_url: str, backend: str
+) -> None:
+    day = dates.finished_live()
+    url = f"duckdb:///{tmp_path}/wh.duckdb" if backend == "duckdb" else fresh_pg_url
+    materialize(simulator.base_url, url, partition_key=day.isoformat())
+    wh = open_warehouse(url)
+    try:
+        # A gap and a minute without a trade, so both show in the counts.
+        wh.execute(
+            "DELETE FROM kalshi.candlesticks WHERE end_period_ts = (SELECT max(end_period_ts) - INTERVAL '30 minutes' FROM kalshi.candlesticks)"
+        )
+        wh.execute(
+            "UPDATE kalshi.candlesticks SET price_close = NULL WHERE end_period_ts = (SELECT max(end_period_ts) - INTERVAL '31 minutes' FROM kalshi.candlesticks)"
+        )
+        markets = wh.markets([day])
+        rows = wh.candles("candlesticks", [day])
+        rows["end_period_ts"] = unix_seconds_column(rows["end_period_ts"])
+        summary = wh.candle_grid([day])
+    finally:
+        wh.close()
+    from_rows = game_completeness(markets, rows, now_ts=None)
+    from_summary = game_completeness(markets, summary, now_ts=None)
+    assert from_summary == from_rows
+    assert sum(g.missing_minutes for g in from_rows) > 0
+    assert sum(g.no_trade_minutes for g in from_rows) > 0

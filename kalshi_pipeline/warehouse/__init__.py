@@ -84,12 +84,12 @@ def open_warehouse(
     *,
     lock_timeout: float = 30.0,
     connect_timeout: float = 10.0,
-    duckdb_memory_limit_mb: int = 256,
+    duckdb_memory_limit_mb: int | None = None,
 ) -> Warehouse:
     """Open the warehouse at `url` (`postgresql://...` or `duckdb:///path`; None: the embedded default).
 
     `lock_timeout` bounds how long a DuckDB open waits for another process's lock (default 30 s);
-    `duckdb_memory_limit_mb` caps DuckDB's buffer pool in this process; `connect_timeout` bounds a PostgreSQL
+    `duckdb_memory_limit_mb` caps DuckDB's buffer pool in this process (None: `duck.py`'s default); `connect_timeout` bounds a PostgreSQL
     connection attempt. Nothing connects until the first operation. Raises `WarehouseConfigError` for an
     unsupported URL.
     """
@@ -100,6 +100,8 @@ def open_warehouse(
         return PostgresWarehouse(parsed, connect_timeout=connect_timeout)
     from kalshi_pipeline.warehouse.duck import DuckDBWarehouse
 
+    if duckdb_memory_limit_mb is None:
+        return DuckDBWarehouse(parsed, lock_timeout=lock_timeout)
     return DuckDBWarehouse(
         parsed, lock_timeout=lock_timeout, memory_limit_mb=duckdb_memory_limit_mb
     )

@@ -57,6 +57,18 @@ def date_list(values: Sequence[dt.date]) -> list[dt.date]:
     return [as_date(d) for d in values]
 
 
+def date_game_filter(
+    game_dates: Sequence[dt.date], event_tickers: Collection[str] | None
+) -> tuple[list[str], dict[str, Any]]:
+    """Conditions (to AND) and parameters keeping rows of `game_dates`, and of `event_tickers` when given."""
+    where = ["game_date = ANY(%(dates)s)"]
+    params: dict[str, Any] = {"dates": date_list(game_dates)}
+    if event_tickers is not None:
+        where.append("event_ticker = ANY(%(events)s)")
+        params["events"] = sorted({str(e) for e in event_tickers})
+    return where, params
+
+
 def candles_select(
     table: str,
     game_dates: Sequence[dt.date],
@@ -72,11 +84,7 @@ def candles_select(
     """
     spec = candle_table(table)
     names = select_list(spec, columns)
-    where = ["game_date = ANY(%(dates)s)"]
-    params: dict[str, Any] = {"dates": date_list(game_dates)}
-    if event_tickers is not None:
-        where.append("event_ticker = ANY(%(events)s)")
-        params["events"] = sorted({str(e) for e in event_tickers})
+    where, params = date_game_filter(game_dates, event_tickers)
     if since is not None:
         where.append("end_period_ts >= %(since)s")
         params["since"] = to_utc(since, "since")
@@ -143,11 +151,7 @@ def grid_select(
     game_dates: Sequence[dt.date], event_tickers: Collection[str] | None
 ) -> tuple[str, dict[str, Any]]:
     """The query behind `Warehouse.candle_grid` and its parameters (one row per market)."""
-    where = ["game_date = ANY(%(dates)s)"]
-    params: dict[str, Any] = {"dates": date_list(game_dates)}
-    if event_tickers is not None:
-        where.append("event_ticker = ANY(%(events)s)")
-        params["events"] = sorted({str(e) for e in event_tickers})
+    where, params = date_game_filter(game_dates, event_tickers)
     epoch = "CAST(extract(epoch FROM end_period_ts) AS BIGINT)"
     sql = (
         f"SELECT ticker, event_ticker, count(*) AS n_rows, "

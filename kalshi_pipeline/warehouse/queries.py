@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
@@ -18,6 +18,7 @@ from kalshi_pipeline.warehouse.candle_sql import (
     as_date,
     candles_select,
     clean_state_select,
+    date_game_filter,
     date_list,
     grid_select,
 )
@@ -34,10 +35,22 @@ from kalshi_pipeline.warehouse.schema import (
     TableSpec,
     table_spec,
 )
-from kalshi_pipeline.warehouse.times import to_utc, unix_seconds_column
+from kalshi_pipeline.warehouse.times import to_utc, unix_seconds
 
 if TYPE_CHECKING:
     from kalshi_pipeline.warehouse.base import Params
+
+
+class CleanState(NamedTuple):
+    """What `Warehouse.clean_state` finds for one game date."""
+
+    #: REST raw rows in scope.
+    raw_rows: int
+    #: The newest raw end time (Unix s).
+    last_end: int
+    #: Whether the clean rows are exactly what validating the raw rows would write.
+    current: bool
+
 
 #: Rows a schema check reads back by default.
 SAMPLE_ROWS = 2000
@@ -219,42 +232,37 @@ class WarehouseQueries(ABC):
         event_tickers: Collection[str],
         since: int | dt.datetime | None = None,
         period_interval: int = 1,
-    ) -> pd.DataFrame:
+    ) -> dict[dt.date, CleanState]:
         """Per game date with raw rows: whether its clean rows are exactly what validating them would write.
 
-        Over `event_tickers` and candles ending at or after `since`. Columns: game_date, raw_rows (REST raw
-        rows), last_end (Unix s of the newest), current (bool). A date is current when every raw row has a
-        clean twin (same key and source, stamped no earlier), no other clean row lies at or before its
+        Over `event_tickers` and candles ending at or after `since`. A date is current when every raw row
+        has a clean twin (same key and source, stamped no earlier), no other clean row lies at or before its
         newest raw end time, and nothing is rejected (a rejection may depend on which markets are stored,
         so such a date is always validated again). Dates without raw rows are absent: nothing to validate.
         """
         self._ensure_once()
-        columns = {"game_date": object, "raw_rows": "int64", "last_end": "int64", "current": bool}
         if not game_dates or not event_tickers:
-            return pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
+            return {}
         sql, params = clean_state_select(game_dates, event_tickers, since, period_interval)
         df = self.query_df(sql, params)
-        raw = df[df["kind"] == "raw"]
-        counts = {
-            kind: {as_date(d): int(n) for d, n in zip(part["game_date"], part["n"], strict=True)}
-            for kind, part in df.groupby("kind")
+        counts: dict[str, dict[dt.date, int]] = {"clean": {}, "rejected": {}}
+        raw: list[tuple[dt.date, int, int, int]] = []
+        for day, kind, n, last_end, matched in df[
+            ["game_date", "kind", "n", "last_end", "matched"]
+        ].itertuples(index=False):
+            if kind == "raw":
+                raw.append((as_date(day), int(n), int(matched), unix_seconds(last_end) or 0))
+            else:
+                counts[str(kind)][as_date(day)] = int(n)
+        return {
+            day: CleanState(
+                raw_rows=n,
+                last_end=last_end,
+                current=n == matched == counts["clean"].get(day, 0)
+                and counts["rejected"].get(day, 0) == 0,
+            )
+            for day, n, matched, last_end in sorted(raw)
         }
-        clean, rejected = counts.get("clean", {}), counts.get("rejected", {})
-        days = [as_date(d) for d in raw["game_date"]]
-        raw_rows = [int(n) for n in raw["n"]]
-        matched = [int(n) for n in raw["matched"]]
-        out = pd.DataFrame(
-            {
-                "game_date": days,
-                "raw_rows": raw_rows,
-                "last_end": unix_seconds_column(pd.to_datetime(raw["last_end"], utc=True)),
-                "current": [
-                    n == m == clean.get(d, 0) and rejected.get(d, 0) == 0
-                    for d, n, m in zip(days, raw_rows, matched, strict=True)
-                ],
-            }
-        )
-        return out.astype(columns).sort_values("game_date").reset_index(drop=True)
 
     def partition_summary(
         self, game_dates: Sequence[dt.date], period_interval: int = 1
@@ -434,11 +442,7 @@ class WarehouseQueries(ABC):
         event_tickers: Collection[str] | None,
     ) -> pd.DataFrame:
         self._ensure_once()
-        where = ["game_date = ANY(%(dates)s)"]
-        params: dict[str, Any] = {"dates": date_list(game_dates)}
-        if event_tickers is not None:
-            where.append("event_ticker = ANY(%(events)s)")
-            params["events"] = sorted({str(e) for e in event_tickers})
+        where, params = date_game_filter(game_dates, event_tickers)
         return self.query_df(
             f"SELECT * FROM {spec.qualified} WHERE {' AND '.join(where)} "
             f"ORDER BY event_ticker, {order}",

@@ -3,8 +3,10 @@
 One game date at a time, each in its own transaction: the raw payloads of the covered games are parsed,
 validated (`validation.py`), and written over the run's window of the clean and rejected tables (rows of the
 window are deleted first, so a candle that turned invalid does not linger). Memory stays bounded on long
-single-run backfills, and a failure leaves that date exactly as it was. Afterwards each date's stored candles
-are read back for the minute-grid completeness check and a schema sample.
+single-run backfills, and a failure leaves that date exactly as it was. `clean_day` does that for one date;
+a run of both candle assets calls it from the raw step as each date is stored, and `clean_candles` then
+leaves such dates alone (`Warehouse.clean_state`). Afterwards the stored candles are summarized for the
+minute-grid completeness check and sampled for the schema check.
 """
 
 from __future__ import annotations
@@ -175,14 +177,7 @@ def clean_candles(
     window_start = start_ts if start_ts is not None else 0
     allowed = scope.allowed_tickers
     events = scope.event_tickers
-    found = wh.clean_state(dates, events, start_ts, PERIOD_INTERVAL)
-    #: Per date with raw rows: (raw rows, newest end time, current).
-    state: dict[date, tuple[int, int, bool]] = {
-        d: (int(n), int(end), bool(current))
-        for d, n, end, current in zip(
-            found["game_date"], found["raw_rows"], found["last_end"], found["current"], strict=True
-        )
-    }
+    state = wh.clean_state(dates, events, start_ts, PERIOD_INTERVAL)
     raw_rows = valid_rows = rejected_rows = 0
     window_end: int | None = None
     reason_counts: dict[str, int] = {}
@@ -190,11 +185,11 @@ def clean_candles(
     preview = pd.DataFrame()
     for day in dates:
         day_markets = scope.scoped_on(day)
-        if day not in state:
+        found = state.get(day)
+        if found is None:
             done = DayClean(0, 0, 0, None, {}, None)
-        elif state[day][2]:
-            count, last_end, _ = state[day]
-            done = DayClean(count, count, 0, last_end, {}, None)
+        elif found.current:
+            done = DayClean(found.raw_rows, found.raw_rows, 0, found.last_end, {}, None)
         else:
             raw = wh.candles(CANDLESTICKS_RAW.name, [day], event_tickers=events, since=start_ts)
             with wh.transaction() as tx:

@@ -197,11 +197,11 @@ class _Stored:
     """Counts of what the chunks stored so far (updated by one writer thread at a time)."""
 
     def __init__(
-        self, preview_rows: int, validate: CandleScope | None, start_ts: int | None
+        self, preview_rows: int, validate_scope: CandleScope | None, start_ts: int | None
     ) -> None:
         self.preview_rows = preview_rows
         #: The run's scope when each date is validated as it is stored, else None.
-        self.validate = validate
+        self.validate_scope = validate_scope
         self.start_ts = start_ts
         self.validated: dict[date, DayClean] = {}
         self.candles = 0
@@ -234,7 +234,7 @@ class _Stored:
             try:
                 with wh.transaction() as tx:
                     _replace_date(tx, [w for w in windows if w.game_date == day], rows)
-                    if self.validate is not None:
+                    if self.validate_scope is not None:
                         validated = self._validate(tx, day, rows, ingested_at_ts)
             except CandleLossRefused as exc:
                 self.failures[day] = str(exc)
@@ -259,7 +259,7 @@ class _Stored:
         The rows in hand are the date's whole in-scope raw set unless the table holds others (rows outside
         this pull's windows); the stored set is then read back inside the transaction.
         """
-        scope = self.validate
+        scope = self.validate_scope
         assert scope is not None
         events = scope.event_tickers
         if self.start_ts is not None and rows.num_rows:

@@ -4,12 +4,13 @@ Builds `--candles` candles of realistic batch answers (`GET /markets/candlestick
 spread over game dates of `--per-date` candles each (a backfill date holds ~8.5k: 6 games, 12 markets), then
 per warehouse, in one run and on the same rows:
 
-1. `decode`: `orjson.loads` of every body, `CandlePayloads.from_items` per market and the payloads
-   serialized once (`PulledMarket.of`): what the client and `pull_game` do with the answers;
+1. `decode`: `candle_answers.read_batch_answer` of every body (each candle's text and end time, read
+   without a Python object per candle) and a `PulledMarket` per market: what the client and `pull_game`
+   do with the answers;
 2. per date, one transaction that stores the raw rows and validates them into the clean table from the rows
    in hand (what a run of both candle assets does per date): `raw_rows` = `pull.raw_table` (Arrow),
-   `raw_upsert` = `upsert_arrow` into `kalshi.candlesticks_raw`, `validate` = `raw_table.to_pandas()` and
-   `clean.clean_day` (fast split, deletes over the window, upsert of the accepted rows), `begin` = entering
+   `raw_upsert` = `upsert_arrow` into `kalshi.candlesticks_raw`, `validate` = `clean.clean_day` on the
+   Arrow rows in hand (fast split, deletes over the window, upsert of the accepted rows), `begin` = entering
    the transaction (on DuckDB: attaching the file, replaying its log), `commit` = leaving it (COMMIT,
    and on DuckDB the detach that lets other processes have the file, with a checkpoint when one is due);
    on DuckDB two more warehouses store the same dates, set up as at a63729d (`duckdb_as_a63729d`: a
@@ -50,8 +51,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
-import pandas as pd
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -61,7 +60,7 @@ from common import PG_ADMIN, temporary_database
 from kalshi_pipeline.defs.candlesticks.clean import clean_day
 from kalshi_pipeline.defs.candlesticks.columnar import accepted_table, fast_split
 from kalshi_pipeline.defs.candlesticks.pull import MarketWindow, PulledMarket, raw_table
-from kalshi_pipeline.kalshi.candles import CandlePayloads
+from kalshi_pipeline.kalshi.candle_answers import read_batch_answer
 from kalshi_pipeline.warehouse import Warehouse, open_warehouse
 from kalshi_pipeline.warehouse.duck import DuckDBWarehouse
 from kalshi_pipeline.warehouse.schema import (
@@ -173,13 +172,14 @@ def decode_bodies(recorded: RecordedDate) -> list[PulledMarket]:
     """What the client and `pull_game` do with one date's answers: one `PulledMarket` per market."""
     pulled = []
     for body in recorded.bodies:
-        for entry in orjson.loads(body)["markets"]:
-            w = recorded.windows[entry["market_ticker"]]
-            block = CandlePayloads.from_items(
-                entry["candlesticks"], ticker=w.ticker, period_interval=1, historical=False
-            )
-            pulled.append(PulledMarket.of(w, block))
+        blocks = read_batch_answer(body, _refuse, _refuse, period_interval=1)
+        assert not isinstance(blocks, str), blocks
+        pulled.extend(PulledMarket(recorded.windows[b.ticker], b) for b in blocks)
     return pulled
+
+
+def _refuse(_: Any) -> Any:
+    raise AssertionError("a recorded answer is plain: the object decoder is never needed")
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -253,17 +253,16 @@ class _Timings:
 
 def _store_date(
     wh: Warehouse, date: RecordedDate, raw_rows: pa.Table, ingested_at_ts: int, timings: _Timings
-) -> pd.DataFrame:
-    """One date's transaction: store the raw rows, validate them into the clean table; return the frame."""
+) -> None:
+    """One date's transaction: store the raw rows, validate them into the clean table."""
     start = time.perf_counter()
     with wh.transaction() as tx:
         opened = time.perf_counter()
         tx.upsert_arrow(CANDLESTICKS_RAW.name, raw_rows)
         stored = time.perf_counter()
-        raw_frame = raw_rows.to_pandas()
         day = clean_day(
             tx,
-            raw_frame,
+            raw_rows,
             day_tickers=date.tickers,
             allowed_tickers=date.tickers,
             window_start=0,
@@ -278,7 +277,6 @@ def _store_date(
     seconds["validate"] += validated - stored
     seconds["commit"] += closed - validated
     timings.commits.append(closed - validated)
-    return raw_frame
 
 
 def _shifted(table: pa.Table, days: int) -> pa.Table:
@@ -307,8 +305,7 @@ def preload(
     """
     ingested_at_ts = T0
     raw_rows = raw_table(decode_bodies(recorded[0]), ingested_at_ts)
-    frame = raw_rows.to_pandas()
-    clean_rows = accepted_table(frame, fast_split(frame, recorded[0].tickers), ingested_at_ts)
+    clean_rows = accepted_table(raw_rows, fast_split(raw_rows, recorded[0].tickers), ingested_at_ts)
     days = round(candles / raw_rows.num_rows)
     spent = dict.fromkeys(warehouses, 0.0)
     for lo in range(1, days + 1, 20):
@@ -343,15 +340,12 @@ def bench(
         shared["raw_rows"] += spent
         names = list(warehouses)
         names = names[i % len(names) :] + names[: i % len(names)]
-        frames = [
+        for name in names:
             _store_date(warehouses[name], date, raw_rows, ingested_at_ts, timings[name])
-            for name in names
-        ]
-        raw_frame = frames[0]
         # The clean rows the transactions wrote, rebuilt untimed for the baselines.
         raw_tables.append(raw_rows)
         clean_tables.append(
-            accepted_table(raw_frame, fast_split(raw_frame, date.tickers), ingested_at_ts)
+            accepted_table(raw_rows, fast_split(raw_rows, date.tickers), ingested_at_ts)
         )
     n = sum(t.num_rows for t in raw_tables)
     raw_all, clean_all = pa.concat_tables(raw_tables), pa.concat_tables(clean_tables)

@@ -9,12 +9,20 @@ protocol error, asked again with the usual backoff, never "no candles".
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
+from kalshi_pipeline.kalshi.candle_answers import Problem, read_batch_answer, read_single_answer
 from kalshi_pipeline.kalshi.candles import CandlePayloads, Candlestick
 from kalshi_pipeline.kalshi.errors import KalshiProtocolError
-from kalshi_pipeline.kalshi.session import KalshiSession, Params, list_field
+from kalshi_pipeline.kalshi.session import (
+    KalshiSession,
+    Params,
+    decode_json,
+    json_object,
+    list_field,
+)
 from kalshi_pipeline.kalshi.windows import (
     SINGLE_MAX_CANDLES,
     batch_plan,
@@ -25,6 +33,10 @@ from kalshi_pipeline.kalshi.windows import (
 
 __all__ = ["CandleEndpoints"]
 
+T = TypeVar("T")
+#: The object decoder a candle answer that is not plain falls back to.
+Decoder = Callable[[bytes], Mapping[str, Any]]
+
 
 class CandleEndpoints:
     """The candle methods `KalshiClient` inherits; they use its session, backoff sleep and jitter source."""
@@ -33,16 +45,14 @@ class CandleEndpoints:
     _sleep: Callable[[float], Awaitable[None]]
     _rng: Callable[[], float]
 
-    async def _candle_body(
-        self,
-        path: str,
-        params: Params,
-        problem_of: Callable[[Mapping[str, Any]], str | None],
-    ) -> Mapping[str, Any]:
-        """`GET path` of a candle endpoint whose answer must carry its candle lists.
+    async def _candle_answer(
+        self, path: str, params: Params, read: Callable[[bytes, Decoder], T | Problem]
+    ) -> T:
+        """`GET path` of a candle endpoint, its answer read by `read` (see `candle_answers`).
 
-        An answer missing a required list (absent or null) is a protocol error, never "no candles": it
-        is asked again up to `max_retries` times with the usual backoff, then raised.
+        `read` gets the answer's bytes and the object decoder, and returns what it read or the answer's
+        problem. An answer missing a required list (absent or null) is a protocol error, never "no
+        candles": it is asked again up to `max_retries` times with the usual backoff, then raised.
 
         Raises:
             KalshiProtocolError: Every attempt answered without the lists, or a list is not a list.
@@ -50,10 +60,11 @@ class CandleEndpoints:
         attempts = self._session.config.max_retries + 1
         problem = ""
         for attempt in range(attempts):
-            body = await self._session.get_object(path, params)
-            problem = problem_of(body) or ""
-            if not problem:
-                return body
+            label, body = await self._session.get_body(path, params)
+            got = read(body, functools.partial(_decoded_object, label=label, path=path))
+            if not isinstance(got, str):
+                return got
+            problem = got
             if problem.startswith("malformed"):
                 raise KalshiProtocolError(f"GET {path}: {problem}")
             if attempt + 1 < attempts:
@@ -70,24 +81,6 @@ class CandleEndpoints:
             "a candle answer without its list is a protocol error, not an empty market"
         )
 
-    async def _single_items(
-        self, path: str, start_ts: int, end_ts: int, period_interval: int
-    ) -> list[list[Any]]:
-        """The candle lists of a single-market endpoint, one per window of <= 5,000 periods."""
-        check_unix_seconds("start_ts", start_ts)
-        check_unix_seconds("end_ts", end_ts)
-        windows = candle_windows(start_ts, end_ts, period_interval, SINGLE_MAX_CANDLES)
-
-        async def fetch(lo: int, hi: int) -> list[Any]:
-            body = await self._candle_body(
-                path,
-                {"start_ts": lo, "end_ts": hi, "period_interval": period_interval},
-                _single_problem,
-            )
-            return body["candlesticks"]
-
-        return list(await asyncio.gather(*(fetch(lo, hi) for lo, hi in windows)))
-
     async def _single_payloads(
         self,
         path: str,
@@ -97,11 +90,21 @@ class CandleEndpoints:
         period_interval: int,
         historical: bool,
     ) -> CandlePayloads:
-        chunks = await self._single_items(path, start_ts, end_ts, period_interval)
+        """The candles of a single-market endpoint, one request per window of <= 5,000 periods."""
+        check_unix_seconds("start_ts", start_ts)
+        check_unix_seconds("end_ts", end_ts)
+        windows = candle_windows(start_ts, end_ts, period_interval, SINGLE_MAX_CANDLES)
         shape = {"ticker": ticker, "period_interval": period_interval, "historical": historical}
-        return CandlePayloads.merged(
-            [CandlePayloads.from_items(chunk, **shape) for chunk in chunks], **shape
-        )
+
+        async def fetch(lo: int, hi: int) -> CandlePayloads:
+            return await self._candle_answer(
+                path,
+                {"start_ts": lo, "end_ts": hi, "period_interval": period_interval},
+                lambda body, decoded: read_single_answer(body, decoded, _single_problem, **shape),
+            )
+
+        chunks = await asyncio.gather(*(fetch(lo, hi) for lo, hi in windows))
+        return CandlePayloads.merged(list(chunks), **shape)
 
     async def get_market_candlesticks(
         self,
@@ -147,15 +150,15 @@ class CandleEndpoints:
         path = f"/historical/markets/{ticker}/candlesticks"
         return await self._single_payloads(path, ticker, start_ts, end_ts, period_interval, True)
 
-    async def _batch_items(
+    async def _batch_blocks(
         self, unique: list[str], start_ts: int, end_ts: int, period_interval: int
-    ) -> list[tuple[str, list[Any]]]:
-        """(market ticker, candle list) of every answer of a batch pull, in answer order."""
+    ) -> list[CandlePayloads]:
+        """One block per market entry of every answer of a batch pull, in answer order."""
         groups, windows = batch_plan(unique, start_ts, end_ts, period_interval)
         path = "/markets/candlesticks"
 
-        async def fetch(names: list[str], lo: int, hi: int) -> list[tuple[str, list[Any]]]:
-            body = await self._candle_body(
+        async def fetch(names: list[str], lo: int, hi: int) -> list[CandlePayloads]:
+            return await self._candle_answer(
                 path,
                 {
                     "market_tickers": names,
@@ -163,12 +166,13 @@ class CandleEndpoints:
                     "end_ts": hi,
                     "period_interval": period_interval,
                 },
-                _batch_problem,
+                lambda body, decoded: read_batch_answer(
+                    body, decoded, _batch_problem, period_interval=period_interval
+                ),
             )
-            return [(entry["market_ticker"], entry["candlesticks"]) for entry in body["markets"]]
 
         parts = await asyncio.gather(*(fetch(g, lo, hi) for g in groups for lo, hi in windows))
-        return [pair for part in parts for pair in part]
+        return [block for part in parts for block in part]
 
     def _batch_arguments(self, tickers: Sequence[str], start_ts: int, end_ts: int) -> list[str]:
         check_unix_seconds("start_ts", start_ts)
@@ -203,12 +207,8 @@ class CandleEndpoints:
         unique = self._batch_arguments(tickers, start_ts, end_ts)
         parts: dict[str, list[CandlePayloads]] = {t: [] for t in unique}
         if unique:
-            for name, items in await self._batch_items(unique, start_ts, end_ts, period_interval):
-                parts.setdefault(name, []).append(
-                    CandlePayloads.from_items(
-                        items, ticker=name, period_interval=period_interval, historical=False
-                    )
-                )
+            for block in await self._batch_blocks(unique, start_ts, end_ts, period_interval):
+                parts.setdefault(block.ticker, []).append(block)
         return {
             name: CandlePayloads.merged(
                 got, ticker=name, period_interval=period_interval, historical=False
@@ -266,6 +266,11 @@ class CandleEndpoints:
                     )
                 cursor = adjusted
         return {name: sorted_unique(candles) for name, candles in merged.items()}
+
+
+def _decoded_object(content: bytes, *, label: str, path: str) -> Mapping[str, Any]:
+    """A candle answer decoded as objects (for answers `candle_answers` leaves to the object decoder)."""
+    return json_object(decode_json(label, content), path)
 
 
 def _single_problem(body: Mapping[str, Any]) -> str | None:

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+import orjson
+import pyarrow as pa
+
 from kalshi_pipeline.kalshi.errors import KalshiProtocolError
 from kalshi_pipeline.kalshi.parsing import Fields, expect_object, parse_fixed
 
@@ -272,18 +276,19 @@ class Candlestick(CandleFields):
 
 @dataclass(frozen=True)
 class CandlePayloads:
-    """The candles of one market as received, for bulk ingestion: payloads and end times, nothing parsed.
+    """The candles of one market as received, for bulk ingestion: payload texts and end times, nothing parsed.
 
-    `payloads[i]` is the i-th candle object exactly as decoded from the answer and `ends[i]` its
-    `end_period_ts`; ascending by end time, one candle per end time. Only the end time is checked here
-    (it keys the stored row); the values are validated column by column where they are stored.
+    `payloads[i]` is the i-th candle's JSON text exactly as it appeared in the answer and `ends[i]` its
+    `end_period_ts`; ascending by end time, one candle per end time. Held as an Arrow string array and a
+    numpy array, not a Python object per candle. Only the end time is checked here (it keys the stored
+    row); the values are validated column by column where they are stored.
     """
 
     ticker: str
     period_interval: int
     historical: bool
-    ends: list[int]
-    payloads: list[dict[str, Any]]
+    ends: np.ndarray
+    payloads: pa.StringArray
 
     def __len__(self) -> int:
         return len(self.ends)
@@ -294,21 +299,40 @@ class CandlePayloads:
         Raises:
             KalshiProtocolError: A candle's values are malformed (the message names the field).
         """
+        loads = orjson.loads
         return [
             Candlestick.from_payload(
-                payload,
+                loads(text),
                 ticker=self.ticker,
                 period_interval=self.period_interval,
                 historical=self.historical,
             )
-            for payload in self.payloads
+            for text in self.payloads.to_pylist()
         ]
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: pa.StringArray,
+        ends: np.ndarray,
+        *,
+        ticker: str,
+        period_interval: int,
+        historical: bool,
+    ) -> CandlePayloads:
+        """One answer's candles, `texts` and their `ends` in answer order (one candle per end time kept)."""
+        return cls.merged(
+            [cls(ticker, int(period_interval), historical, ends, texts)],
+            ticker=ticker,
+            period_interval=period_interval,
+            historical=historical,
+        )
 
     @classmethod
     def from_items(
         cls, items: list[Any], *, ticker: str, period_interval: int, historical: bool
     ) -> CandlePayloads:
-        """Key the candle objects of one answer by end time.
+        """One answer's decoded candle objects, each serialized as compact JSON (key order as given).
 
         Raises:
             KalshiProtocolError: A candle is not an object or has no integer `end_period_ts` (the message
@@ -322,15 +346,30 @@ class CandlePayloads:
                 _checked_candle_values(item, ticker, historical)
                 raise KalshiProtocolError(f"candlestick of {ticker!r} without an integer end time")
             ends.append(end)
-        return cls(ticker, int(period_interval), historical, ends, list(items))
+        texts = pa.array([orjson.dumps(item) for item in items], pa.binary()).cast(pa.string())
+        return cls.from_texts(
+            texts,
+            np.array(ends, dtype=np.int64),
+            ticker=ticker,
+            period_interval=period_interval,
+            historical=historical,
+        )
 
     @classmethod
     def merged(
         cls, parts: list[CandlePayloads], *, ticker: str, period_interval: int, historical: bool
     ) -> CandlePayloads:
         """One market's candles from several answers: ascending by end time, the last one given wins."""
-        by_end: dict[int, dict[str, Any]] = {}
-        for part in parts:
-            by_end.update(zip(part.ends, part.payloads, strict=True))
-        ends = sorted(by_end)
-        return cls(ticker, int(period_interval), historical, ends, [by_end[e] for e in ends])
+        ends = np.concatenate([np.asarray(p.ends, dtype=np.int64) for p in parts] or [_NO_ENDS])
+        texts = pa.concat_arrays([p.payloads for p in parts] or [_NO_TEXTS])
+        if len(ends) > 1 and not bool((np.diff(ends) > 0).all()):
+            # The last occurrence of each end time, in ascending order of end time.
+            backwards = ends[::-1]
+            _, first_from_end = np.unique(backwards, return_index=True)
+            keep = len(ends) - 1 - first_from_end
+            ends, texts = ends[keep], texts.take(pa.array(keep))
+        return cls(ticker, int(period_interval), historical, ends, texts)
+
+
+_NO_ENDS = np.zeros(0, dtype=np.int64)
+_NO_TEXTS = pa.array([], pa.string())

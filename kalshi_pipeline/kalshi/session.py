@@ -34,6 +34,8 @@ __all__ = [
     "KalshiSession",
     "Params",
     "RequestStats",
+    "decode_json",
+    "json_object",
     "list_field",
     "page_size_within",
     "query_pairs",
@@ -221,6 +223,24 @@ class KalshiSession:
     async def request_json(self, method: str, path: str, params: Params | None = None) -> Any:
         """Send one API request (with rate limiting, signing and retries) and return the decoded JSON.
 
+        As `request`, the answer decoded.
+
+        Raises:
+            KalshiProtocolError: The answer is not JSON (and as `request`).
+        """
+        label, response = await self.request(method, path, params)
+        return self._decode(response, label)
+
+    async def get_body(self, path: str, params: Params | None = None) -> tuple[str, bytes]:
+        """`GET path` (see `request`): a label naming the request, for messages, and the answer's bytes."""
+        label, response = await self.request("GET", path, params)
+        return label, response.content
+
+    async def request(
+        self, method: str, path: str, params: Params | None = None
+    ) -> tuple[str, httpx.Response]:
+        """Send one API request (with rate limiting, signing and retries); return its label and 2xx answer.
+
         Args:
             method: HTTP method.
             path: Path below the base URL, e.g. `/markets` or `markets/{ticker}`.
@@ -230,7 +250,6 @@ class KalshiSession:
         Raises:
             KalshiAuthError, KalshiNotFound, KalshiBadRequest, KalshiApiError: Non-retryable HTTP errors.
             KalshiRateLimited, KalshiServerError, KalshiTransportError: Retries exhausted.
-            KalshiProtocolError: The answer is not JSON.
         """
         http = self._ensure_http()
         assert self._semaphore is not None
@@ -266,7 +285,7 @@ class KalshiSession:
             if response is not None:
                 status = response.status_code
                 if status < 300:
-                    return self._decode(response, label)
+                    return label, response
                 if status == 429:
                     self.stats.rate_limited += 1
                     outcomes.append("429")
@@ -313,22 +332,11 @@ class KalshiSession:
 
     @staticmethod
     def _decode(response: httpx.Response, label: str) -> Any:
-        try:
-            return orjson.loads(response.content)
-        except ValueError:
-            snippet = " ".join(response.text.split())[:120]
-            raise KalshiProtocolError(
-                f"{label}: HTTP {response.status_code} answer is not JSON: {snippet!r}"
-            ) from None
+        return decode_json(label, response.content, response.status_code)
 
     async def get_object(self, path: str, params: Params | None = None) -> Mapping[str, Any]:
         """`GET path` whose answer must be a JSON object (see `request_json`)."""
-        body = await self.request_json("GET", path, params)
-        if not isinstance(body, Mapping):
-            raise KalshiProtocolError(
-                f"GET {path}: expected a JSON object, got {type(body).__name__}"
-            )
-        return body
+        return json_object(await self.request_json("GET", path, params), path)
 
     async def paginate(
         self, path: str, params: Params | None, *, limit: int | None
@@ -384,3 +392,29 @@ def _tally(outcomes: list[str]) -> str:
     for outcome in outcomes:
         counts[outcome] = counts.get(outcome, 0) + 1
     return ", ".join(f"{n}x {o}" if n > 1 else o for o, n in counts.items())
+
+
+def decode_json(label: str, content: bytes, status: int = 200) -> Any:
+    """An answer's bytes decoded as JSON.
+
+    Raises:
+        KalshiProtocolError: The bytes are not JSON (the message quotes their start).
+    """
+    try:
+        return orjson.loads(content)
+    except ValueError:
+        snippet = " ".join(content.decode("utf-8", "replace").split())[:120]
+        raise KalshiProtocolError(
+            f"{label}: HTTP {status} answer is not JSON: {snippet!r}"
+        ) from None
+
+
+def json_object(body: Any, path: str) -> Mapping[str, Any]:
+    """`body` when it is a JSON object.
+
+    Raises:
+        KalshiProtocolError: It is not.
+    """
+    if not isinstance(body, Mapping):
+        raise KalshiProtocolError(f"GET {path}: expected a JSON object, got {type(body).__name__}")
+    return body

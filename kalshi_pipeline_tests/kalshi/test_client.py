@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 import pytest
 
 from kalshi_pipeline.kalshi import (
@@ -26,6 +27,7 @@ from kalshi_pipeline.kalshi import (
     KalshiTransportError,
     Market,
 )
+from kalshi_pipeline.kalshi.candles import CandlePayloads
 from kalshi_pipeline.kalshi.ratelimit import TokenBucket, UnlimitedLimiter, shared_limiter
 from kalshi_pipeline.kalshi.tickers import market_team, parse_game_event
 from kalshi_pipeline.kalshi.windows import candle_windows
@@ -171,11 +173,11 @@ def test_candles_single_and_batch_agree_and_chunk(simulator: Any) -> None:
             assert set(payloads) == set(singles)
             for ticker, candles in singles.items():
                 got = payloads[ticker]
-                assert got.ends == [c.end_period_ts for c in candles]
-                assert got.payloads == [c.raw for c in candles]
+                assert got.ends.tolist() == [c.end_period_ts for c in candles]
+                assert _objects(got) == [c.raw for c in candles]
                 assert not got.historical and got.period_interval == 1
             one = await client.get_market_candle_payloads(SERIES, market.ticker, start, end)
-            assert one.payloads == [c.raw for c in single] and one.ends == ends
+            assert _objects(one) == [c.raw for c in single] and one.ends.tolist() == ends
 
             event_candles = await client.get_event_candlesticks(
                 SERIES, market.event_ticker, start, end
@@ -191,6 +193,11 @@ def test_candles_single_and_batch_agree_and_chunk(simulator: Any) -> None:
             assert sum(c.volume for c in hourly) == sum(c.volume for c in single)
 
     run(body)
+
+
+def _objects(got: CandlePayloads) -> list[Any]:
+    """The candles' texts decoded (each must be one JSON object, as received)."""
+    return [orjson.loads(text) for text in got.payloads.to_pylist()]
 
 
 def test_historical_routes(simulator: Any) -> None:
@@ -212,8 +219,8 @@ def test_historical_routes(simulator: Any) -> None:
             assert [c.end_period_ts for c in candles] == sorted({c.end_period_ts for c in candles})
             assert "volume" in candles[0].raw and "volume_fp" not in candles[0].raw
             got = await client.get_historical_candle_payloads(market.ticker, start, end)
-            assert got.historical and got.payloads == [c.raw for c in candles]
-            assert got.ends == [c.end_period_ts for c in candles]
+            assert got.historical and _objects(got) == [c.raw for c in candles]
+            assert got.ends.tolist() == [c.end_period_ts for c in candles]
 
     run(body)
 

@@ -27,7 +27,6 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 
 from kalshi_pipeline.kalshi import KalshiClient, KalshiNotFound
@@ -59,32 +58,18 @@ class MarketWindow:
 
 @dataclass(frozen=True)
 class PulledMarket:
-    """One market's pulled candles: end times and each payload as compact JSON text, values as received.
+    """One market's pulled candles with the window they were pulled for.
 
-    Serialized as soon as an answer is decoded, so a chunk of pulled games holds bytes, not the decoded
-    objects (about a seventh of the memory).
+    The candles are held as the client read them (`CandlePayloads`: each candle's JSON text as received in
+    one Arrow array, end times in a numpy array), so a chunk of pulled games holds a few buffers per
+    market, not a Python object per candle.
     """
 
     window: MarketWindow
-    period_interval: int
-    historical: bool
-    ends: list[int]
-    payloads: list[bytes]
+    candles: CandlePayloads
 
     def __len__(self) -> int:
-        return len(self.ends)
-
-    @classmethod
-    def of(cls, window: MarketWindow, block: CandlePayloads) -> PulledMarket:
-        """Serialize a market's decoded candles (compact JSON, key order and values as received)."""
-        dumps = orjson.dumps
-        return cls(
-            window,
-            block.period_interval,
-            block.historical,
-            block.ends,
-            [dumps(c) for c in block.payloads],
-        )
+        return len(self.candles)
 
 
 @dataclass
@@ -146,12 +131,12 @@ async def pull_game(client: KalshiClient, windows: Sequence[MarketWindow]) -> Ga
             # Kalshi answers 404 for the whole batch when one market has gone; go market by market.
             batch = None
             for got in await asyncio.gather(*(_one_market(client, w) for w in live)):
-                pull.blocks.append(PulledMarket.of(*got))
+                pull.blocks.append(PulledMarket(*got))
         if batch is not None:
             for w in live:
                 got = batch.get(w.ticker)
                 if got is not None and len(got):
-                    pull.blocks.append(PulledMarket.of(w, got))
+                    pull.blocks.append(PulledMarket(w, got))
                 elif w.end_ts - w.start_ts >= 3600:
                     # Nothing live over an hour or more of a market's life: it may have been archived
                     # since kalshi.markets was written (a stale row without settlement_ts), so look there.
@@ -171,7 +156,7 @@ async def pull_game(client: KalshiClient, windows: Sequence[MarketWindow]) -> Ga
 
     for got in await asyncio.gather(*(historical(w) for w in archived)):
         if got is not None:
-            pull.blocks.append(PulledMarket.of(*got))
+            pull.blocks.append(PulledMarket(*got))
     return pull
 
 
@@ -224,8 +209,9 @@ assert tuple(RAW_ARROW_SCHEMA.names) == CANDLESTICKS_RAW.column_names
 def raw_table(blocks: Sequence[PulledMarket], ingested_at_ts: int) -> pa.Table:
     """Turn pulled candles into `kalshi.candlesticks_raw` rows as an Arrow table, payloads as JSON text.
 
-    Columns are built whole: every per-market column is a repeat of its market's value. A market given
-    twice keeps one candle per end time (the later block wins).
+    Columns are built whole: every per-market column is a repeat of its market's value, the payloads are
+    the pulled text arrays concatenated. A market given twice keeps one candle per end time (the later
+    block wins).
     """
     by_ticker: dict[str, PulledMarket] = {}
     for block in blocks:
@@ -233,15 +219,15 @@ def raw_table(blocks: Sequence[PulledMarket], ingested_at_ts: int) -> pa.Table:
             continue
         earlier = by_ticker.get(block.window.ticker)
         if earlier is not None:
-            by_end = dict(zip(earlier.ends, earlier.payloads, strict=True))
-            by_end.update(zip(block.ends, block.payloads, strict=True))
-            ends = sorted(by_end)
+            got = block.candles
             block = PulledMarket(
                 block.window,
-                block.period_interval,
-                block.historical,
-                ends,
-                [by_end[e] for e in ends],
+                CandlePayloads.merged(
+                    [earlier.candles, got],
+                    ticker=got.ticker,
+                    period_interval=got.period_interval,
+                    historical=got.historical,
+                ),
             )
         by_ticker[block.window.ticker] = block
     picked = list(by_ticker.values())
@@ -253,19 +239,24 @@ def raw_table(blocks: Sequence[PulledMarket], ingested_at_ts: int) -> pa.Table:
             pa.array(np.repeat(np.arange(len(values)), counts))
         )
 
-    ends = np.fromiter((e for b in picked for e in b.ends), dtype=np.int64, count=n)
+    def utc(seconds: np.ndarray) -> pa.Array:
+        return (
+            pa.array(seconds, pa.int64()).cast(pa.timestamp("s")).cast(pa.timestamp("s", tz="UTC"))
+        )
+
     windows = [b.window for b in picked]
+    candles = [b.candles for b in picked]
+    ends = np.concatenate([c.ends for c in candles]) if candles else np.zeros(0, np.int64)
+    payloads = pa.concat_arrays([c.payloads for c in candles] or [pa.array([], pa.string())])
     columns = [
         repeated([w.ticker for w in windows], pa.string()),
         repeated([w.event_ticker for w in windows], pa.string()),
         repeated([w.series_ticker for w in windows], pa.string()),
         repeated([w.game_date for w in windows], pa.date32()),
-        repeated([b.period_interval for b in picked], pa.int32()),
-        pa.array(ends, pa.int64()).cast(pa.timestamp("s")).cast(pa.timestamp("s", tz="UTC")),
-        repeated(["historical" if b.historical else "live" for b in picked], pa.string()),
-        pa.array([p for b in picked for p in b.payloads], pa.binary()).cast(pa.string()),
-        pa.array(np.full(n, ingested_at_ts, dtype=np.int64), pa.int64())
-        .cast(pa.timestamp("s"))
-        .cast(pa.timestamp("s", tz="UTC")),
+        repeated([c.period_interval for c in candles], pa.int32()),
+        utc(ends.astype(np.int64, copy=False)),
+        repeated(["historical" if c.historical else "live" for c in candles], pa.string()),
+        payloads,
+        utc(np.full(n, ingested_at_ts, dtype=np.int64)),
     ]
     return pa.Table.from_arrays(columns, schema=RAW_ARROW_SCHEMA)

@@ -181,7 +181,7 @@ def test_a_window_is_never_replaced_with_fewer_candles(tmp_path: Path) -> None:
             block = CandlePayloads.from_items(
                 items, ticker=ticker, period_interval=1, historical=False
             )
-            blocks.append(PulledMarket.of(window(ticker), block))
+            blocks.append(PulledMarket(window(ticker), block))
         return raw_table(blocks, t0 + 3600)
 
     wh = open_warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}")

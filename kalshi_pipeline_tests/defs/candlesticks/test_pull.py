@@ -119,7 +119,7 @@ def test_raw_table_keeps_payloads_as_received_one_row_per_market_minute() -> Non
         block = CandlePayloads.from_items(
             items, ticker=ticker, period_interval=1, historical=historical
         )
-        return PulledMarket.of(_window(ticker), block)
+        return PulledMarket(_window(ticker), block)
 
     table = raw_table(
         [pulled(atl, first, False), pulled(sas, first, True), pulled(atl, later, False)], NOW

@@ -19,8 +19,16 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from kalshi_pipeline.defs.candlesticks.columnar import accepted_rows, accepted_table, fast_split
+from kalshi_pipeline.defs.candlesticks.columnar import (
+    accepted_rows,
+    accepted_table,
+    deferred_rows,
+    fast_split,
+    raw_columns,
+)
 from kalshi_pipeline.defs.candlesticks.completeness import GameCompleteness, game_completeness
 from kalshi_pipeline.defs.candlesticks.pull import PERIOD_INTERVAL
 from kalshi_pipeline.defs.candlesticks.scope import candle_scope
@@ -98,7 +106,7 @@ class DayClean:
 
 def clean_day(
     tx: Transaction,
-    raw: pd.DataFrame,
+    raw: pa.Table | pd.DataFrame,
     *,
     day_tickers: Collection[str],
     allowed_tickers: Collection[str],
@@ -108,22 +116,30 @@ def clean_day(
 ) -> DayClean:
     """Validate one date's raw rows and replace them, inside `tx`, in the clean and rejected tables.
 
-    `raw` holds the date's `kalshi.candlesticks_raw` rows (as `Warehouse.candles` reads them, or as
-    `pull.raw_table` builds them); `day_tickers` are the date's covered markets, whose clean and rejected
-    rows from `window_start` to the newest parsed candle are deleted first, so a candle that turned
-    invalid does not linger; a candle of a ticker outside `allowed_tickers` is rejected.
+    `raw` holds the date's `kalshi.candlesticks_raw` rows: the Arrow table `pull.raw_table` builds, or a
+    frame as `Warehouse.candles` reads them (converted to Arrow columns once); `day_tickers` are the
+    date's covered markets, whose clean and rejected rows from `window_start` to the newest parsed candle
+    are deleted first, so a candle that turned invalid does not linger; a candle of a ticker outside
+    `allowed_tickers` is rejected.
     """
     allowed = set(allowed_tickers)
+    rows = raw_columns(raw)
     # The fast path accepts the plain, valid rows; the reference path decides every other row.
-    split = fast_split(raw, allowed)
-    parsed, unparseable = parse_raw(raw.iloc[split.deferred].reset_index(drop=True))
-    valid, rejected = validate_candles(parsed, allowed)
-    if len(unparseable):
-        rejected = pd.concat([rejected, unparseable], ignore_index=True)
-    tickers = sorted(set(day_tickers) | set(raw["ticker"]))
-    accepted_ends = unix_seconds_column(raw["end_period_ts"].iloc[split.accepted])
-    ends = [int(max(accepted_ends))] if len(accepted_ends) else []
-    ends += [int(parsed["end_period_ts"].max())] if len(parsed) else []
+    split = fast_split(rows, allowed)
+    if len(split.deferred):
+        parsed, unparseable = parse_raw(deferred_rows(raw, split))
+        valid, rejected = validate_candles(parsed, allowed)
+        if len(unparseable):
+            rejected = pd.concat([rejected, unparseable], ignore_index=True)
+    else:
+        parsed = valid = rejected = pd.DataFrame()
+    raw_tickers = pc.call_function("unique", [rows["ticker"]]).drop_null().to_pylist()
+    tickers = sorted(set(day_tickers) | set(raw_tickers))
+    ends = []
+    if len(split.accepted):
+        ends.append(int(rows["end_period_ts"].to_numpy()[split.accepted].max()))
+    if len(parsed):
+        ends.append(int(parsed["end_period_ts"].max()))
     day_end = max(ends) if ends else None
     ingested_at = pd.Timestamp(ingested_at_ts, unit="s", tz="UTC")
     if tickers and day_end is not None:
@@ -137,22 +153,22 @@ def clean_day(
     if len(valid):
         tx.upsert(CANDLESTICKS.name, to_table(valid, CANDLESTICKS.column_names, ingested_at))
     if len(split.accepted):
-        tx.upsert_arrow(CANDLESTICKS.name, accepted_table(raw, split, ingested_at_ts))
+        tx.upsert_arrow(CANDLESTICKS.name, accepted_table(rows, split, ingested_at_ts))
     reason_counts: dict[str, int] = {}
     for reasons_text in rejected["reasons"] if len(rejected) else ():
         for reason in str(reasons_text).split("; "):
             reason_counts[reason] = reason_counts.get(reason, 0) + 1
-    rows = None
+    rows_out = None
     if with_rows:
         fast = accepted_rows(raw, split)
-        rows = pd.concat([fast, valid], ignore_index=True) if len(valid) else fast
+        rows_out = pd.concat([fast, valid], ignore_index=True) if len(valid) else fast
     return DayClean(
-        raw=len(raw),
+        raw=rows.num_rows,
         valid=len(split.accepted) + len(valid),
         rejected=len(rejected),
         day_end=day_end,
         reason_counts=reason_counts,
-        rows=rows,
+        rows=rows_out,
     )
 
 

@@ -256,8 +256,9 @@ class _Stored:
     ) -> DayClean:
         """Validate a date's just-stored raw rows into the clean tables, in the same transaction.
 
-        The rows in hand are the date's whole in-scope raw set unless the table holds others (rows outside
-        this pull's windows); the stored set is then read back inside the transaction.
+        The rows in hand (Arrow, validated as they are) are the date's whole in-scope raw set unless the
+        table holds others (rows outside this pull's windows); the stored set is then read back inside the
+        transaction.
         """
         scope = self.validate_scope
         assert scope is not None
@@ -270,7 +271,7 @@ class _Stored:
             CANDLESTICKS_RAW.name, [day], event_tickers=events, since=self.start_ts
         )
         if stored == rows.num_rows:
-            raw = rows.to_pandas()
+            raw: pa.Table | pd.DataFrame = rows
         else:
             raw = tx.candles(
                 CANDLESTICKS_RAW.name, [day], event_tickers=events, since=self.start_ts

@@ -1,10 +1,12 @@
 """Stored candle payloads to their value columns in bulk: pyarrow's JSON reader instead of a loop.
 
-The payloads of a frame are handed to pyarrow as newline-delimited JSON with an explicit schema: every
-value field a string, `end_period_ts` an integer, the three groups objects. pyarrow refuses, for the whole
-batch, anything that does not fit (a number or object where a string belongs, a group that is not an
-object, a payload that is not an object, a repeated key, a payload spanning lines); the caller then takes
-the per-payload path, which decides each row on its own. What pyarrow accepts is read exactly as
+The payload column (an Arrow string array, never a Python list) is joined with newlines in C++ and handed
+to pyarrow as newline-delimited JSON with an explicit schema: every value field a string, `end_period_ts`
+an integer, the three groups objects. pyarrow refuses, for the whole batch, anything that does not fit (a
+number or object where a string belongs, a group that is not an object, a payload that is not an object, a
+repeated key, two documents on one line); so does this module for a batch holding a null, a payload with a
+line break or a blank payload (one payload per line, or rows would shift). The caller then takes the
+per-payload path, which decides each row on its own. What pyarrow accepts is read exactly as
 `kalshi.candles.candle_value_texts` reads it: absent or null fields are null, historical payloads take the
 un-suffixed name and fall back to the suffixed one, live payloads read only the suffixed names.
 """
@@ -46,13 +48,24 @@ def _schema(historical: bool) -> pa.Schema:
 
 
 _SCHEMAS = {False: _schema(False), True: _schema(True)}
+_call = pc.call_function  # the kernels by name (pyarrow generates the module's functions)
 
 
-def _read(payloads: list[str], historical: bool) -> pa.Table | None:
+def _read(payloads: pa.Array, historical: bool) -> pa.Table | None:
     """The payloads as one Arrow table in their order, or None when pyarrow refuses any of them."""
-    if any("\n" in p or "\r" in p or not p.strip() for p in payloads):
-        return None  # one payload per line, none blank, or rows would shift
-    data = "\n".join(payloads).encode()
+    if payloads.null_count:
+        return None
+    # The reader skips blank lines (rows would shift). A blank payload does not open with "{": only
+    # those few are looked at in Python.
+    odd = _call("invert", [_call("starts_with", [payloads], pc.MatchSubstringOptions("{"))])
+    if _call("any", [odd]).as_py() and any(not p.strip() for p in payloads.filter(odd).to_pylist()):
+        return None
+    lines = pa.ListArray.from_arrays(pa.array([0, len(payloads)], pa.int32()), payloads)
+    data = _call("binary_join", [lines, pa.scalar("\n")])[0].as_buffer()
+    text = np.frombuffer(data, dtype=np.uint8)
+    # One payload per line: the joins are the only line breaks.
+    if np.count_nonzero(text == 10) != len(payloads) - 1 or np.count_nonzero(text == 13):
+        return None
     try:
         table = pj.read_json(
             pa.BufferReader(data),
@@ -69,8 +82,8 @@ def _read(payloads: list[str], historical: bool) -> pa.Table | None:
 
 
 def _value_columns(table: pa.Table, historical: bool) -> list[pa.Array]:
-    """The value fields in `CANDLE_VALUE_FIELDS` order; a null group leaves its fields null."""
-    call = pc.call_function  # the kernels by name (pyarrow generates the module's functions)
+    """The value fields in `CANDLE_VALUE_FIELDS` order, then `end_period_ts`; a null group leaves its
+    fields null."""
     out: list[pa.Array] = []
     for group, parts in _GROUPS:
         column = table[group].combine_chunks()
@@ -78,52 +91,61 @@ def _value_columns(table: pa.Table, historical: bool) -> list[pa.Array]:
         for name in parts:
             value = column.field(name + "_dollars")
             if historical:
-                value = call("coalesce", [column.field(name), value])
+                value = _call("coalesce", [column.field(name), value])
             # A struct's children keep their own slots under a null parent; mask them with the parent.
-            out.append(call("if_else", [present, value, pa.scalar(None, pa.string())]))
+            out.append(_call("if_else", [present, value, pa.scalar(None, pa.string())]))
     for count in _COUNTS:
         value = table[count + "_fp"].combine_chunks()
         if historical:
-            value = call("coalesce", [table[count].combine_chunks(), value])
+            value = _call("coalesce", [table[count].combine_chunks(), value])
         out.append(value)
+    out.append(table["end_period_ts"].combine_chunks())
     return out
 
 
+def _string_array(payloads: pa.Array | pa.ChunkedArray) -> pa.Array:
+    whole = payloads.combine_chunks() if isinstance(payloads, pa.ChunkedArray) else payloads
+    return whole if whole.type == pa.string() else whole.cast(pa.string())
+
+
 def payload_value_texts(
-    payloads: list[str], historical: np.ndarray
-) -> tuple[list[pa.ChunkedArray], np.ndarray] | None:
+    payloads: pa.Array | pa.ChunkedArray, historical: np.ndarray
+) -> tuple[list[pa.Array], np.ndarray] | None:
     """Read many stored payloads at once: their value fields as strings, and which rows are plain.
 
-    Returns (columns, plain): one string column per `CANDLE_VALUE_FIELDS` entry (null where the payload
-    has no value) and a mask of the rows holding an integer `end_period_ts` and both counts, as
-    `candle_value_texts` requires; None when pyarrow refuses the batch (take the per-payload path).
+    `payloads` is the payload column (Arrow strings) and `historical` marks the rows of historical
+    payloads. Returns (columns, plain): one string column per `CANDLE_VALUE_FIELDS` entry (null where
+    the payload has no value) and a mask of the rows holding an integer `end_period_ts` and both
+    counts, as `candle_value_texts` requires; None when pyarrow refuses the batch (take the
+    per-payload path).
     """
-    n = len(payloads)
+    array = _string_array(payloads)
+    n = len(array)
+    width = len(CANDLE_VALUE_FIELDS) + 1
+    if not n:
+        return [pa.array([], pa.string()) for _ in CANDLE_VALUE_FIELDS], np.zeros(0, bool)
     columns: list[list[pa.Array]] = []
     parts: list[np.ndarray] = []
     for hist in (False, True):
         rows = np.flatnonzero(historical == hist)
         if not len(rows):
             continue
-        table = _read([payloads[i] for i in rows.tolist()], hist)
+        part = array if len(rows) == n else array.take(pa.array(rows))
+        table = _read(part, hist)
         if table is None:
             return None
-        columns.append([*_value_columns(table, hist), table["end_period_ts"].combine_chunks()])
+        columns.append(_value_columns(table, hist))
         parts.append(rows)
-    if not columns:
-        return [pa.chunked_array([], pa.string()) for _ in CANDLE_VALUE_FIELDS], np.zeros(0, bool)
-    order = np.concatenate(parts)
-    back = np.empty(n, dtype=np.int64)
-    back[order] = np.arange(n)
-    indices = pa.array(back)
-    merged = [
-        pa.concat_arrays([group[j] for group in columns]).take(indices)
-        for j, group_type in enumerate([pa.string()] * len(CANDLE_VALUE_FIELDS) + [pa.int64()])
-    ]
-    values = [pa.chunked_array([m]) for m in merged[:-1]]
-    plain = (
-        merged[-1].is_valid().to_numpy(zero_copy_only=False)
-        & values[-1].is_valid().to_numpy(zero_copy_only=False)
-        & values[-2].is_valid().to_numpy(zero_copy_only=False)
-    )
-    return values, np.asarray(plain, dtype=bool)
+    if len(columns) == 1:
+        merged = columns[0]
+    else:
+        # Live and historical rows were read apart (their schemas differ); put them back in row order.
+        back = np.empty(n, dtype=np.int64)
+        back[np.concatenate(parts)] = np.arange(n)
+        indices = pa.array(back)
+        merged = [pa.concat_arrays([c[j] for c in columns]).take(indices) for j in range(width)]
+    values = merged[:-1]
+    plain = merged[-1].is_valid()
+    for count in values[-2:]:
+        plain = _call("and", [plain, count.is_valid()])
+    return values, np.asarray(plain.to_numpy(zero_copy_only=False), dtype=bool)

@@ -8,12 +8,27 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pytest
 
 from kalshi_pipeline.defs.candlesticks.clean import parse_raw
-from kalshi_pipeline.defs.candlesticks.columnar import accepted_rows, fast_split, fixed_text, scaled
+from kalshi_pipeline.defs.candlesticks.columnar import (
+    _allowed,
+    _unrepeated,
+    accepted_rows,
+    accepted_table,
+    deferred_rows,
+    fast_split,
+    fixed_text,
+    raw_columns,
+    scaled,
+)
+from kalshi_pipeline.defs.candlesticks.pull import RAW_ARROW_SCHEMA
 from kalshi_pipeline.defs.candlesticks.validation import validate_candles
 from kalshi_pipeline.kalshi.candles import CANDLE_VALUE_FIELDS
+from kalshi_pipeline.warehouse import WarehouseDataError, unix_seconds_column
 from kalshi_pipeline.warehouse.schema import CANDLESTICKS_RAW
 
 T0 = 1_766_190_600
@@ -97,6 +112,15 @@ def _raw_frame(seed: int, n: int) -> pd.DataFrame:
     return pd.concat([frame, frame.iloc[[5, 17]]], ignore_index=True)
 
 
+def _as_pulled(raw: pd.DataFrame) -> pa.Table:
+    """`raw` as the raw step holds it: an Arrow table of `pull.RAW_ARROW_SCHEMA` (times in seconds)."""
+    frame = raw.assign(
+        end_period_ts=raw["end_period_ts"].astype("datetime64[s, UTC]"),
+        ingested_at=pd.Timestamp(T0, unit="s", tz="UTC"),
+    )
+    return pa.Table.from_pandas(frame, schema=RAW_ARROW_SCHEMA, preserve_index=False)
+
+
 def _key(row: Any) -> tuple[str, int, int]:
     return (row["ticker"], int(row["period_interval"]), int(row["end_period_ts"]))
 
@@ -132,6 +156,23 @@ def test_fast_path_and_reference_split_every_row_alike() -> None:
 
         assert reasons(rest_rejected, unparseable_rest) == reasons(ref_rejected, unparseable)
 
+        # The raw step's Arrow table splits exactly as its frame does, into the same rows and values.
+        table = _as_pulled(raw)
+        from_arrow = fast_split(table, allowed)
+        assert np.array_equal(from_arrow.accepted, split.accepted)
+        assert np.array_equal(from_arrow.deferred, split.deferred)
+        assert from_arrow.values.keys() == split.values.keys()
+        assert all(np.array_equal(from_arrow.values[k], split.values[k]) for k in split.values)
+        arrow_valid, arrow_rejected = validate_candles(
+            parse_raw(deferred_rows(table, from_arrow))[0], allowed
+        )
+        assert {_key(r): _values(r) for r in arrow_valid.to_dict("records")} == overlap
+        assert reasons(arrow_rejected, parse_raw(deferred_rows(table, from_arrow))[1]) == reasons(
+            rest_rejected, unparseable_rest
+        )
+        assert accepted_rows(table, from_arrow).to_dict("records") == fast.to_dict("records")
+        assert accepted_table(table, from_arrow, T0).equals(accepted_table(raw, split, T0))
+
 
 def test_scaled_values_and_their_text_are_exact() -> None:
     cases = {
@@ -152,3 +193,38 @@ def test_scaled_values_and_their_text_are_exact() -> None:
     texts = list(fixed_text(values))
     assert texts == ["0.550000", "0.010000", "-0.500000", "123456.000001", "0.000000"]
     assert [Decimal(t) for t in texts] == [Decimal(v).scaleb(-6) for v in values.tolist()]
+
+
+def test_raw_columns_read_every_shape_of_the_raw_rows_alike() -> None:
+    raw = _raw_frame(0, 50)
+    expected = raw_columns(raw)
+    assert expected["end_period_ts"].to_pylist() == unix_seconds_column(raw["end_period_ts"])
+    table = _as_pulled(raw)
+    assert raw_columns(table).equals(expected)
+    assert raw_columns(expected).equals(expected)
+    for unit in ("ms", "us", "ns"):
+        retimed = table.set_column(
+            5, "end_period_ts", table["end_period_ts"].cast(pa.timestamp(unit, tz="UTC"))
+        )
+        assert raw_columns(retimed).equals(expected), unit
+        assert raw_columns(retimed.to_pandas()).equals(expected), unit
+    as_seconds = table.set_column(5, "end_period_ts", table["end_period_ts"].cast(pa.int64()))
+    assert raw_columns(as_seconds).equals(expected)
+    naive = table.set_column(5, "end_period_ts", table["end_period_ts"].cast(pa.timestamp("s")))
+    with pytest.raises(WarehouseDataError, match="naive"):
+        raw_columns(naive)
+
+
+def test_ticker_membership_and_repeated_keys_equal_pandas() -> None:
+    rng = random.Random(3)
+    tickers = [rng.choice([*TICKERS, "OTHER", None]) for _ in range(400)]
+    periods = np.array([rng.choice([1, 1, 60]) for _ in range(400)], dtype=np.int64)
+    ends = np.array([T0 + 60 * rng.randint(0, 40) for _ in range(400)], dtype=np.int64)
+    frame = pd.DataFrame(
+        {"ticker": pd.Series(tickers, dtype=object), "period": periods, "end": ends}
+    )
+    array = pa.array(tickers, pa.string())
+    assert np.array_equal(_allowed(array, TICKERS), frame["ticker"].isin(set(TICKERS)).to_numpy())
+    repeated = frame.duplicated(["ticker", "period", "end"], keep=False).to_numpy()
+    assert np.array_equal(_unrepeated(array, periods, ends), ~repeated)
+    assert 0 < repeated.sum() < len(frame) and len(_unrepeated(array[:0], ends[:0], ends[:0])) == 0

@@ -15,6 +15,7 @@ from kalshi_pipeline.defs.candlesticks.columnar import (
     _scale_column,
     _scaled_columns,
     _scaled_columns_per_payload,
+    raw_columns,
     scaled,
 )
 from kalshi_pipeline.defs.candlesticks.payloads import payload_value_texts
@@ -95,8 +96,11 @@ def test_bulk_reader_gives_the_per_payload_values_of_every_row() -> None:
     for seed, n in ((0, 800), (1, 800), (2, 4000)):
         raw = _raw(seed, n)
         historical = raw["source"].to_numpy() == "historical"
-        got = payload_value_texts(raw["payload"].tolist(), historical)
+        got = payload_value_texts(pa.array(raw["payload"], pa.string()), historical)
         assert got is not None
+        chunked = pa.chunked_array([pa.array(raw["payload"], pa.large_string())])
+        from_chunks = payload_value_texts(chunked, historical)
+        assert from_chunks is not None and from_chunks[0] == got[0]
         columns, plain = got
         for i, (payload, hist) in enumerate(zip(raw["payload"], historical, strict=True)):
             expected = candle_value_texts(json.loads(payload), bool(hist))
@@ -108,12 +112,12 @@ def test_bulk_reader_gives_the_per_payload_values_of_every_row() -> None:
 
 def test_bulk_scaling_equals_the_per_payload_scaling() -> None:
     for seed in range(3):
-        raw = _raw(seed, 800)
-        values, usual = _scaled_columns(raw)
-        ref_values, ref_usual = _scaled_columns_per_payload(raw)
+        rows = raw_columns(_raw(seed, 800))
+        values, usual = _scaled_columns(rows)
+        ref_values, ref_usual = _scaled_columns_per_payload(rows)
         assert np.array_equal(usual, ref_usual)
         assert np.array_equal(values, ref_values)
-        assert 0 < usual.sum() < len(raw)
+        assert 0 < usual.sum() < rows.num_rows
 
 
 def test_batches_pyarrow_refuses_take_the_per_payload_path() -> None:
@@ -124,22 +128,33 @@ def test_batches_pyarrow_refuses_take_the_per_payload_path() -> None:
         '{"end_period_ts":60.0,"volume_fp":"1","open_interest_fp":"2"}',
         '{"end_period_ts":60,"volume_fp":"1","volume_fp":"2","open_interest_fp":"2"}',
         '{"end_period_ts":60,\n"volume_fp":"1","open_interest_fp":"2"}',
+        '{"end_period_ts":60,\r"volume_fp":"1","open_interest_fp":"2"}',
         "[]",
         "",
+        " \t",
         '{"end_period_ts": 1',
+        f"{plain} {plain}",  # two documents on one line: pyarrow reads two rows
     ]
-    assert payload_value_texts([plain], np.array([False])) is not None
+    assert payload_value_texts(pa.array([plain]), np.array([False])) is not None
     for bad in refused:
-        assert payload_value_texts([plain, bad], np.array([False, False])) is None, bad
+        assert payload_value_texts(pa.array([plain, bad]), np.array([False, False])) is None, bad
+    # A blank payload beside a line of two documents would keep the row count: still refused.
+    assert payload_value_texts(pa.array([f"{plain} {plain}", "", plain]), np.zeros(3, bool)) is None
+    assert payload_value_texts(pa.array([plain, None]), np.array([False, False])) is None
+    # Whitespace around a payload is not a blank payload.
+    got = payload_value_texts(pa.array([plain, f" {plain}\t"]), np.array([False, False]))
+    assert got is not None and got[1].tolist() == [True, True]
     # A JSON null reads as a row without an end time: never plain, so the per-payload path decides it.
-    got = payload_value_texts([plain, "null"], np.array([False, False]))
+    got = payload_value_texts(pa.array([plain, "null"]), np.array([False, False]))
     assert got is not None and got[1].tolist() == [True, False]
-    raw = _raw(0, 20)
-    raw.loc[3, "payload"] = refused[0]
-    values, usual = _scaled_columns(raw)
-    ref_values, ref_usual = _scaled_columns_per_payload(raw)
-    assert np.array_equal(usual, ref_usual) and np.array_equal(values, ref_values)
-    assert not usual[3]
+    for bad in (refused[0], "", f"{plain} {plain}"):
+        raw = _raw(0, 20)
+        raw.loc[3, "payload"] = bad
+        rows = raw_columns(raw)
+        values, usual = _scaled_columns(rows)
+        ref_values, ref_usual = _scaled_columns_per_payload(rows)
+        assert np.array_equal(usual, ref_usual) and np.array_equal(values, ref_values)
+        assert not usual[3] and usual.sum() > 10
 
 
 def test_vectorized_scaling_equals_scaled_for_every_string() -> None:

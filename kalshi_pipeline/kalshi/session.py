@@ -223,10 +223,8 @@ class KalshiSession:
     async def request_json(self, method: str, path: str, params: Params | None = None) -> Any:
         """Send one API request (with rate limiting, signing and retries) and return the decoded JSON.
 
-        As `request`, the answer decoded.
-
         Raises:
-            KalshiProtocolError: The answer is not JSON (and as `request`).
+            KalshiProtocolError: The answer is not JSON; otherwise as `request`.
         """
         label, response = await self.request(method, path, params)
         return self._decode(response, label)

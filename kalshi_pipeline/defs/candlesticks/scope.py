@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -48,7 +49,16 @@ class CandleScope:
 
     def scoped_on(self, day: date) -> pd.DataFrame:
         """The covered markets of one game date."""
-        return self.scoped.loc[[bool(d == day) for d in self.scoped["game_date"]]]
+        return self._by_date.get(day, self.scoped.iloc[:0])
+
+    @cached_property
+    def _by_date(self) -> dict[date, pd.DataFrame]:
+        # Grouped once: a run asks for every date's markets, some steps twice.
+        return {
+            day: group
+            for day, group in self.scoped.groupby("game_date", sort=False, dropna=True)
+            if isinstance(day, date)
+        }
 
 
 def candle_scope(

@@ -81,6 +81,25 @@ class CandleEndpoints:
             "a candle answer without its list is a protocol error, not an empty market"
         )
 
+    async def _single_answers(
+        self,
+        path: str,
+        start_ts: int,
+        end_ts: int,
+        period_interval: int,
+        read: Callable[[bytes, Decoder], T | Problem],
+    ) -> list[T]:
+        """What `read` makes of each answer of a single-market endpoint, one per <= 5,000 periods."""
+        check_unix_seconds("start_ts", start_ts)
+        check_unix_seconds("end_ts", end_ts)
+        windows = candle_windows(start_ts, end_ts, period_interval, SINGLE_MAX_CANDLES)
+
+        async def fetch(lo: int, hi: int) -> T:
+            params = {"start_ts": lo, "end_ts": hi, "period_interval": period_interval}
+            return await self._candle_answer(path, params, read)
+
+        return list(await asyncio.gather(*(fetch(lo, hi) for lo, hi in windows)))
+
     async def _single_payloads(
         self,
         path: str,
@@ -90,21 +109,36 @@ class CandleEndpoints:
         period_interval: int,
         historical: bool,
     ) -> CandlePayloads:
-        """The candles of a single-market endpoint, one request per window of <= 5,000 periods."""
-        check_unix_seconds("start_ts", start_ts)
-        check_unix_seconds("end_ts", end_ts)
-        windows = candle_windows(start_ts, end_ts, period_interval, SINGLE_MAX_CANDLES)
+        shape = {"ticker": ticker, "period_interval": period_interval, "historical": historical}
+        chunks = await self._single_answers(
+            path,
+            start_ts,
+            end_ts,
+            period_interval,
+            lambda body, decoded: read_single_answer(body, decoded, _single_problem, **shape),
+        )
+        return CandlePayloads.merged(chunks, **shape)
+
+    async def _single_candlesticks(
+        self,
+        path: str,
+        ticker: str,
+        start_ts: int,
+        end_ts: int,
+        period_interval: int,
+        historical: bool,
+    ) -> list[Candlestick]:
         shape = {"ticker": ticker, "period_interval": period_interval, "historical": historical}
 
-        async def fetch(lo: int, hi: int) -> CandlePayloads:
-            return await self._candle_answer(
-                path,
-                {"start_ts": lo, "end_ts": hi, "period_interval": period_interval},
-                lambda body, decoded: read_single_answer(body, decoded, _single_problem, **shape),
-            )
+        def read(body: bytes, decoded: Decoder) -> list[Candlestick] | Problem:
+            answer = decoded(body)
+            problem = _single_problem(answer)
+            if problem:
+                return problem
+            return [Candlestick.from_payload(item, **shape) for item in answer["candlesticks"]]
 
-        chunks = await asyncio.gather(*(fetch(lo, hi) for lo, hi in windows))
-        return CandlePayloads.merged(list(chunks), **shape)
+        chunks = await self._single_answers(path, start_ts, end_ts, period_interval, read)
+        return sorted_unique(candle for chunk in chunks for candle in chunk)
 
     async def get_market_candlesticks(
         self,
@@ -118,18 +152,20 @@ class CandleEndpoints:
 
         Uses `GET /series/{series}/markets/{ticker}/candlesticks`, one request per <= 5,000 periods.
         """
-        got = await self.get_market_candle_payloads(
-            series_ticker, ticker, start_ts, end_ts, period_interval
+        path = f"/series/{series_ticker}/markets/{ticker}/candlesticks"
+        return await self._single_candlesticks(
+            path, ticker, start_ts, end_ts, period_interval, False
         )
-        return got.candlesticks()
 
     async def get_historical_candlesticks(
         self, ticker: str, start_ts: int, end_ts: int, period_interval: int = 1
     ) -> list[Candlestick]:
         """Candles of one archived market (`GET /historical/markets/{ticker}/candlesticks`), chunked to
         <= 5,000 periods per request, normalised into the same `Candlestick` (with `historical=True`)."""
-        got = await self.get_historical_candle_payloads(ticker, start_ts, end_ts, period_interval)
-        return got.candlesticks()
+        path = f"/historical/markets/{ticker}/candlesticks"
+        return await self._single_candlesticks(
+            path, ticker, start_ts, end_ts, period_interval, True
+        )
 
     async def get_market_candle_payloads(
         self,
@@ -150,29 +186,28 @@ class CandleEndpoints:
         path = f"/historical/markets/{ticker}/candlesticks"
         return await self._single_payloads(path, ticker, start_ts, end_ts, period_interval, True)
 
-    async def _batch_blocks(
-        self, unique: list[str], start_ts: int, end_ts: int, period_interval: int
-    ) -> list[CandlePayloads]:
-        """One block per market entry of every answer of a batch pull, in answer order."""
+    async def _batch_answers(
+        self,
+        unique: list[str],
+        start_ts: int,
+        end_ts: int,
+        period_interval: int,
+        read: Callable[[bytes, Decoder], list[T] | Problem],
+    ) -> list[T]:
+        """What `read` makes of every answer of a batch pull (one item per market entry), in answer order."""
         groups, windows = batch_plan(unique, start_ts, end_ts, period_interval)
-        path = "/markets/candlesticks"
 
-        async def fetch(names: list[str], lo: int, hi: int) -> list[CandlePayloads]:
-            return await self._candle_answer(
-                path,
-                {
-                    "market_tickers": names,
-                    "start_ts": lo,
-                    "end_ts": hi,
-                    "period_interval": period_interval,
-                },
-                lambda body, decoded: read_batch_answer(
-                    body, decoded, _batch_problem, period_interval=period_interval
-                ),
-            )
+        async def fetch(names: list[str], lo: int, hi: int) -> list[T]:
+            params = {
+                "market_tickers": names,
+                "start_ts": lo,
+                "end_ts": hi,
+                "period_interval": period_interval,
+            }
+            return await self._candle_answer("/markets/candlesticks", params, read)
 
         parts = await asyncio.gather(*(fetch(g, lo, hi) for g in groups for lo, hi in windows))
-        return [block for part in parts for block in part]
+        return [item for part in parts for item in part]
 
     def _batch_arguments(self, tickers: Sequence[str], start_ts: int, end_ts: int) -> list[str]:
         check_unix_seconds("start_ts", start_ts)
@@ -193,8 +228,32 @@ class CandleEndpoints:
         Requests carry <= 100 tickers and tickers x periods <= 10,000 (windows also stay <= 5,000 periods).
         Returns every requested ticker (an empty list when it had no candles), candles ascending.
         """
-        got = await self.get_candle_payloads_batch(tickers, start_ts, end_ts, period_interval)
-        return {name: payloads.candlesticks() for name, payloads in got.items()}
+        unique = self._batch_arguments(tickers, start_ts, end_ts)
+        by_ticker: dict[str, list[Candlestick]] = {t: [] for t in unique}
+
+        def read(body: bytes, decoded: Decoder) -> list[tuple[str, list[Candlestick]]] | Problem:
+            answer = decoded(body)
+            problem = _batch_problem(answer)
+            if problem:
+                return problem
+            shape = {"period_interval": period_interval, "historical": False}
+            return [
+                (
+                    entry["market_ticker"],
+                    [
+                        Candlestick.from_payload(item, ticker=entry["market_ticker"], **shape)
+                        for item in entry["candlesticks"]
+                    ],
+                )
+                for entry in answer["markets"]
+            ]
+
+        if unique:
+            for name, candles in await self._batch_answers(
+                unique, start_ts, end_ts, period_interval, read
+            ):
+                by_ticker.setdefault(name, []).extend(candles)
+        return {name: sorted_unique(candles) for name, candles in by_ticker.items()}
 
     async def get_candle_payloads_batch(
         self,
@@ -207,7 +266,16 @@ class CandleEndpoints:
         unique = self._batch_arguments(tickers, start_ts, end_ts)
         parts: dict[str, list[CandlePayloads]] = {t: [] for t in unique}
         if unique:
-            for block in await self._batch_blocks(unique, start_ts, end_ts, period_interval):
+            blocks = await self._batch_answers(
+                unique,
+                start_ts,
+                end_ts,
+                period_interval,
+                lambda body, decoded: read_batch_answer(
+                    body, decoded, _batch_problem, period_interval=period_interval
+                ),
+            )
+            for block in blocks:
                 parts.setdefault(block.ticker, []).append(block)
         return {
             name: CandlePayloads.merged(

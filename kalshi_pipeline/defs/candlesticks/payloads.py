@@ -86,7 +86,7 @@ def _value_columns(table: pa.Table, historical: bool) -> list[pa.Array]:
     fields null."""
     out: list[pa.Array] = []
     for group, parts in _GROUPS:
-        column = table[group].combine_chunks()
+        column = one_array(table[group])
         present = column.is_valid()
         for name in parts:
             value = column.field(name + "_dollars")
@@ -95,16 +95,23 @@ def _value_columns(table: pa.Table, historical: bool) -> list[pa.Array]:
             # A struct's children keep their own slots under a null parent; mask them with the parent.
             out.append(_call("if_else", [present, value, pa.scalar(None, pa.string())]))
     for count in _COUNTS:
-        value = table[count + "_fp"].combine_chunks()
+        value = one_array(table[count + "_fp"])
         if historical:
-            value = _call("coalesce", [table[count].combine_chunks(), value])
+            value = _call("coalesce", [one_array(table[count]), value])
         out.append(value)
-    out.append(table["end_period_ts"].combine_chunks())
+    out.append(one_array(table["end_period_ts"]))
     return out
 
 
+def one_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one array: its only chunk as it is (`combine_chunks` would copy it), or joined."""
+    if isinstance(column, pa.ChunkedArray):
+        return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    return column
+
+
 def _string_array(payloads: pa.Array | pa.ChunkedArray) -> pa.Array:
-    whole = payloads.combine_chunks() if isinstance(payloads, pa.ChunkedArray) else payloads
+    whole = one_array(payloads)
     return whole if whole.type == pa.string() else whole.cast(pa.string())
 
 

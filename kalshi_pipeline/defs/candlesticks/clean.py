@@ -262,7 +262,9 @@ def clean_candles(
     )
 
 
-def _stored_rows(wh: Warehouse, day: date, events: set[str], start_ts: int | None) -> pd.DataFrame:
+def _stored_rows(
+    wh: Warehouse, day: date, events: frozenset[str], start_ts: int | None
+) -> pd.DataFrame:
     """A date's stored clean candles as parsed candles (`end_period_ts` in Unix seconds), for the preview."""
     stored = wh.candles(CANDLESTICKS.name, [day], event_tickers=events, since=start_ts)
     stored["end_period_ts"] = unix_seconds_column(stored["end_period_ts"])

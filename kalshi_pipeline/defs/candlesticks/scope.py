@@ -33,15 +33,15 @@ class CandleScope:
         """How many games the run covers."""
         return int(self.scoped["event_ticker"].nunique())
 
-    @property
-    def event_tickers(self) -> set[str]:
+    @cached_property
+    def event_tickers(self) -> frozenset[str]:
         """The games the run covers."""
-        return {str(e) for e in self.scoped["event_ticker"]}
+        return frozenset(str(e) for e in self.scoped["event_ticker"])
 
-    @property
-    def allowed_tickers(self) -> set[str]:
+    @cached_property
+    def allowed_tickers(self) -> frozenset[str]:
         """Every market ticker of the dates (a candle of any other ticker is rejected)."""
-        return {str(t) for t in self.markets["ticker"]}
+        return frozenset(str(t) for t in self.markets["ticker"])
 
     def scoped_rows(self) -> list[dict[str, Any]]:
         """The covered markets as one dict per row (column name to value)."""

@@ -245,23 +245,24 @@ class WarehouseQueries(ABC):
             return {}
         sql, params = clean_state_select(game_dates, event_tickers, since, period_interval)
         df = self.query_df(sql, params)
-        counts: dict[str, dict[dt.date, int]] = {"clean": {}, "rejected": {}}
-        raw: list[tuple[dt.date, int, int, int]] = []
-        for day, kind, n, last_end, matched in df[
-            ["game_date", "kind", "n", "last_end", "matched"]
+        rejected: set[dt.date] = set()
+        raw: list[tuple[dt.date, int, int, int, bool]] = []
+        for day, kind, n, last_end, matched, extra in df[
+            ["game_date", "kind", "n", "last_end", "matched", "extra"]
         ].itertuples(index=False):
             if kind == "raw":
-                raw.append((as_date(day), int(n), int(matched), unix_seconds(last_end) or 0))
+                raw.append(
+                    (as_date(day), int(n), int(matched), unix_seconds(last_end) or 0, bool(extra))
+                )
             else:
-                counts[str(kind)][as_date(day)] = int(n)
+                rejected.add(as_date(day))
         return {
             day: CleanState(
                 raw_rows=n,
                 last_end=last_end,
-                current=n == matched == counts["clean"].get(day, 0)
-                and counts["rejected"].get(day, 0) == 0,
+                current=n == matched and not extra and day not in rejected,
             )
-            for day, n, matched, last_end in sorted(raw)
+            for day, n, matched, last_end, extra in sorted(raw)
         }
 
     def partition_summary(

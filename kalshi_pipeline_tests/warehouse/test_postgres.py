@@ -81,3 +81,42 @@ def test_connection_killed_before_commit_loses_nothing_written_before(fresh_pg_u
         with psycopg.connect(fresh_pg_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", [pid])
     assert wh.table_counts()["candlesticks"] == 2
+
+
+def test_rest_candle_tables_are_indexed_by_key_and_game_date_only(fresh_pg_url: str) -> None:
+    wh = open_warehouse(fresh_pg_url)
+    wh.ensure_schema()
+    found = wh.query_df(
+        "SELECT tablename, indexname FROM pg_indexes "
+        "WHERE schemaname = 'kalshi' AND tablename LIKE 'candlesticks%' ORDER BY indexname"
+    )
+    indexes = {
+        table: list(found.loc[found["tablename"] == table, "indexname"])
+        for table in (
+            "candlesticks",
+            "candlesticks_raw",
+            "candlesticks_rejected",
+            "candlesticks_ws",
+        )
+    }
+    assert indexes == {
+        "candlesticks": ["candlesticks_game_date_idx", "candlesticks_pkey"],
+        "candlesticks_raw": ["candlesticks_raw_game_date_idx", "candlesticks_raw_pkey"],
+        "candlesticks_rejected": [
+            "candlesticks_rejected_game_date_idx",
+            "candlesticks_rejected_pkey",
+        ],
+        "candlesticks_ws": [
+            "candlesticks_ws_event_ticker_end_period_ts_idx",
+            "candlesticks_ws_game_date_idx",
+            "candlesticks_ws_pkey",
+        ],
+    }
+
+
+def test_connections_are_utc_without_jit(pg_url: str) -> None:
+    wh = open_warehouse(pg_url)
+    settings = wh.query_df(
+        "SELECT current_setting('TimeZone') AS tz, current_setting('jit') AS jit"
+    )
+    assert settings.to_dict("records") == [{"tz": "UTC", "jit": "off"}]

@@ -262,3 +262,74 @@ def test_delete_candles_of_one_source(wh: Warehouse) -> None:
         (SAS, "ws"),
         (SAS, "ws"),
     ]
+
+
+def _stamped(rows: pd.DataFrame, at: int) -> pd.DataFrame:
+    return rows.assign(ingested_at=_utc(at))
+
+
+def _raw_of(clean: pd.DataFrame) -> pd.DataFrame:
+    """The raw rows whose validation gives `clean` (same keys, source and game)."""
+    keys = [c for c in CANDLESTICKS_RAW.column_names if c in clean.columns and c != "payload"]
+    return clean[keys].assign(payload="{}")
+
+
+def test_clean_state_finds_dates_whose_clean_rows_are_the_validated_raw_rows(wh: Warehouse) -> None:
+    # One game per date, each date a different case; every clean row is stamped after its raw row unless
+    # the case says otherwise.
+    dates = [GAME_DATE + dt.timedelta(days=k) for k in range(8)]
+    games = [f"KXNBAGAME-G{k}" for k in range(8)]
+    rows = [
+        candle_rows(f"{game}-A", n=3, event_ticker=game, game_date=day)
+        for game, day in zip(games, dates, strict=True)
+    ]
+    later = {
+        # 0: current, with a clean row of another market after the newest raw end.
+        0: candle_rows(f"{games[0]}-B", T0 + 180, 1, event_ticker=games[0], game_date=dates[0]),
+        # 3: a clean row of another market at the newest raw end: it would be rewritten.
+        3: candle_rows(f"{games[3]}-B", T0 + 120, 1, event_ticker=games[3], game_date=dates[3]),
+    }
+    with wh.transaction() as tx:
+        for k, clean in enumerate(rows):
+            tx.upsert("candlesticks_raw", _stamped(_raw_of(clean), 1000))
+            if k == 1:  # a clean twin stamped before its raw row
+                clean = _stamped(clean, 999)
+            elif k == 2:  # a clean twin of another source
+                clean = _stamped(clean.assign(source="ws"), 2000)
+            elif k == 4:  # a raw row without a clean twin
+                clean = _stamped(clean.iloc[:2], 2000)
+            else:
+                clean = _stamped(clean, 2000)
+            tx.upsert("candlesticks", clean)
+            if k in later:
+                tx.upsert("candlesticks", _stamped(later[k], 2000))
+        # 5: a rejected row; 6: clean rows only (nothing to validate); 7: current.
+        rejected = candle_rows(f"{games[5]}-B", n=1, event_ticker=games[5], game_date=dates[5])
+        tx.upsert(
+            "candlesticks_rejected", rejected.assign(reasons="price_high < price_low", payload="{}")
+        )
+        tx.execute("DELETE FROM kalshi.candlesticks_raw WHERE game_date = %s", [dates[6]])
+    state = wh.clean_state(dates, games)
+    assert sorted(state) == [d for k, d in enumerate(dates) if k != 6]
+    assert {k: state[d].current for k, d in enumerate(dates) if d in state} == {
+        0: True,
+        1: False,
+        2: False,
+        3: False,
+        4: False,
+        5: False,
+        7: True,
+    }
+    assert {s.raw_rows for s in state.values()} == {3}
+    assert {s.last_end for s in state.values()} == {T0 + 120}
+    # From the newest minute on, date 4's last raw row is the one without a twin; date 3's other market
+    # still ends at that minute. Only the named games count.
+    late = wh.clean_state(dates, games[3:5], since=T0 + 120)
+    assert {d: (s.raw_rows, s.current) for d, s in late.items()} == {
+        dates[3]: (1, False),
+        dates[4]: (1, False),
+    }
+    assert wh.clean_state(dates, games[4:5], since=T0 + 60)[dates[4]].current is False
+    assert wh.clean_state(dates, games[4:5], since=T0 + 180) == {}
+    # Repeated dates count once.
+    assert wh.clean_state([dates[0], dates[0]], games[:1]) == {dates[0]: state[dates[0]]}

@@ -297,28 +297,33 @@ def _replace_date(tx: Transaction, day_windows: list[MarketWindow], rows: pa.Tab
     Raises:
         CandleLossRefused: A market would hold fewer candles in its window than before.
     """
-    ends = rows["end_period_ts"].cast(pa.int64()).to_numpy() if rows.num_rows else None
-    by_ticker = np.asarray(rows["ticker"].to_numpy(zero_copy_only=False)) if rows.num_rows else None
     windows = [w for w in day_windows if not w.empty]
     counts = tx.delete_candle_windows(
         CANDLESTICKS_RAW.name,
         [(w.ticker, w.start_ts, w.end_ts) for w in windows],
         PERIOD_INTERVAL,
     )
-    for w in windows:
-        deleted = counts.get(w.ticker, 0)
-        if not deleted:
-            continue
-        pulled = 0
-        if ends is not None and by_ticker is not None:
-            pulled = int(
-                ((by_ticker == w.ticker) & (ends >= w.start_ts) & (ends <= w.end_ts)).sum()
-            )
-        if pulled < deleted:
+    replaced = [w for w in windows if counts.get(w.ticker, 0)]
+    pulled = _rows_in_windows(rows, replaced) if replaced else {}
+    for w in replaced:
+        if pulled[w.ticker] < counts[w.ticker]:
             raise CandleLossRefused(
-                f"{w.ticker} would go from {deleted} stored candles to {pulled} in its window "
-                f"{w.start_ts}..{w.end_ts}; the stored rows were kept (a stored candle never "
-                "disappears, so the exchange's answer is incomplete -- run the date again later)"
+                f"{w.ticker} would go from {counts[w.ticker]} stored candles to {pulled[w.ticker]} "
+                f"in its window {w.start_ts}..{w.end_ts}; the stored rows were kept (a stored candle "
+                "never disappears, so the exchange's answer is incomplete -- run the date again later)"
             )
     if rows.num_rows:
         tx.upsert_arrow(CANDLESTICKS_RAW.name, rows)
+
+
+def _rows_in_windows(rows: pa.Table, windows: Sequence[MarketWindow]) -> dict[str, int]:
+    """How many of the raw rows fall in each market's window (its ticker, ends inside its span)."""
+    ends = np.asarray(rows["end_period_ts"].cast(pa.int64()).to_numpy(), dtype=np.int64)
+    encoded = rows["ticker"].combine_chunks().dictionary_encode()
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    position = {str(t): i for i, t in enumerate(encoded.dictionary.to_pylist())}
+    inside: dict[str, int] = {}
+    for w in windows:
+        mine = (codes == position.get(w.ticker, -1)) & (ends >= w.start_ts) & (ends <= w.end_ts)
+        inside[w.ticker] = int(np.count_nonzero(mine))
+    return inside

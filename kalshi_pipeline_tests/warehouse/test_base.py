@@ -315,6 +315,25 @@ def test_upsert_arrow_writes_decimals_exactly_and_updates(wh: Warehouse) -> None
     assert again["price_close"].tolist()[:3] == [Decimal("0.25"), Decimal("0.25"), None]
 
 
+def test_upsert_arrow_keeps_times_of_every_unit_to_the_microsecond(wh: Warehouse) -> None:
+    ends = [T0, T0 + 60]
+    rows = _arrow_candles([1, 2], ends)
+    in_ms = pa.array([T0 * 1000, (T0 + 60) * 1000], pa.int64()).cast(pa.timestamp("ms"))
+    rows = rows.set_column(
+        rows.schema.get_field_index("end_period_ts"),
+        "end_period_ts",
+        in_ms.cast(pa.timestamp("ms", tz="UTC")),
+    )
+    stamps = [T0 * 10**6 + 123_456, T0 * 10**6 + 7]
+    in_us = pa.array(stamps, pa.int64()).cast(pa.timestamp("us"))
+    rows = rows.append_column("ingested_at", in_us.cast(pa.timestamp("us", tz="UTC")))
+    with wh.transaction() as tx:
+        assert tx.upsert_arrow("candlesticks", rows) == 2
+    stored = wh.candles("candlesticks", [GAME_DATE], columns=["end_period_ts", "ingested_at"])
+    assert [int(t.timestamp()) for t in stored["end_period_ts"]] == ends
+    assert [t.value // 1000 for t in stored["ingested_at"]] == stamps
+
+
 def test_upsert_arrow_refuses_wrong_types_nulls_and_repeated_keys(wh: Warehouse) -> None:
     good = _arrow_candles([1, 2], [T0, T0 + 60])
     floats = good.set_column(

@@ -174,3 +174,18 @@ def test_vectorized_scaling_equals_scaled_for_every_string() -> None:
         assert good == (expected is not None), text
         if expected is not None:
             assert value == expected, text
+
+
+def test_sliced_and_chunked_payload_columns_read_as_their_rows() -> None:
+    raw = _raw(4, 300)
+    historical = raw["source"].to_numpy() == "historical"
+    whole = pa.array(raw["payload"], pa.string())
+    expected = payload_value_texts(whole[100:200], historical[100:200])
+    chunked = pa.chunked_array([whole[100:150], whole[150:200]])
+    got = payload_value_texts(chunked, historical[100:200])
+    assert expected is not None and got is not None
+    assert got[0] == expected[0] and np.array_equal(got[1], expected[1])
+    for i in (0, 57, 99):
+        texts = candle_value_texts(json.loads(raw["payload"][100 + i]), bool(historical[100 + i]))
+        if texts is not None:
+            assert [c[i].as_py() for c in got[0]] == texts

@@ -15,8 +15,10 @@ per warehouse, in one run and on the same rows:
    and on DuckDB the detach that lets other processes have the file, with a checkpoint when one is due);
    on DuckDB two more warehouses store the same dates, set up as at a63729d (`duckdb_as_a63729d`: a
    checkpoint at every detach, the candle tables' secondary indexes) and with only the checkpoint at every
-   detach (`duckdb_checkpoint_every_detach`), all three taking turns date by date (the order rotating)
-   so they see the same machine load;
+   detach (`duckdb_checkpoint_every_detach`), and the current one writing its dates inside
+   `DuckDBWarehouse.hold` (`duckdb_held`: attached across dates, its final detach counted as commit), all
+   taking turns date by date (the order rotating) so they see the same machine load; they share one
+   DuckDB buffer pool in this process, so `--duckdb-variant` runs one at a time for cleaner numbers;
 3. the baselines: the same committed rows written raw into bare tables with the same columns (no staging,
    no conflict handling, no index), in one transaction: `baseline` = the raw and the clean rows (every row
    the pipeline commits), `baseline_clean_only` = the clean rows alone. Postgres: `COPY ... FROM STDIN
@@ -46,6 +48,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,6 +235,20 @@ STAGES = ("decode", "raw_rows", "begin", "raw_upsert", "validate", "commit")
 AS_BEFORE = "duckdb_as_a63729d"
 #: The current DuckDB schema with a checkpoint at every detach (`wal_limit=0`), separating the two changes.
 EVERY_DETACH = "duckdb_checkpoint_every_detach"
+#: The current DuckDB warehouse writing every date inside one `hold` (the file stays attached).
+HELD = "duckdb_held"
+
+
+def _duckdb_current(path: str) -> Warehouse:
+    wh = open_warehouse(f"duckdb:///{path}")
+    wh.ensure_schema()
+    return wh
+
+
+def _duckdb_every_detach(path: str) -> Warehouse:
+    wh = DuckDBWarehouse(resolve_url(f"duckdb:///{path}"), wal_limit=0)
+    wh.ensure_schema()
+    return wh
 
 
 def _duckdb_as_before(path: str) -> Warehouse:
@@ -326,10 +343,16 @@ def bench(
 ) -> dict[str, dict[str, Any]]:
     """Time every stage, one transaction per date on each warehouse in turn, then the baselines.
 
-    The warehouses take turns date by date (the order rotating), so they share the machine's load.
+    The warehouses take turns date by date (the order rotating), so they share the machine's load. The
+    `HELD` warehouse writes its dates inside `DuckDBWarehouse.hold` (idle bound raised past the other
+    warehouses' turns, as if its dates came back to back); the detach ending the hold counts as its commit.
     """
     shared = {"decode": 0.0, "raw_rows": 0.0}
     timings = {name: _Timings() for name in warehouses}
+    holds = ExitStack()
+    held = warehouses.get(HELD)
+    if isinstance(held, DuckDBWarehouse):
+        holds.enter_context(held.hold(idle=600))
     ingested_at_ts = T0 + 86_400 * (len(recorded) + 1)
     raw_tables: list[pa.Table] = []
     clean_tables: list[pa.Table] = []
@@ -347,6 +370,9 @@ def bench(
         clean_tables.append(
             accepted_table(raw_rows, fast_split(raw_rows, date.tickers), ingested_at_ts)
         )
+    spent, _ = _timed(holds.close)
+    if HELD in timings:
+        timings[HELD].seconds["commit"] += spent
     n = sum(t.num_rows for t in raw_tables)
     raw_all, clean_all = pa.concat_tables(raw_tables), pa.concat_tables(clean_tables)
     both = [(CANDLESTICKS_RAW.qualified, raw_all), (CANDLESTICKS.qualified, clean_all)]
@@ -389,6 +415,13 @@ def main() -> None:
     )
     parser.add_argument("--pg-admin-url", default=PG_ADMIN)
     parser.add_argument("--only", choices=["duckdb", "postgres"], default=None)
+    parser.add_argument(
+        "--duckdb-variant",
+        action="append",
+        choices=["duckdb", HELD, EVERY_DETACH, AS_BEFORE],
+        help="run only these DuckDB warehouses (repeatable; default all, in one process sharing "
+        "DuckDB's buffer pool, so a held file's memory weighs on the others)",
+    )
     parser.add_argument("--profile", action="store_true", help="print the top functions per run")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -411,7 +444,8 @@ def main() -> None:
             "tables); baseline_clean_only = the clean rows alone; pipeline_vs_baseline = baseline "
             f"seconds / pipeline seconds. {AS_BEFORE} = the DuckDB warehouse as at a63729d (a "
             f"checkpoint at every detach, the candle tables' secondary indexes); {EVERY_DETACH} = the "
-            "current schema with a checkpoint at every detach; the DuckDB warehouses take turns date by "
+            f"current schema with a checkpoint at every detach; {HELD} = the current warehouse inside "
+            "hold() (attached across dates); the DuckDB warehouses take turns date by "
             "date in the same run (decode and raw_rows shared). 2 shared cores with other agents' work: "
             "compare ratios of one run, not absolute numbers"
         ),
@@ -439,14 +473,18 @@ def main() -> None:
 
     if args.only in (None, "duckdb"):
         with tempfile.TemporaryDirectory() as tmp:
-            current = open_warehouse(f"duckdb:///{tmp}/bench.duckdb")
-            current.ensure_schema()
-            before = _duckdb_as_before(f"{tmp}/before.duckdb")
-            every = DuckDBWarehouse(resolve_url(f"duckdb:///{tmp}/every.duckdb"), wal_limit=0)
-            every.ensure_schema()
-            variants = {"duckdb": current, EVERY_DETACH: every, AS_BEFORE: before}
+            makers: dict[str, Callable[[str], Warehouse]] = {
+                "duckdb": _duckdb_current,
+                HELD: _duckdb_current,
+                EVERY_DETACH: _duckdb_every_detach,
+                AS_BEFORE: _duckdb_as_before,
+            }
+            chosen = args.duckdb_variant or list(makers)
+            variants = {name: makers[name](f"{tmp}/{name}.duckdb") for name in chosen}
             run(variants, f"duckdb:///{tmp}/bench.duckdb")
-        for name in (EVERY_DETACH, AS_BEFORE):
+        for name in (HELD, EVERY_DETACH, AS_BEFORE):
+            if name not in results or "duckdb" not in results:
+                continue
             ratio = results["duckdb"]["store_seconds"] / results[name]["store_seconds"]
             results[f"duckdb_store_seconds_vs_{name.removeprefix('duckdb_')}"] = round(ratio, 3)
     if args.only in (None, "postgres"):
@@ -455,7 +493,7 @@ def main() -> None:
             wh.ensure_schema()
             run({"postgres": wh}, url)
     results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    if args.only is None:
+    if args.only is None and not args.duckdb_variant:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

@@ -16,8 +16,8 @@ DETACH by default, and for date-sized candle writes that was the most expensive 
 (per 8.5k raw + 8.5k clean rows at ~1.2M rows per table, measured alone: COMMIT ~30-70 ms, the checkpoint
 ~100 ms, replaying the 6.8 MB log on the next attach ~30-70 ms; the candle tables' secondary indexes, which
 migration 6 drops on DuckDB, added ~150-450 ms to every checkpoint, even one of a few rows). So a write
-detaches without a checkpoint while the log is smaller than `wal_limit` (16 MiB, DuckDB's own automatic
-threshold; DuckDB also checkpoints at the COMMIT that takes the log past it) and with one once it is larger.
+detaches without a checkpoint while the log is smaller than `wal_limit` (16 MiB, DuckDB's default automatic
+threshold) and with one once it is larger.
 Nothing else changes: the file is free between operations, a committed transaction is in the fsynced log,
 and any process that attaches the file next (read-only too) replays the log and sees it; a rolled-back
 transaction never reaches the log. The cost moves to attaching, which replays at most `wal_limit` of log
@@ -27,11 +27,38 @@ a checkpoint at every detach (paired runs on a loaded machine; one run showed no
 leaving a log behind folds it in once, best effort, if the file is free at that moment, so readers do not
 replay it indefinitely.
 
-Keeping the file attached between operations ("lingering": ~21 s entering and leaving 140 dates against
-~25 s batched and ~32 s per detach, one sequential run each) holds the file between operations: another
-process gets in only if it retries at the right moment (starvation unless waiters announce themselves and
-holders yield), and tools without this module's retry (the `duckdb` shell, a direct `duckdb.connect` in
-this process) fail at once. Batched checkpoints keep when the file is free exactly as it was.
+Where a date's write goes (8.5k raw rows with ~400-byte payloads and 8.5k clean rows, into tables of ~1M
+rows; each statement timed alone on a loaded machine): an upsert ~55-60 ms per table, of which a plain INSERT
+is ~23 ms and a semi-join finding no stored key ~20 ms (so an upsert of at least `_PLAIN_INSERT_ROWS` rows
+checks first and inserts without ON CONFLICT when every key is new, as a backfill's dates are: DuckDB has no
+savepoints to try the INSERT and fall back); COMMIT ~50-80 ms, serializing ~6 MB of log (fsync ~10 ms of it);
+the replay at the next attach ~60 ms (~10 ms per MB); and the checkpoint that every ~3rd date's log
+triggered, ~0.6-2 s (3-8 s under I/O contention), of which ~550 ms writes the primary keys' ART indexes
+(~150 ms for the same rows in tables without a key) whatever the log holds (1 date ~0.6 s, 12 dates ~1.1 s).
+Those checkpoints were most of COMMIT's time in the profiles; `hold` spreads them over more dates.
+
+`hold()` keeps the file attached between a block's operations, for a process that has writes ready one after
+another (a backfill's dates). While held, nothing is replayed per transaction and DuckDB's own threshold
+(`HELD_WAL_LIMIT`, 64 MiB, set for every attachment) lets ~10 dates share a checkpoint; on release the log is
+folded in from `wal_limit` as at any detach, so another process still replays at most 16 MiB. Measured on the
+same 12 dates into copies of a ~1M-row file, one process per run, runs alternating (load ~7 on 2 cores):
+5.3-6.8 s entering, writing and leaving the 12 transactions held with plain inserts, 7.9-8.3 s held with ON
+CONFLICT upserts, 16.7-17.2 s attached per operation with plain inserts, 19.7-21.5 s as before (per operation,
+ON CONFLICT): begin ~2 ms per date held against ~200-400 ms, one checkpoint instead of four. COMMIT stays
+durable (the log is fsynced at every COMMIT, held or not); a process killed while holding leaves at most 64
+MiB of log for the next opener to replay.
+
+Other processes are not starved: one that waits for the file through this module announces it by touching
+`<file>.waiting` at every attempt (at most 0.1 s apart); the holder detaches at the end of its current
+operation when it sees a fresh announcement (≤ 1 s old), or within ~20 ms when idle (a releaser thread watches
+held files), and its next attach defers for up to 1 s while an announcement is fresh, so the waiter gets in
+before the holder takes the file back. The waiter waits for one operation and the release (a checkpoint, ~1-2
+s, when the log is past 16 MiB), within its `lock_timeout` and with the same error when that runs out. A held
+file is also released after `idle` seconds without an operation (0.5 s by default), when an operation fails,
+when the block ends and at exit, so tools without this module's retry (the `duckdb` shell, a direct
+`duckdb.connect`) find it free once the holder pauses; inside the block they can fail at once, as they do
+during any operation. Without `hold`, when the file is free is exactly as before (with the checkpoint that
+DuckDB took at the COMMIT passing 16 MiB now taken at the detach).
 """
 
 from __future__ import annotations
@@ -78,6 +105,23 @@ DEFAULT_WAL_LIMIT = 16 * 1024 * 1024
 #: DuckDB's buffer pool per process (its default is 80% of the machine's memory, which it then keeps: a
 #: 30-day backfill's run held ~300 MB more with it). The data is in the file; evicted pages are read again.
 DEFAULT_MEMORY_LIMIT_MB = 256
+#: DuckDB's own checkpoint threshold (a COMMIT that takes the log past it checkpoints): above `wal_limit`, so a
+#: held file (`DuckDBWarehouse.hold`) checkpoints every ~10 dates instead of every ~3; detaching still folds
+#: the log in from `wal_limit`.
+HELD_WAL_LIMIT = 64 * 1024 * 1024
+#: Seconds a held file stays attached without an operation before it is detached anyway.
+DEFAULT_HOLD_IDLE = 0.5
+#: The longest pause between two attach attempts of a waiter (each attempt refreshes its announcement).
+_RETRY_MAX = 0.1
+#: An announcement older than this is a waiter that gave up or died.
+_WAITER_FRESH = 1.0
+#: How long an attach defers to another process's announced wait before trying anyway.
+_YIELD_MAX = 1.0
+#: How often the releaser thread looks at held files (and an attach at an announced waiter).
+_POLL = 0.02
+
+#: Staged rows from which an upsert first checks whether any key is stored, to insert without ON CONFLICT.
+_PLAIN_INSERT_ROWS = 1000
 
 _PLACEHOLDER = re.compile(r"%%|%s|%\((\w+)\)s")
 _stage_ids = itertools.count(1)
@@ -116,6 +160,12 @@ class _FileState:
     users: int = 0
     #: Whether the current attachment is read-write (its detach may leave a log to fold in).
     writable: bool = False
+    #: Open `hold` blocks of this process on the file, and their idle bound (seconds).
+    holds: int = 0
+    hold_idle: float = DEFAULT_HOLD_IDLE
+    #: The warehouse whose settings detach the held attachment, while one is held between operations.
+    held_by: DuckDBWarehouse | None = None
+    idle_since: float = 0.0
 
 
 _FILE_STATES: dict[str, _FileState] = {}
@@ -158,7 +208,10 @@ def _forget_host_after_fork() -> None:
     _host = None
     for state in _FILE_STATES.values():
         state.lock, state.host, state.users = threading.RLock(), None, 0
+        state.holds, state.held_by = 0, None
     _LOGGED.clear()
+    global _releaser, _RELEASER_LOCK
+    _releaser, _RELEASER_LOCK = None, threading.Lock()
 
 
 _orphaned_hosts: list[duckdb.DuckDBPyConnection] = []
@@ -174,8 +227,79 @@ def _wal_bytes(path: str) -> int:
         return 0
 
 
+def _announce(path: str) -> None:
+    """Say that this process waits for the file: create or touch `<file>.waiting` (best effort)."""
+    with suppress(OSError), open(path + ".waiting", "ab"):
+        os.utime(path + ".waiting")
+
+
+def _withdraw(path: str) -> None:
+    """Remove the announcement once attached (other waiters renew theirs at their next attempt)."""
+    with suppress(OSError):
+        os.unlink(path + ".waiting")
+
+
+def _someone_waiting(path: str) -> bool:
+    """Whether another process announced, within `_WAITER_FRESH` seconds, that it waits for the file."""
+    try:
+        touched = os.stat(path + ".waiting").st_mtime
+    except OSError:
+        return False
+    return time.time() - touched < _WAITER_FRESH
+
+
+_releaser: threading.Thread | None = None
+_RELEASER_LOCK = threading.Lock()
+
+
+def _start_releaser() -> None:
+    """Start the thread that detaches held files when idle too long or wanted elsewhere (once)."""
+    global _releaser
+    with _RELEASER_LOCK:
+        if _releaser is None:
+            _releaser = threading.Thread(target=_release_loop, name="duckdb-release", daemon=True)
+            _releaser.start()
+
+
+def _release_loop() -> None:
+    global _releaser
+    while True:
+        time.sleep(_POLL)
+        with _RELEASER_LOCK:
+            held = [s for s in list(_FILE_STATES.values()) if s.held_by is not None]
+            if not held:
+                _releaser = None
+                return
+        for state in held:
+            # An operation in progress keeps its attachment; its end looks at waiters itself.
+            if not state.lock.acquire(blocking=False):
+                continue
+            try:
+                holder = state.held_by
+                if holder is None or state.users:
+                    continue
+                idle = time.monotonic() - state.idle_since
+                if not state.holds or idle > state.hold_idle or _someone_waiting(holder.path):
+                    holder._detach_host()
+            finally:
+                state.lock.release()
+
+
+def _release_held_at_exit() -> None:
+    """Detach the files held between operations (checkpointing as any detach would)."""
+    for state in list(_FILE_STATES.values()):
+        if state.held_by is None or not state.lock.acquire(timeout=5):
+            continue
+        try:
+            if state.held_by is not None and not state.users:
+                state.held_by._detach_host()
+        finally:
+            state.lock.release()
+
+
 def _fold_logs_at_exit() -> None:
     """Checkpoint the files this process left a log in, once each and without waiting for a lock."""
+    _release_held_at_exit()
     for path, alias in list(_LOGGED.items()):
         if _wal_bytes(path) == 0:
             continue
@@ -240,7 +364,12 @@ class DuckDBTransaction(Transaction):
         return self._insert(prepared.spec, list(prepared.columns), prepared.table, prepared.rows)
 
     def _insert(self, spec: TableSpec, columns: list[str], data: Any, rows: int) -> int:
-        """Upsert a registered frame or Arrow table of wire-form columns, cast to the column types."""
+        """Upsert a registered frame or Arrow table of wire-form columns, cast to the column types.
+
+        From `_PLAIN_INSERT_ROWS` rows, a plain INSERT when no staged key is stored yet: one semi-join finds
+        out, and nothing can store a key in between (one writing process per file, its operations on the
+        file serialized). A failed INSERT would abort the whole transaction, DuckDB having no savepoints.
+        """
         stage = f"_stage_{spec.name}_{next(_stage_ids)}"
         selects = [
             f"CAST({c} AS {sql_type(spec.column(c).type, 'duckdb')}) AS {c}" for c in columns
@@ -249,21 +378,37 @@ class DuckDBTransaction(Transaction):
         if "ingested_at" not in columns:
             selects.append("current_timestamp AS ingested_at")
             targets.append("ingested_at")
+        key = ", ".join(spec.primary_key)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in targets if c not in spec.primary_key)
+        insert = (
+            f"INSERT INTO {spec.qualified} ({', '.join(targets)}) "
+            f"SELECT {', '.join(selects)} FROM {stage}"
+        )
         try:
             self._conn.register(stage, data)
             try:
-                self._conn.execute(
-                    f"INSERT INTO {spec.qualified} ({', '.join(targets)}) "
-                    f"SELECT {', '.join(selects)} FROM {stage} "
-                    f"ON CONFLICT ({', '.join(spec.primary_key)}) DO UPDATE SET {updates}"
-                )
+                if not self._keys_new(spec, columns, selects, stage, rows):
+                    insert += f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
+                self._conn.execute(insert)
                 written = _dml_count(self._conn)
             finally:
                 self._conn.unregister(stage)
         except duckdb.Error as exc:
             self._wh._raise(exc, f"upsert into {spec.qualified}")
         return rows if written < 0 else written
+
+    def _keys_new(
+        self, spec: TableSpec, columns: list[str], selects: list[str], stage: str, rows: int
+    ) -> bool:
+        """Whether none of `rows` (from `_PLAIN_INSERT_ROWS`) staged keys, cast as inserted, is stored yet."""
+        if rows < _PLAIN_INSERT_ROWS or not set(spec.primary_key) <= set(columns):
+            return False
+        keys = ", ".join(selects[columns.index(c)] for c in spec.primary_key)
+        row = self._conn.execute(
+            f"SELECT EXISTS (FROM {spec.qualified} SEMI JOIN (SELECT {keys} FROM {stage}) AS staged "
+            f"USING ({', '.join(spec.primary_key)}))"
+        ).fetchone()
+        return row is not None and not row[0]
 
 
 def _dml_count(conn: duckdb.DuckDBPyConnection) -> int:
@@ -407,42 +552,86 @@ class DuckDBWarehouse(Warehouse):
             conn = self._memory.cursor()
         else:
             state = self._state
-            if state.users == 0 or state.host is None:
+            # Attached already: by an operation of this thread, or held between operations (`hold`).
+            if state.host is None:
                 attach_read_only = read_only and Path(self._path).exists()
                 state.host = self._attach(attach_read_only)
                 state.writable = not attach_read_only
             state.users += 1
+            state.held_by = None
             conn = state.host.cursor()
         try:
             if self._memory is None:
                 conn.execute(f"USE {self._state.alias}")
             conn.execute("SET TimeZone = 'UTC'")
         except duckdb.Error as exc:
-            self._close(conn)
+            self._close(conn, keep=False)
             self._raise(exc, "open")
         return conn
 
-    def _close(self, conn: duckdb.DuckDBPyConnection) -> None:
-        """Close a cursor from `_open`, detaching the file (releasing its lock) after the last one."""
+    def _close(self, conn: duckdb.DuckDBPyConnection, *, keep: bool = True) -> None:
+        """Close a cursor from `_open`, detaching the file (releasing its lock) after the last one.
+
+        Inside `hold`, a read-write attachment stays attached unless another process announced it waits
+        or the operation failed (`keep=False`: the instance may be broken).
+        """
         conn.close()
         state = self._state
         if self._memory is not None or state.users == 0:
             return
         state.users -= 1
-        if state.users == 0 and state.host is not None:
-            host, state.host = state.host, None
-            cursor = host.cursor()
-            try:
-                if state.writable:
-                    self._detach_writable(cursor)
-                else:
-                    cursor.execute(f"DETACH {state.alias}")
-            except duckdb.Error:
-                # The instance is broken (e.g. invalidated by an I/O error): the next operation starts a
-                # new one, and this one's file lock goes when it is garbage-collected.
-                _discard_host(host)
-            finally:
-                cursor.close()
+        if state.users or state.host is None:
+            return
+        if keep and state.holds and state.writable and not _someone_waiting(self._path):
+            state.held_by, state.idle_since = self, time.monotonic()
+            _start_releaser()
+            return
+        self._detach_host()
+
+    def _detach_host(self) -> None:
+        """Detach the file from this process's instance; the caller holds the file lock, no cursor is open."""
+        state = self._state
+        host, state.host, state.held_by = state.host, None, None
+        if host is None:
+            return
+        cursor = host.cursor()
+        try:
+            if state.writable:
+                self._detach_writable(cursor)
+            else:
+                cursor.execute(f"DETACH {state.alias}")
+        except duckdb.Error:
+            # The instance is broken (e.g. invalidated by an I/O error): the next operation starts a
+            # new one, and this one's file lock goes when it is garbage-collected.
+            _discard_host(host)
+        finally:
+            cursor.close()
+
+    @contextmanager
+    def hold(self, idle: float = DEFAULT_HOLD_IDLE) -> Iterator[None]:
+        """Keep the file attached between this block's writes while no other process waits for it.
+
+        For a process with writes ready one after another (a backfill's dates): no log replayed per
+        transaction, and DuckDB checkpoints from `HELD_WAL_LIMIT` instead of `wal_limit`. Another process
+        waiting for the file (through this module) announces itself; the file is then detached at the end
+        of the current operation, or within ~20 ms when idle, and this process defers its next attach
+        until the waiter got in. The file is also detached after `idle` seconds without an operation and
+        when the block ends. In memory, nothing to hold.
+        """
+        state = self._state
+        if self._memory is not None:
+            yield
+            return
+        with state.lock:
+            state.holds += 1
+            state.hold_idle = idle
+        try:
+            yield
+        finally:
+            with state.lock:
+                state.holds -= 1
+                if not state.holds and not state.users and state.host is not None:
+                    self._detach_host()
 
     def _detach_writable(self, cursor: duckdb.DuckDBPyConnection) -> None:
         """Detach a read-write attachment, checkpointing first only once the log has reached `wal_limit`."""
@@ -461,13 +650,21 @@ class DuckDBWarehouse(Warehouse):
         path = self._path.replace("'", "''")
         options = " (READ_ONLY)" if read_only else ""
         deadline = time.monotonic() + self.lock_timeout
+        # A holder that just let go for a waiter must not take the file back before the waiter's next try.
+        yield_until = min(deadline, time.monotonic() + _YIELD_MAX)
+        while time.monotonic() < yield_until and _someone_waiting(self._path):
+            time.sleep(_POLL)
         delay = 0.05
+        announced = False
         while True:
             host = _shared_host()
             cursor = host.cursor()
             try:
                 cursor.execute(f"SET memory_limit = '{self.memory_limit_mb}MB'")
+                cursor.execute(f"SET checkpoint_threshold = '{HELD_WAL_LIMIT}B'")
                 cursor.execute(f"ATTACH '{path}' AS {self._state.alias}{options}")
+                if announced:
+                    _withdraw(self._path)
                 return host
             except duckdb.Error as exc:
                 remaining = deadline - time.monotonic()
@@ -475,13 +672,17 @@ class DuckDBWarehouse(Warehouse):
                     _discard_host(host)
                     self._raise(exc, "open")
                 if remaining <= 0:
+                    if announced:
+                        _withdraw(self._path)
                     raise WarehouseLocked(
                         f"DuckDB warehouse {self.redacted_url} stayed locked by another process for "
                         f"{self.lock_timeout:g}s ({first_line(exc)}) -- stop the other writer, raise "
                         "KALSHI_DUCKDB_LOCK_TIMEOUT, or use PostgreSQL for concurrent runs"
                     ) from exc
+                _announce(self._path)
+                announced = True
                 time.sleep(min(delay, remaining))
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, _RETRY_MAX)
             finally:
                 cursor.close()
 
@@ -491,8 +692,10 @@ class DuckDBWarehouse(Warehouse):
             conn = self._open(read_only)
             try:
                 yield conn
-            finally:
-                self._close(conn)
+            except BaseException:
+                self._close(conn, keep=False)
+                raise
+            self._close(conn)
 
     @contextmanager
     def _transaction(self, *, lock_schema: bool = False) -> Iterator[DuckDBTransaction]:

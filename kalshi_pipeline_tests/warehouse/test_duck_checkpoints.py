@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -155,3 +156,22 @@ def test_the_buffer_pool_is_capped_at_the_configured_size(tmp_path: Path) -> Non
     assert limit == "91.5 MiB"  # 96 MB (10**6 bytes) as DuckDB prints it
     with pytest.raises(WarehouseConfigError, match="at least 16 MB, got 8"):
         DuckDBWarehouse(url, memory_limit_mb=8)
+
+
+def test_large_upserts_of_new_keys_insert_plainly_and_stored_keys_still_update(
+    tmp_path: Path,
+) -> None:
+    wh = _warehouse(tmp_path / "wh.duckdb", wal_limit=0)
+    first = candle_rows(n=1500, close=Decimal("0.5000"))
+    assert wh.upsert("candlesticks", first) == 1500  # no key stored: a plain INSERT
+    # Half the keys stored, half new: the batch goes through ON CONFLICT and updates the stored half.
+    second = candle_rows(start_ts=T0 + 60 * 750, n=1500, close=Decimal("0.6125"))
+    assert wh.upsert("candlesticks", second) == 1500
+    closes = wh.query_df(
+        "SELECT price_close, count(*) AS n FROM kalshi.candlesticks GROUP BY price_close "
+        "ORDER BY price_close"
+    )
+    assert list(zip(closes["price_close"], closes["n"], strict=True)) == [
+        (Decimal("0.500000"), 750),
+        (Decimal("0.612500"), 1500),
+    ]

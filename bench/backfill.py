@@ -64,6 +64,8 @@ def _pipeline(
     warnings.filterwarnings("ignore")
     import dagster as dg
 
+    # The process is set up as any process of the code location (its Arrow allocator), as the CLI's is.
+    import kalshi_pipeline.definitions  # noqa: F401
     from kalshi_pipeline.defs.candlesticks.assets import candlesticks, candlesticks_raw
     from kalshi_pipeline.defs.markets.assets import markets
     from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource

@@ -1,6 +1,7 @@
 """The code location loads: assets, checks, partitions, backfill policy and resources."""
 
 import dagster as dg
+import pyarrow as pa
 
 from kalshi_pipeline.defs.partitions import game_date_partitions
 from kalshi_pipeline.defs.resources import KalshiApiResource, LiveResource, WarehouseResource
@@ -70,3 +71,12 @@ def test_every_job_runs_on_the_project_run_executor() -> None:
     assert jobs
     for job in jobs:
         assert job.executor_def is run_executor, job.name
+
+
+def test_the_code_location_allocates_arrow_memory_from_the_system_allocator() -> None:
+    import kalshi_pipeline.definitions  # noqa: F401
+
+    assert pa.default_memory_pool().backend_name == "system"
+    before = pa.system_memory_pool().bytes_allocated()
+    held = pa.array(range(100_000))
+    assert pa.system_memory_pool().bytes_allocated() >= before + held.nbytes

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from kalshi_pipeline.warehouse.candle_sql import (
@@ -359,14 +360,18 @@ class WarehouseQueries(ABC):
 
         Columns: ticker, event_ticker, n_rows (stored candles, any interval), traded (those with a close
         price), last_end (the newest end time, Unix s) and minutes (the 1-minute candles' end times, Unix s,
-        ascending; a list). `event_tickers` keeps only those games.
+        ascending; an int64 array). `event_tickers` keeps only those games.
         """
         self._ensure_once()
         sql, params = grid_select(game_dates, event_tickers)
         df = self.query_df(sql, params)
         for column in ("n_rows", "traded", "last_end"):
             df[column] = df[column].astype("int64")
-        df["minutes"] = [list(m) if m is not None else [] for m in df["minutes"]]
+        minutes = [
+            np.zeros(0, dtype=np.int64) if m is None else np.asarray(m, dtype=np.int64)
+            for m in df["minutes"]
+        ]
+        df["minutes"] = pd.Series(minutes, index=df.index, dtype=object)
         return df
 
     def sample_rows(

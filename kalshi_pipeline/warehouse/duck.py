@@ -39,14 +39,19 @@ Those checkpoints were most of COMMIT's time in the profiles; `hold` spreads the
 
 `hold()` keeps the file attached between a block's operations, for a process that has writes ready one after
 another (a backfill's dates). While held, nothing is replayed per transaction and DuckDB's own threshold
-(`HELD_WAL_LIMIT`, 64 MiB, set for every attachment) lets ~10 dates share a checkpoint; on release the log is
-folded in from `wal_limit` as at any detach, so another process still replays at most 16 MiB. Measured on the
-same 12 dates into copies of a ~1M-row file, one process per run, runs alternating (load ~7 on 2 cores):
-5.3-6.8 s entering, writing and leaving the 12 transactions held with plain inserts, 7.9-8.3 s held with ON
-CONFLICT upserts, 16.7-17.2 s attached per operation with plain inserts, 19.7-21.5 s as before (per operation,
-ON CONFLICT): begin ~2 ms per date held against ~200-400 ms, one checkpoint instead of four. COMMIT stays
-durable (the log is fsynced at every COMMIT, held or not); a process killed while holding leaves at most 64
-MiB of log for the next opener to replay.
+(`HELD_WAL_LIMIT`, 64 MiB, while a hold is open; 16 MiB otherwise) lets ~10 dates share a checkpoint; on
+release the log is folded in from `wal_limit` as at any detach, so another process still replays at most 16
+MiB; a transaction of `_BULK_ROWS` rows or more is folded in at its detach whatever its log's size (DuckDB
+writes its full row groups into the file before COMMIT and logs only where they are: a few KB of log that took
+~1.3 s to replay at every later attach of a file filled that way). Measured on the same 12 dates into copies
+of a ~1M-row file, one process per run, runs alternating (seconds entering, writing and leaving the 12
+transactions; two rounds at load ~7, then two at ~4-5 on 2 cores): held with plain inserts 5.3-6.8 / 3.6-4.8,
+held with ON CONFLICT 7.9-8.3 / 4.4-5.9, per operation with plain inserts 16.7-17.2 / 10.8-12.6, per operation
+with ON CONFLICT (as before) 19.7-21.5 / 9.5-12.0 (the code before this change: 13.0): begin ~2 ms per date
+held against ~100-400 ms, one checkpoint instead of four. The plain insert alone is within the noise of whole
+transactions; paired in one process it takes 53-74 ms per table and date (semi-join ~10 ms included) against
+103-138 ms for the upsert. COMMIT stays durable (the log is fsynced at every COMMIT, held or not); a process
+killed while holding leaves at most 64 MiB of log for the next opener to replay.
 
 Other processes are not starved: one that waits for the file through this module announces it by touching
 `<file>.waiting` at every attempt (at most 0.1 s apart); the holder detaches at the end of its current
@@ -57,8 +62,7 @@ s, when the log is past 16 MiB), within its `lock_timeout` and with the same err
 file is also released after `idle` seconds without an operation (0.5 s by default), when an operation fails,
 when the block ends and at exit, so tools without this module's retry (the `duckdb` shell, a direct
 `duckdb.connect`) find it free once the holder pauses; inside the block they can fail at once, as they do
-during any operation. Without `hold`, when the file is free is exactly as before (with the checkpoint that
-DuckDB took at the COMMIT passing 16 MiB now taken at the detach).
+during any operation. Without `hold`, when the file is free is exactly as before.
 """
 
 from __future__ import annotations
@@ -105,10 +109,14 @@ DEFAULT_WAL_LIMIT = 16 * 1024 * 1024
 #: DuckDB's buffer pool per process (its default is 80% of the machine's memory, which it then keeps: a
 #: 30-day backfill's run held ~300 MB more with it). The data is in the file; evicted pages are read again.
 DEFAULT_MEMORY_LIMIT_MB = 256
-#: DuckDB's own checkpoint threshold (a COMMIT that takes the log past it checkpoints): above `wal_limit`, so a
-#: held file (`DuckDBWarehouse.hold`) checkpoints every ~10 dates instead of every ~3; detaching still folds
-#: the log in from `wal_limit`.
+#: DuckDB's own checkpoint threshold (a COMMIT that takes the log past it checkpoints) while a file is held
+#: (`DuckDBWarehouse.hold`): ~10 dates per checkpoint instead of ~3; detaching still folds the log in from
+#: `wal_limit`. Otherwise DuckDB's default (`DEFAULT_WAL_LIMIT`) stays.
 HELD_WAL_LIMIT = 64 * 1024 * 1024
+#: Rows inserted by one transaction from which its detach checkpoints whatever the log's size: DuckDB writes
+#: a transaction's full row groups (122,880 rows) into the file before COMMIT and logs only where they are,
+#: so a log of a few KB can take each later attach ~1.3 s to replay (rebuilding the key indexes).
+_BULK_ROWS = 100_000
 #: Seconds a held file stays attached without an operation before it is detached anyway.
 DEFAULT_HOLD_IDLE = 0.5
 #: The longest pause between two attach attempts of a waiter (each attempt refreshes its announcement).
@@ -166,6 +174,8 @@ class _FileState:
     #: The warehouse whose settings detach the held attachment, while one is held between operations.
     held_by: DuckDBWarehouse | None = None
     idle_since: float = 0.0
+    #: A bulk transaction (`_BULK_ROWS`) committed since the last checkpoint: the next detach takes one.
+    checkpoint_due: bool = False
 
 
 _FILE_STATES: dict[str, _FileState] = {}
@@ -183,10 +193,10 @@ def _file_state(path: str) -> _FileState:
 
 def _shared_host() -> duckdb.DuckDBPyConnection:
     """This process's in-memory instance that files are attached to (created on first use)."""
-    global _host
+    global _host, _threshold
     with _FILE_STATES_LOCK:
         if _host is None:
-            _host = duckdb.connect(":memory:")
+            _host, _threshold = duckdb.connect(":memory:"), None
         return _host
 
 
@@ -210,14 +220,25 @@ def _forget_host_after_fork() -> None:
         state.lock, state.host, state.users = threading.RLock(), None, 0
         state.holds, state.held_by = 0, None
     _LOGGED.clear()
-    global _releaser, _RELEASER_LOCK
-    _releaser, _RELEASER_LOCK = None, threading.Lock()
+    global _releaser, _RELEASER_LOCK, _threshold
+    _releaser, _RELEASER_LOCK, _threshold = None, threading.Lock(), None
 
 
 _orphaned_hosts: list[duckdb.DuckDBPyConnection] = []
 os.register_at_fork(after_in_child=_forget_host_after_fork)
 #: Files this process detached leaving a write-ahead log (path -> alias), folded in at exit.
 _LOGGED: dict[str, str] = {}
+
+
+_threshold: int | None = None
+
+
+def _set_checkpoint_threshold(conn: duckdb.DuckDBPyConnection, limit: int) -> None:
+    """Set DuckDB's automatic checkpoint threshold (one for the process's instance) when it changes."""
+    global _threshold
+    if _threshold != limit:
+        conn.execute(f"SET GLOBAL checkpoint_threshold = '{limit}B'")
+        _threshold = limit
 
 
 def _wal_bytes(path: str) -> int:
@@ -339,6 +360,8 @@ class DuckDBTransaction(Transaction):
     def __init__(self, warehouse: DuckDBWarehouse, conn: duckdb.DuckDBPyConnection) -> None:
         self._wh = warehouse
         self._conn = conn
+        #: Rows written by this transaction's upserts.
+        self.inserted = 0
 
     def execute(self, sql: str, params: Params = None) -> int:
         """Run one statement and return its row count (-1 when DuckDB reports none)."""
@@ -395,7 +418,9 @@ class DuckDBTransaction(Transaction):
                 self._conn.unregister(stage)
         except duckdb.Error as exc:
             self._wh._raise(exc, f"upsert into {spec.qualified}")
-        return rows if written < 0 else written
+        written = rows if written < 0 else written
+        self.inserted += written
+        return written
 
     def _keys_new(
         self, spec: TableSpec, columns: list[str], selects: list[str], stage: str, rows: int
@@ -563,6 +588,8 @@ class DuckDBWarehouse(Warehouse):
         try:
             if self._memory is None:
                 conn.execute(f"USE {self._state.alias}")
+                held = self._state.holds > 0
+                _set_checkpoint_threshold(conn, HELD_WAL_LIMIT if held else DEFAULT_WAL_LIMIT)
             conn.execute("SET TimeZone = 'UTC'")
         except duckdb.Error as exc:
             self._close(conn, keep=False)
@@ -638,8 +665,9 @@ class DuckDBWarehouse(Warehouse):
         alias = self._state.alias
         # A session setting: it applies to this cursor's DETACH only.
         cursor.execute("SET checkpoint_on_detach = 'DISABLED'")
-        if _wal_bytes(self._path) >= self.wal_limit:
+        if _wal_bytes(self._path) >= self.wal_limit or self._state.checkpoint_due:
             cursor.execute(f"CHECKPOINT {alias}")
+        self._state.checkpoint_due = False
         cursor.execute(f"DETACH {alias}")
         if _wal_bytes(self._path):
             _LOGGED[self._path] = alias
@@ -661,7 +689,6 @@ class DuckDBWarehouse(Warehouse):
             cursor = host.cursor()
             try:
                 cursor.execute(f"SET memory_limit = '{self.memory_limit_mb}MB'")
-                cursor.execute(f"SET checkpoint_threshold = '{HELD_WAL_LIMIT}B'")
                 cursor.execute(f"ATTACH '{path}' AS {self._state.alias}{options}")
                 if announced:
                     _withdraw(self._path)
@@ -704,8 +731,9 @@ class DuckDBWarehouse(Warehouse):
                 conn.execute("BEGIN TRANSACTION")
             except duckdb.Error as exc:
                 self._raise(exc, "begin")
+            tx = DuckDBTransaction(self, conn)
             try:
-                yield DuckDBTransaction(self, conn)
+                yield tx
             except BaseException:
                 _quiet_rollback(conn)
                 raise
@@ -714,6 +742,8 @@ class DuckDBWarehouse(Warehouse):
             except duckdb.Error as exc:
                 _quiet_rollback(conn)
                 self._raise(exc, "commit")
+            if tx.inserted >= _BULK_ROWS and _wal_bytes(self._path):
+                self._state.checkpoint_due = True
 
     @contextmanager
     def _reader(self) -> Iterator[DuckDBTransaction]:

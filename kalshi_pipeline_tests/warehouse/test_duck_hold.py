@@ -75,6 +75,20 @@ def test_a_failed_transaction_inside_a_hold_releases_the_file(tmp_path: Path) ->
         assert wh.table_counts()["candlesticks"] == 3
 
 
+def test_a_bulk_transaction_is_folded_in_at_release_though_its_log_is_small(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    wh = _warehouse(path, wal_limit=1 << 30)
+    rows = candle_rows(
+        n=130_000
+    )  # more than a row group: DuckDB writes it to the file before COMMIT
+    with wh.hold():
+        assert wh.upsert("candlesticks", rows) == 130_000
+        # The log only says where the rows are, yet replaying it rebuilds their keys at every attach.
+        assert 0 < _log_bytes(path) < 1 << 20
+    assert _log_bytes(path) == 0
+    assert _count_directly(path) == 130_000
+
+
 _HOLDER = """
 import sys, threading
 from kalshi_pipeline.warehouse import open_warehouse

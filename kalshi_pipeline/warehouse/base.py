@@ -300,6 +300,15 @@ class Warehouse(WarehouseQueries):
         with self._transaction() as tx:
             yield tx
 
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep the warehouse ready between the block's operations (a backfill's dates, one after another).
+
+        Nothing to keep for a server database; an embedded DuckDB file stays attached while no other
+        process waits for it (`DuckDBWarehouse.hold`).
+        """
+        yield
+
     def execute(self, sql: str, params: Params = None) -> int:
         """Run one statement in its own transaction and return the affected row count."""
         with self.transaction() as tx:

@@ -147,37 +147,40 @@ async def ingest_raw_candles(
     # time, in date order): the rate limiter always has requests queued and memory holds a few chunks.
     pulling: list[asyncio.Future[tuple[dict[str, list[MarketWindow]], list[Any]]]] = []
     storing: asyncio.Future[None] | None = None
-    try:
-        for i, chunk in enumerate(chunks):
-            while len(pulling) <= CHUNKS_AHEAD and i + len(pulling) < len(chunks):
-                pulling.append(asyncio.ensure_future(pull_chunk(chunks[i + len(pulling)])))
-            by_game, got_games = await pulling.pop(0)
-            pulls: list[GamePull] = []
-            for game, got in zip(sorted(by_game), got_games, strict=True):
-                if isinstance(got, BaseException) and not isinstance(got, Exception):
-                    raise got  # a cancellation or an interrupt stops the run
-                if isinstance(got, BaseException):
-                    day = by_game[game][0].game_date
-                    stored.failures.setdefault(day, f"{game}: {_one_line(got)}")
-                else:
-                    pulls.append(got)
-            fallbacks.extend(t for p in pulls for t in p.fell_back_to_historical)
+    # The dates are written one after another: an embedded file stays attached between them unless
+    # another process asks for it (`Warehouse.hold`).
+    with wh.hold():
+        try:
+            for i, chunk in enumerate(chunks):
+                while len(pulling) <= CHUNKS_AHEAD and i + len(pulling) < len(chunks):
+                    pulling.append(asyncio.ensure_future(pull_chunk(chunks[i + len(pulling)])))
+                by_game, got_games = await pulling.pop(0)
+                pulls: list[GamePull] = []
+                for game, got in zip(sorted(by_game), got_games, strict=True):
+                    if isinstance(got, BaseException) and not isinstance(got, Exception):
+                        raise got  # a cancellation or an interrupt stops the run
+                    if isinstance(got, BaseException):
+                        day = by_game[game][0].game_date
+                        stored.failures.setdefault(day, f"{game}: {_one_line(got)}")
+                    else:
+                        pulls.append(got)
+                fallbacks.extend(t for p in pulls for t in p.fell_back_to_historical)
+                if storing is not None:
+                    await storing
+                storing = asyncio.ensure_future(
+                    asyncio.to_thread(stored.store, wh, chunk, pulls, windows, now_ts)
+                )
+                del pulls, got_games
             if storing is not None:
                 await storing
-            storing = asyncio.ensure_future(
-                asyncio.to_thread(stored.store, wh, chunk, pulls, windows, now_ts)
-            )
-            del pulls, got_games
-        if storing is not None:
-            await storing
-    finally:
-        for pending in pulling:
-            pending.cancel()
-        if pulling:
-            await asyncio.wait(pulling)
-        if storing is not None and not storing.done():
-            # Never leave a write running behind an error: wait for it, keep the first error.
-            await asyncio.wait([storing])
+        finally:
+            for pending in pulling:
+                pending.cancel()
+            if pulling:
+                await asyncio.wait(pulling)
+            if storing is not None and not storing.done():
+                # Never leave a write running behind an error: wait for it, keep the first error.
+                await asyncio.wait([storing])
     if stored.failures:
         raise CandleDatesFailed(stored.failures, stored.committed, stored.validated)
     return RawIngest(

@@ -29,6 +29,7 @@ from kalshi_pipeline.warehouse.schema import (
     CANDLE_PRICE_COLUMNS,
     CANDLE_VALUE_COLUMNS,
     CANDLESTICKS,
+    DECIMAL_SHAPES,
 )
 
 OHLC_GROUPS = ("price", "yes_bid", "yes_ask")
@@ -59,6 +60,49 @@ def _non_negative_count(v: Any) -> bool:
 
 def _is_decimal_or_none(*values: Any) -> bool:
     return all(v is None or (isinstance(v, Decimal) and v.is_finite()) for v in values)
+
+
+def _storable_below(limit: Decimal, scale: int) -> Callable[[Any], bool]:
+    """Whether a finite value fits its warehouse column exactly: below `limit` in magnitude, with at most
+    `scale` decimals (trailing zeros beyond them are fine). Anything else is other rules' business."""
+    step = Decimal(1).scaleb(-scale)
+
+    def storable(v: Any) -> bool:
+        if not isinstance(v, Decimal) or not v.is_finite():
+            return True
+        return abs(v) < limit and v == v.quantize(step)
+
+    return storable
+
+
+#: Each value column's exactness rule: the magnitude its DECIMAL(precision, scale) column holds.
+_STORABLE = {
+    c: _storable_below(Decimal(10) ** (precision - scale), scale)
+    for c in CANDLE_VALUE_COLUMNS
+    for precision, scale in [DECIMAL_SHAPES["price" if c in CANDLE_PRICE_COLUMNS else "count"]]
+}
+
+
+def _storable_check(df: pd.DataFrame) -> pd.Series:
+    ok = np.ones(len(df), dtype=bool)
+    for column, storable in _STORABLE.items():
+        if column in df.columns:
+            ok &= np.fromiter(map(storable, df[column].tolist()), dtype=bool, count=len(df))
+    return pd.Series(ok, index=df.index, dtype=bool)
+
+
+def _storable_values(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows with every value their column cannot hold exactly replaced by None (for the rejects:
+    the reason names the rule and the payload keeps the value as received)."""
+    out = df.copy()
+    for column, storable in _STORABLE.items():
+        if column in out.columns:
+            out[column] = pd.Series(
+                [v if storable(v) else None for v in out[column].tolist()],
+                index=out.index,
+                dtype=object,
+            )
+    return out
 
 
 def _aligned(ts: Any, interval: Any) -> bool:
@@ -228,6 +272,7 @@ def _known_ticker_check(allowed: frozenset[str]) -> Callable[[pd.DataFrame], pd.
 
 
 DUPLICATE_REASON = "duplicate (ticker, period_interval, end_period_ts)"
+STORABLE_REASON = "value not storable exactly (over 6 decimals or too large)"
 #: Every rule's name (a rejected row's reason), in the order reasons are listed.
 RULES = [
     "price not a finite decimal",
@@ -239,6 +284,7 @@ RULES = [
     "open_interest missing or negative",
     "end_period_ts not aligned to period_interval",
     "ticker not in partition's games",
+    STORABLE_REASON,
     DUPLICATE_REASON,
 ]
 
@@ -268,6 +314,7 @@ def _checks(allowed: frozenset[str], cache: _ColumnCache | None) -> list[pa.Chec
         ),
         (_aligned_check, "end_period_ts not aligned to period_interval"),
         (_known_ticker_check(allowed), "ticker not in partition's games"),
+        (_storable_check, STORABLE_REASON),
     ]
     # ignore_na=False: pandera would otherwise pass rows whose every column is null -- impossible here,
     # period_interval is a non-null int64 -- at the price of a null scan of the whole frame per check.
@@ -322,7 +369,8 @@ def validate_candles(
     present; yes_bid <= yes_ask at open and at close where both sides exist; volume and open_interest
     present and >= 0; end_period_ts a multiple of period_interval minutes (interval 1, 60 or 1440);
     (ticker, period_interval, end_period_ts) unique (the first occurrence is kept); every ticker is one
-    of `allowed_tickers`. Column or dtype problems fail every row with the schema error as the reason.
+    of `allowed_tickers`; every value fits its warehouse column exactly (at most 6 decimals, within the
+    column's precision; a rejected row holds None where its value would not fit). Column or dtype problems fail every row with the schema error as the reason.
     A row's reasons are listed in the order of `RULES` (schema errors after them).
     """
     frame = df.reset_index(drop=True).copy()
@@ -349,7 +397,9 @@ def validate_candles(
             cache.clear()
     bad = sorted(reasons)
     valid = frame.drop(index=bad).reset_index(drop=True)
-    rejected = frame.loc[bad].copy().reset_index(drop=True)
+    # A value its column cannot hold would fail the write of the whole date: the reject keeps None there
+    # (the reason names the rule; the payload keeps the value as received).
+    rejected = _storable_values(frame.loc[bad].reset_index(drop=True))
     rank = {name: i for i, name in enumerate(RULES)}
     # pandera lists failure cases in no stable order, so reasons are put in rule order (a stable sort
     # keeps schema errors, which are not in RULES, in the order pandera reported them).

@@ -114,3 +114,35 @@ def test_arrow_rows_and_the_frame_read_back_write_the_same_rows(
         assert _stored(wh)["candlesticks"] == [r for r in clean if r["ticker"] == ATL]
     finally:
         wh.close()
+
+
+@pytest.mark.parametrize(
+    "backend", ["duckdb", pytest.param("postgres", marks=pytest.mark.integration)]
+)
+def test_a_value_no_column_can_hold_is_rejected_not_the_date(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"duckdb:///{tmp_path / 'wh.duckdb'}"
+        if backend == "duckdb"
+        else request.getfixturevalue("fresh_pg_url")
+    )
+    wh = open_warehouse(url)
+    try:
+        wh.ensure_schema()
+        atl = {ts: payload(ts) for ts in MINUTES}
+        atl[MINUTES[1]] = payload(MINUTES[1], volume_fp="0.0000001")  # a seventh decimal
+        atl[MINUTES[2]] = payload(MINUTES[2], open_interest_fp="1E+400")
+        raw = raw_rows(ATL, atl)
+        wh.upsert(CANDLESTICKS_RAW.name, raw)
+        done = _clean(wh, _as_pulled(raw), [ATL])
+        assert (done.raw, done.valid, done.rejected) == (len(MINUTES), len(MINUTES) - 2, 2)
+        rejects = _stored(wh)["candlesticks_rejected"]
+        assert [r["reasons"] for r in rejects] == [
+            "value not storable exactly (over 6 decimals or too large)"
+        ] * 2
+        assert rejects[0]["volume"] is None and '"0.0000001"' in rejects[0]["payload"]
+        assert rejects[1]["open_interest"] is None and '"1E+400"' in rejects[1]["payload"]
+        assert Decimal(str(rejects[1]["volume"])) == Decimal(10)  # what fits is kept
+    finally:
+        wh.close()

@@ -8,7 +8,7 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
-from kalshi_pipeline.defs.candlesticks.validation import RULES, validate_candles
+from kalshi_pipeline.defs.candlesticks.validation import RULES, STORABLE_REASON, validate_candles
 from kalshi_pipeline.warehouse.schema import (
     CANDLE_COUNT_COLUMNS,
     CANDLE_PRICE_COLUMNS,
@@ -94,6 +94,26 @@ def test_bad_row_is_rejected_with_reason(overrides: dict[str, Any], reason: str)
     assert reason in rejected["reasons"].iloc[0].split("; ")
 
 
+@pytest.mark.parametrize(
+    ("overrides", "unfit"),
+    [
+        ({"volume": D("0.0000001")}, "volume"),
+        ({"price_close": D("0.5800001"), "price_high": D("0.61")}, "price_close"),
+        ({"open_interest": D("1E+19")}, "open_interest"),
+    ],
+)
+def test_value_its_column_cannot_hold_is_rejected_and_left_out_of_the_reject(
+    overrides: dict[str, Any], unfit: str
+) -> None:
+    # Six decimals (the warehouse's scale) and a trailing zero beyond them fit exactly.
+    fits = candle(end_period_ts=BASE_TS - 60, volume=D("0.0000010"), price_close=D("0.580000"))
+    valid, rejected = validate_candles(frame(fits, candle(**overrides)), TICKERS)
+    assert len(valid) == 1 and valid.loc[0, "volume"] == D("0.000001")
+    assert rejected["reasons"].tolist() == [STORABLE_REASON]
+    assert rejected.loc[0, unfit] is None
+    assert rejected.loc[0, "price_open"] == D("0.55")  # the other values are kept
+
+
 def test_duplicate_keeps_first_and_rejects_the_rest() -> None:
     first = candle()
     second = candle(price_close=D("0.59"))
@@ -147,6 +167,15 @@ def _reference_validate(df: pd.DataFrame, allowed: set[str]) -> tuple[pd.DataFra
         pa.Check(v._rowwise(["open_interest"], v._non_negative_count), name=v.RULES[8]),
         pa.Check(v._rowwise(["end_period_ts", "period_interval"], v._aligned), name=v.RULES[9]),
         pa.Check(v._rowwise(["ticker"], lambda t: t in allowed), name=v.RULES[10]),
+        pa.Check(
+            v._rowwise(
+                list(v._STORABLE),
+                lambda *values: all(
+                    fits(x) for fits, x in zip(v._STORABLE.values(), values, strict=True)
+                ),
+            ),
+            name=v.STORABLE_REASON,
+        ),
     ]
     schema = pa.DataFrameSchema(
         columns={
@@ -184,7 +213,7 @@ def _reference_validate(df: pd.DataFrame, allowed: set[str]) -> tuple[pd.DataFra
             for row in rows:
                 reasons.setdefault(row, set()).add(label)
     bad = sorted(reasons)
-    rejected = frame.loc[bad].copy().reset_index(drop=True)
+    rejected = v._storable_values(frame.loc[bad].reset_index(drop=True))
     rejected["reasons"] = pd.Series([reasons[i] for i in bad], dtype=object)
     return frame.drop(index=bad).reset_index(drop=True), rejected
 

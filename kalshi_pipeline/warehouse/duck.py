@@ -120,8 +120,10 @@ HELD_WAL_LIMIT = 64 * 1024 * 1024
 #: a transaction's full row groups (122,880 rows) into the file before COMMIT and logs only where they are,
 #: so a log of a few KB can take each later attach ~1.3 s to replay (rebuilding the key indexes).
 _BULK_ROWS = 100_000
-#: Seconds a held file stays attached without an operation before it is detached anyway.
-DEFAULT_HOLD_IDLE = 0.5
+#: Seconds a held file stays attached without an operation before it is detached anyway: longer than a
+#: backfill waits between two dates at Kalshi's Basic tier (~0.4 s of requests per date); a process that
+#: asks for the file through this module gets it within ~20 ms whatever this is.
+DEFAULT_HOLD_IDLE = 2.0
 #: The longest pause between two attach attempts of a waiter (each attempt refreshes its announcement).
 _RETRY_MAX = 0.1
 #: An announcement older than this is a waiter that gave up or died.

@@ -188,6 +188,27 @@ def clean_candles(
     already exactly what validating its raw rows would write (`Warehouse.clean_state`: the raw step
     validated it as it stored it) is not parsed again; its counts are read back instead.
     """
+    # Many reads and the dates' writes, one after another: an embedded file stays attached between them.
+    with wh.hold():
+        return _clean_candles(
+            wh,
+            dates,
+            now=now,
+            event_tickers=event_tickers,
+            start_ts=start_ts,
+            preview_rows=preview_rows,
+        )
+
+
+def _clean_candles(
+    wh: Warehouse,
+    dates: Sequence[date],
+    *,
+    now: datetime,
+    event_tickers: Sequence[str],
+    start_ts: int | None,
+    preview_rows: int,
+) -> CleanCandles:
     scope = candle_scope(wh, dates, event_tickers)
     ingested_at_ts = int(now.timestamp())
     window_start = start_ts if start_ts is not None else 0

@@ -5,9 +5,11 @@ each game date's windows are replaced in one transaction: rows of the window are
 rows written, so a failure leaves that date's previous rows in place. Dates are pulled one at a time, a
 couple ahead of the one being written, and each is written as an Arrow table (`pull.raw_table`, payloads
 serialized once when their answer is decoded, no per-candle objects kept), which bounds memory on a
-season-long single-run backfill; a date is stored in a worker thread while the next ones are pulled (the
-pull mostly waits on the rate limit). Writes stay one at a time and in date order, and a failed write stops
-the run before the next write.
+season-long single-run backfill; dates are stored in worker threads while the next ones are pulled (the
+pull mostly waits on the rate limit), `STORES_AT_ONCE` at a time: on Postgres one date's rows are parsed and
+validated while the server takes the other's COPY (an embedded DuckDB file admits one transaction at a
+time, so there they queue). Each date is its own transaction; a failed write stops the run: no date is
+started after it, and the one being written beside it completes or fails on its own.
 
 Progress is kept per game date: a game whose pull fails (retries exhausted, a protocol error) leaves its
 date's stored rows untouched while the other dates are pulled and committed; the run then raises
@@ -19,6 +21,7 @@ which fails the date and keeps the stored rows.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -48,6 +51,8 @@ from kalshi_pipeline.warehouse.schema import CANDLESTICKS_RAW
 DATES_PER_CHUNK = 1
 #: Chunks pulled ahead of the one being stored (so the rate limiter always has requests waiting).
 CHUNKS_AHEAD = 1
+#: Dates written at the same time, each in its own transaction and worker thread.
+STORES_AT_ONCE = 2
 
 
 class CandleLossRefused(RuntimeError):
@@ -143,10 +148,17 @@ async def ingest_raw_candles(
                 by_game.setdefault(w.event_ticker, []).append(w)
         return by_game, await pull_games(client, by_game)
 
-    # Chunks are pulled CHUNKS_AHEAD ahead while earlier ones are stored (in a worker thread, one at a
-    # time, in date order): the rate limiter always has requests queued and memory holds a few chunks.
+    # Chunks are pulled CHUNKS_AHEAD ahead while earlier ones are stored (in worker threads, at most
+    # STORES_AT_ONCE at a time): the rate limiter always has requests queued and memory holds a few chunks.
     pulling: list[asyncio.Future[tuple[dict[str, list[MarketWindow]], list[Any]]]] = []
-    storing: asyncio.Future[None] | None = None
+    storing: list[asyncio.Future[None]] = []
+
+    async def finish_one() -> None:
+        done, _ = await asyncio.wait(storing, return_when=asyncio.FIRST_COMPLETED)
+        for future in done:
+            storing.remove(future)
+            future.result()  # a failed write stops the run here
+
     # The dates are written one after another: an embedded file stays attached between them unless
     # another process asks for it (`Warehouse.hold`).
     with wh.hold():
@@ -161,28 +173,31 @@ async def ingest_raw_candles(
                         raise got  # a cancellation or an interrupt stops the run
                     if isinstance(got, BaseException):
                         day = by_game[game][0].game_date
-                        stored.failures.setdefault(day, f"{game}: {_one_line(got)}")
+                        with stored.lock:
+                            stored.failures.setdefault(day, f"{game}: {_one_line(got)}")
                     else:
                         pulls.append(got)
                 fallbacks.extend(t for p in pulls for t in p.fell_back_to_historical)
-                if storing is not None:
-                    await storing
-                storing = asyncio.ensure_future(
-                    asyncio.to_thread(stored.store, wh, chunk, pulls, windows, now_ts)
+                while len(storing) >= STORES_AT_ONCE:
+                    await finish_one()
+                storing.append(
+                    asyncio.ensure_future(
+                        asyncio.to_thread(stored.store, wh, chunk, pulls, windows, now_ts)
+                    )
                 )
                 del pulls, got_games
-            if storing is not None:
-                await storing
+            while storing:
+                await finish_one()
         finally:
             for pending in pulling:
                 pending.cancel()
             if pulling:
                 await asyncio.wait(pulling)
-            if storing is not None and not storing.done():
-                # Never leave a write running behind an error: wait for it, keep the first error.
-                await asyncio.wait([storing])
+            if storing:
+                # Never leave a write running behind an error: wait for them, keep the first error.
+                await asyncio.wait(storing)
     if stored.failures:
-        raise CandleDatesFailed(stored.failures, stored.committed, stored.validated)
+        raise CandleDatesFailed(stored.failures, sorted(stored.committed), stored.validated)
     return RawIngest(
         games=scope.games,
         markets=len(scope.scoped),
@@ -197,7 +212,7 @@ async def ingest_raw_candles(
 
 
 class _Stored:
-    """Counts of what the chunks stored so far (updated by one writer thread at a time)."""
+    """Counts of what the chunks stored so far (updated by the writer threads under `lock`)."""
 
     def __init__(
         self, preview_rows: int, validate_scope: CandleScope | None, start_ts: int | None
@@ -214,6 +229,9 @@ class _Stored:
         self.failures: dict[date, str] = {}
         #: Dates whose rows were committed.
         self.committed: list[date] = []
+        self.lock = threading.Lock()
+        #: The date the preview was taken from (the earliest stored, whichever thread finished first).
+        self._preview_day: date | None = None
 
     def store(
         self,
@@ -240,16 +258,19 @@ class _Stored:
                     if self.validate_scope is not None:
                         validated = self._validate(tx, day, rows, ingested_at_ts)
             except CandleLossRefused as exc:
-                self.failures[day] = str(exc)
+                with self.lock:
+                    self.failures[day] = str(exc)
                 continue
-            if validated is not None:
-                self.validated[day] = validated
-            self.committed.append(day)
-            self.candles += rows.num_rows
-            sources = rows["source"].to_numpy()
-            self.historical += int((sources == "historical").sum())
-            if self.preview.empty and rows.num_rows:
-                self.preview = rows.slice(0, self.preview_rows).to_pandas()
+            historical = int(np.count_nonzero(rows["source"].to_numpy() == "historical"))
+            with self.lock:
+                if validated is not None:
+                    self.validated[day] = validated
+                self.committed.append(day)
+                self.candles += rows.num_rows
+                self.historical += historical
+                if rows.num_rows and (self._preview_day is None or day < self._preview_day):
+                    self._preview_day = day
+                    self.preview = rows.slice(0, self.preview_rows).to_pandas()
             del rows
             # Arrow's allocator keeps freed blocks for reuse; hand them back so memory stays flat.
             pa.default_memory_pool().release_unused()

@@ -19,7 +19,10 @@ per warehouse, in one run and on the same rows:
    `DuckDBWarehouse.hold` (`duckdb_held`: attached across dates, its final detach counted as commit), all
    taking turns date by date (the order rotating) so they see the same machine load; they share one
    DuckDB buffer pool in this process, so `--duckdb-variant` runs one at a time for cleaner numbers;
-3. the baselines: the same committed rows written raw into bare tables with the same columns (no staging,
+3. as a run stores them (`duckdb_overlapped`, `postgres_overlapped`: the current warehouses, each into a
+   fresh copy preloaded alike): decoding on one thread while earlier dates are stored in worker threads,
+   `ingest.STORES_AT_ONCE` at a time (`overlapped`); its wall time against the same baseline;
+4. the baselines: the same committed rows written raw into bare tables with the same columns (no staging,
    no conflict handling, no index), in one transaction: `baseline` = the raw and the clean rows (every row
    the pipeline commits), `baseline_clean_only` = the clean rows alone. Postgres: `COPY ... FROM STDIN
    (FORMAT csv)` of the rows pre-rendered as CSV (rendering untimed); DuckDB: `INSERT INTO bare SELECT *
@@ -48,6 +51,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +66,7 @@ from common import PG_ADMIN, temporary_database
 
 from kalshi_pipeline.defs.candlesticks.clean import clean_day
 from kalshi_pipeline.defs.candlesticks.columnar import accepted_table, fast_split
+from kalshi_pipeline.defs.candlesticks.ingest import STORES_AT_ONCE
 from kalshi_pipeline.defs.candlesticks.pull import MarketWindow, PulledMarket, raw_table
 from kalshi_pipeline.kalshi.candle_answers import read_batch_answer
 from kalshi_pipeline.warehouse import Warehouse, open_warehouse
@@ -237,6 +242,9 @@ AS_BEFORE = "duckdb_as_a63729d"
 EVERY_DETACH = "duckdb_checkpoint_every_detach"
 #: The current DuckDB warehouse writing every date inside one `hold` (the file stays attached).
 HELD = "duckdb_held"
+#: The current warehouses storing the dates as a run does (`overlapped`), each into its own fresh copy.
+OVERLAPPED_DUCKDB = "duckdb_overlapped"
+OVERLAPPED_POSTGRES = "postgres_overlapped"
 
 
 def _duckdb_current(path: str) -> Warehouse:
@@ -294,6 +302,32 @@ def _store_date(
     seconds["validate"] += validated - stored
     seconds["commit"] += closed - validated
     timings.commits.append(closed - validated)
+
+
+def overlapped(wh: Warehouse, recorded: list[RecordedDate], ingested_at_ts: int) -> float:
+    """Wall seconds of every date stored as a run stores them; the warehouse is held across dates.
+
+    Decoding and building each date's rows happen on this thread while earlier dates are stored in worker
+    threads, at most `ingest.STORES_AT_ONCE` at a time, each its own transaction (`_store_date`), as
+    `ingest_raw_candles` does while its next dates are pulled.
+    """
+    start = time.perf_counter()
+    storing: list[Future[None]] = []
+    with ExitStack() as stack:
+        if isinstance(wh, DuckDBWarehouse):
+            stack.enter_context(wh.hold(idle=600))
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=STORES_AT_ONCE))
+        for date in recorded:
+            rows = raw_table(decode_bodies(date), ingested_at_ts)
+            while len(storing) >= STORES_AT_ONCE:
+                done, _ = wait(storing, return_when=FIRST_COMPLETED)
+                for future in done:
+                    storing.remove(future)
+                    future.result()
+            storing.append(pool.submit(_store_date, wh, date, rows, ingested_at_ts, _Timings()))
+        for future in storing:
+            future.result()
+    return time.perf_counter() - start
 
 
 def _shifted(table: pa.Table, days: int) -> pa.Table:
@@ -446,12 +480,18 @@ def main() -> None:
             f"checkpoint at every detach, the candle tables' secondary indexes); {EVERY_DETACH} = the "
             f"current schema with a checkpoint at every detach; {HELD} = the current warehouse inside "
             "hold() (attached across dates); the DuckDB warehouses take turns date by "
-            "date in the same run (decode and raw_rows shared). 2 shared cores with other agents' work: "
+            "date in the same run (decode and raw_rows shared); *_overlapped = the same dates into a fresh "
+            "copy, decoded on one thread while earlier dates are stored by ingest.STORES_AT_ONCE worker "
+            "threads, as a run does (wall_vs_baseline = baseline seconds / its wall). 2 shared cores with other agents' work: "
             "compare ratios of one run, not absolute numbers"
         ),
     }
 
-    def run(warehouses: dict[str, Warehouse], baseline_url: str) -> None:
+    def run(
+        warehouses: dict[str, Warehouse],
+        baseline_url: str,
+        overlap: tuple[str, Warehouse] | None = None,
+    ) -> None:
         preloaded = preload(warehouses, recorded, args.preload_candles)
         profiler = cProfile.Profile() if args.profile else None
         if profiler:
@@ -470,6 +510,27 @@ def main() -> None:
                 "preload_seconds_untimed": round(preloaded[name], 1),
             }
             print(name, results[name], flush=True)
+        if overlap is None:
+            return
+        # The same dates again, into a fresh warehouse preloaded alike, stored as a run stores them.
+        name, wh = overlap
+        try:
+            preload({name: wh}, recorded, args.preload_candles)
+            wall = overlapped(wh, recorded, T0 + 86_400 * (len(recorded) + 1))
+        finally:
+            wh.close()
+        reference = results[next(iter(measured))]
+        results[name] = {
+            "candles": reference["candles"],
+            "dates": reference["dates"],
+            "stores_at_once": STORES_AT_ONCE,
+            "wall_seconds": round(wall, 3),
+            "rows_per_s": round(reference["candles"] / wall),
+            "baseline_seconds": reference["baseline_seconds"],
+            "wall_vs_baseline": round(reference["baseline_seconds"] / wall, 3),
+            "preloaded_candles_per_table": args.preload_candles,
+        }
+        print(name, results[name], flush=True)
 
     if args.only in (None, "duckdb"):
         with tempfile.TemporaryDirectory() as tmp:
@@ -481,7 +542,13 @@ def main() -> None:
             }
             chosen = args.duckdb_variant or list(makers)
             variants = {name: makers[name](f"{tmp}/{name}.duckdb") for name in chosen}
-            run(variants, f"duckdb:///{tmp}/bench.duckdb")
+            run(
+                variants,
+                f"duckdb:///{tmp}/bench.duckdb",
+                None
+                if args.duckdb_variant
+                else (OVERLAPPED_DUCKDB, _duckdb_current(f"{tmp}/o.duckdb")),
+            )
         for name in (HELD, EVERY_DETACH, AS_BEFORE):
             if name not in results or "duckdb" not in results:
                 continue
@@ -491,7 +558,10 @@ def main() -> None:
         with temporary_database("kalshi_ingest_bench", args.pg_admin_url) as url:
             wh = open_warehouse(url)
             wh.ensure_schema()
-            run({"postgres": wh}, url)
+            with temporary_database("kalshi_ingest_overlap", args.pg_admin_url) as overlap_url:
+                overlap = open_warehouse(overlap_url)
+                overlap.ensure_schema()
+                run({"postgres": wh}, url, (OVERLAPPED_POSTGRES, overlap))
     results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     if args.only is None and not args.duckdb_variant:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from kalshi_pipeline.defs.candlesticks.ingest import (
@@ -24,7 +26,7 @@ from kalshi_pipeline.defs.markets.refresh import refresh_markets
 from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig
 from kalshi_pipeline.kalshi.candles import CandlePayloads
 from kalshi_pipeline.kalshi.ratelimit import UnlimitedLimiter
-from kalshi_pipeline.warehouse import open_warehouse
+from kalshi_pipeline.warehouse import Transaction, Warehouse, WarehouseUnavailable, open_warehouse
 from kalshi_pipeline.warehouse.schema import CANDLESTICKS_RAW
 from kalshi_pipeline_tests.defs.markets.helpers import sim_dates
 
@@ -201,5 +203,67 @@ def test_a_window_is_never_replaced_with_fewer_candles(tmp_path: Path) -> None:
             _replace_date(tx, windows, rows({atl: 6, sas: 5}, "3.00"))
         replaced = wh.candles(CANDLESTICKS_RAW.name, [date(2025, 12, 19)])
         assert len(replaced) == 11 and replaced["payload"].str.contains('"3.00"').all()
+    finally:
+        wh.close()
+
+
+class _FailingWrites:
+    """A warehouse whose raw writes of one game date fail as if the database went away mid-write."""
+
+    def __init__(self, wh: Warehouse, bad_day: date) -> None:
+        self._wh, self._bad_day = wh, bad_day
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._wh, name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self._wh.transaction() as tx:
+            yield _FailingTransaction(tx, self._bad_day)
+
+
+class _FailingTransaction:
+    def __init__(self, tx: Transaction, bad_day: date) -> None:
+        self._tx, self._bad_day = tx, bad_day
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+    def upsert_arrow(self, table: str, rows: pa.Table) -> int:
+        if table == CANDLESTICKS_RAW.name and self._bad_day in rows["game_date"].to_pylist():
+            raise WarehouseUnavailable("the database went away mid-write")
+        return self._tx.upsert_arrow(table, rows)
+
+
+def test_a_failed_write_stops_the_range_and_keeps_every_date_whole(
+    simulator: Any, tmp_path: Path
+) -> None:
+    url = simulator.base_url
+    days = sim_dates(url).consecutive_live(3)
+    wh = open_warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}")
+    now = datetime.now(UTC).replace(microsecond=0)
+    try:
+        _with_client(url, lambda c: refresh_markets(wh, c, ["KXNBAGAME"], days, now=now))
+        _with_client(url, lambda c: ingest_raw_candles(wh, c, days, now=now, preview_rows=5))
+        before = wh.candles(CANDLESTICKS_RAW.name, days)
+        first, bad_day, last = days
+        later = now + timedelta(hours=1)
+        failing = cast(Warehouse, _FailingWrites(wh, bad_day))
+        with pytest.raises(WarehouseUnavailable, match="went away"):
+            _with_client(
+                url, lambda c: ingest_raw_candles(failing, c, days, now=later, preview_rows=5)
+            )
+        after = wh.candles(CANDLESTICKS_RAW.name, days)
+        # The failed date keeps its rows exactly; the one before it was committed by the re-run
+        # (stamped with its time); the one after is either untouched or whole, never partial.
+        pd.testing.assert_frame_equal(
+            after[after["game_date"] == bad_day].reset_index(drop=True),
+            before[before["game_date"] == bad_day].reset_index(drop=True),
+        )
+        for day, stamps in ((first, {later}), (last, {now, later})):
+            rows = after[after["game_date"] == day]
+            assert len(rows) == len(before[before["game_date"] == day])
+            stamped = set(rows["ingested_at"])
+            assert len(stamped) == 1 and stamped <= {pd.Timestamp(s) for s in stamps}
     finally:
         wh.close()

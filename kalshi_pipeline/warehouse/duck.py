@@ -56,29 +56,16 @@ begin 0.05 s, commit 1.3-1.4 s) against 8.1-11.6 s per operation (begin 1.3-1.7 
 stays durable (the log is fsynced at every COMMIT, held or not); a process killed while holding leaves at most
 64 MiB of log for the next opener to replay.
 
-Other processes are not starved: one that waits for the file through this module announces it by touching
-`<file>.waiting` at every attempt (at most 0.1 s apart); the holder detaches at the end of its current
-operation when it sees a fresh announcement (≤ 1 s old), or within ~20 ms when idle (a releaser thread watches
-held files), and its next attach defers for up to 1 s while an announcement is fresh, so the waiter gets in
-before the holder takes the file back. The waiter waits for one operation and the release (a checkpoint, ~1-2
-s, when the log is past 16 MiB), within its `lock_timeout` and with the same error when that runs out. A held
-file is also released after `idle` seconds without an operation (0.5 s by default), when an operation fails,
-when the block ends and at exit, so tools without this module's retry (the `duckdb` shell, a direct
-`duckdb.connect`) find it free once the holder pauses; inside the block they can fail at once, as they do
-during any operation. Without `hold`, when the file is free is exactly as before.
+Other processes are not starved while a file is held: see `duck_files`.
 """
 
 from __future__ import annotations
 
-import atexit
 import itertools
-import os
 import re
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
@@ -93,6 +80,24 @@ from kalshi_pipeline.warehouse.base import (
     Warehouse,
     frame_from_rows,
     integer_series,
+)
+from kalshi_pipeline.warehouse.duck_files import (
+    DEFAULT_HOLD_IDLE,
+    LOGGED,
+    POLL,
+    RETRY_MAX,
+    YIELD_MAX,
+    FileState,
+    announce,
+    discard_host,
+    file_state,
+    is_lock_conflict,
+    set_checkpoint_threshold,
+    shared_host,
+    someone_waiting,
+    start_releaser,
+    wal_bytes,
+    withdraw,
 )
 from kalshi_pipeline.warehouse.errors import (
     WarehouseConfigError,
@@ -120,25 +125,12 @@ HELD_WAL_LIMIT = 64 * 1024 * 1024
 #: a transaction's full row groups (122,880 rows) into the file before COMMIT and logs only where they are,
 #: so a log of a few KB can take each later attach ~1.3 s to replay (rebuilding the key indexes).
 _BULK_ROWS = 100_000
-#: Seconds a held file stays attached without an operation before it is detached anyway: longer than a
-#: backfill waits between two dates at Kalshi's Basic tier (~0.4 s of requests per date); a process that
-#: asks for the file through this module gets it within ~20 ms whatever this is.
-DEFAULT_HOLD_IDLE = 2.0
-#: The longest pause between two attach attempts of a waiter (each attempt refreshes its announcement).
-_RETRY_MAX = 0.1
-#: An announcement older than this is a waiter that gave up or died.
-_WAITER_FRESH = 1.0
-#: How long an attach defers to another process's announced wait before trying anyway.
-_YIELD_MAX = 1.0
-#: How often the releaser thread looks at held files (and an attach at an announced waiter).
-_POLL = 0.02
 
 #: Staged rows from which an upsert first checks whether any key is stored, to insert without ON CONFLICT.
 _PLAIN_INSERT_ROWS = 1000
 
 _PLACEHOLDER = re.compile(r"%%|%s|%\((\w+)\)s")
 _stage_ids = itertools.count(1)
-_alias_ids = itertools.count(1)
 
 
 def translate_params(sql: str, params: Params) -> tuple[str, Any]:
@@ -162,201 +154,6 @@ def translate_params(sql: str, params: Params) -> tuple[str, Any]:
         # psycopg ignores unused names in a mapping; DuckDB rejects them, so pass only the used ones.
         return translated, {name: params[name] for name in dict.fromkeys(used)}
     return translated, list(params)
-
-
-@dataclass
-class _FileState:
-    alias: str
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    # The instance the file is attached to while `users` operations of this process use it.
-    host: duckdb.DuckDBPyConnection | None = None
-    users: int = 0
-    #: Whether the current attachment is read-write (its detach may leave a log to fold in).
-    writable: bool = False
-    #: Open `hold` blocks of this process on the file, and their idle bound (seconds).
-    holds: int = 0
-    hold_idle: float = DEFAULT_HOLD_IDLE
-    #: The warehouse whose settings detach the held attachment, while one is held between operations.
-    held_by: DuckDBWarehouse | None = None
-    idle_since: float = 0.0
-    #: A bulk transaction (`_BULK_ROWS`) committed since the last checkpoint: the next detach takes one.
-    checkpoint_due: bool = False
-
-
-_FILE_STATES: dict[str, _FileState] = {}
-_FILE_STATES_LOCK = threading.Lock()
-_host: duckdb.DuckDBPyConnection | None = None
-
-
-def _file_state(path: str) -> _FileState:
-    with _FILE_STATES_LOCK:
-        state = _FILE_STATES.get(path)
-        if state is None:
-            state = _FILE_STATES[path] = _FileState(f"kalshi_wh{next(_alias_ids)}")
-        return state
-
-
-def _shared_host() -> duckdb.DuckDBPyConnection:
-    """This process's in-memory instance that files are attached to (created on first use)."""
-    global _host, _threshold
-    with _FILE_STATES_LOCK:
-        if _host is None:
-            _host, _threshold = duckdb.connect(":memory:"), None
-        return _host
-
-
-def _discard_host(host: duckdb.DuckDBPyConnection) -> None:
-    """Stop handing out `host` after it failed; it closes once its last attachment is released."""
-    global _host
-    with _FILE_STATES_LOCK:
-        if _host is host:
-            _host = None
-
-
-def _forget_host_after_fork() -> None:
-    # A forked child must not use (nor destroy) the parent's instance, whose threads it lacks.
-    global _host, _FILE_STATES_LOCK
-    _FILE_STATES_LOCK = threading.Lock()
-    _orphaned_hosts.extend(s.host for s in _FILE_STATES.values() if s.host is not None)
-    if _host is not None:
-        _orphaned_hosts.append(_host)
-    _host = None
-    for state in _FILE_STATES.values():
-        state.lock, state.host, state.users = threading.RLock(), None, 0
-        state.holds, state.held_by = 0, None
-    _LOGGED.clear()
-    global _releaser, _RELEASER_LOCK, _threshold
-    _releaser, _RELEASER_LOCK, _threshold = None, threading.Lock(), None
-
-
-_orphaned_hosts: list[duckdb.DuckDBPyConnection] = []
-os.register_at_fork(after_in_child=_forget_host_after_fork)
-#: Files this process detached leaving a write-ahead log (path -> alias), folded in at exit.
-_LOGGED: dict[str, str] = {}
-
-
-_threshold: int | None = None
-
-
-def _set_checkpoint_threshold(conn: duckdb.DuckDBPyConnection, limit: int) -> None:
-    """Set DuckDB's automatic checkpoint threshold (one for the process's instance) when it changes."""
-    global _threshold
-    if _threshold != limit:
-        conn.execute(f"SET GLOBAL checkpoint_threshold = '{limit}B'")
-        _threshold = limit
-
-
-def _wal_bytes(path: str) -> int:
-    try:
-        return os.path.getsize(path + ".wal")
-    except OSError:
-        return 0
-
-
-def _announce(path: str) -> None:
-    """Say that this process waits for the file: create or touch `<file>.waiting` (best effort)."""
-    with suppress(OSError), open(path + ".waiting", "ab"):
-        os.utime(path + ".waiting")
-
-
-def _withdraw(path: str) -> None:
-    """Remove the announcement once attached (other waiters renew theirs at their next attempt)."""
-    with suppress(OSError):
-        os.unlink(path + ".waiting")
-
-
-def _someone_waiting(path: str) -> bool:
-    """Whether another process announced, within `_WAITER_FRESH` seconds, that it waits for the file."""
-    try:
-        touched = os.stat(path + ".waiting").st_mtime
-    except OSError:
-        return False
-    return time.time() - touched < _WAITER_FRESH
-
-
-_releaser: threading.Thread | None = None
-_RELEASER_LOCK = threading.Lock()
-
-
-def _start_releaser() -> None:
-    """Start the thread that detaches held files when idle too long or wanted elsewhere (once)."""
-    global _releaser
-    with _RELEASER_LOCK:
-        if _releaser is None:
-            _releaser = threading.Thread(target=_release_loop, name="duckdb-release", daemon=True)
-            _releaser.start()
-
-
-def _release_loop() -> None:
-    global _releaser
-    while True:
-        time.sleep(_POLL)
-        with _RELEASER_LOCK:
-            held = [s for s in list(_FILE_STATES.values()) if s.held_by is not None]
-            if not held:
-                _releaser = None
-                return
-        for state in held:
-            # An operation in progress keeps its attachment; its end looks at waiters itself.
-            if not state.lock.acquire(blocking=False):
-                continue
-            try:
-                holder = state.held_by
-                if holder is None or state.users:
-                    continue
-                idle = time.monotonic() - state.idle_since
-                if not state.holds or idle > state.hold_idle or _someone_waiting(holder.path):
-                    holder._detach_host()
-            finally:
-                state.lock.release()
-
-
-def _release_held_at_exit() -> None:
-    """Detach the files held between operations (checkpointing as any detach would)."""
-    for state in list(_FILE_STATES.values()):
-        if state.held_by is None or not state.lock.acquire(timeout=5):
-            continue
-        try:
-            if state.held_by is not None and not state.users:
-                state.held_by._detach_host()
-        finally:
-            state.lock.release()
-
-
-def _fold_logs_at_exit() -> None:
-    """Checkpoint the files this process left a log in, once each and without waiting for a lock."""
-    _release_held_at_exit()
-    for path, alias in list(_LOGGED.items()):
-        if _wal_bytes(path) == 0:
-            continue
-        try:
-            host = _shared_host()
-            cursor = host.cursor()
-        except duckdb.Error:
-            return
-        try:
-            quoted = path.replace("'", "''")
-            cursor.execute(f"ATTACH '{quoted}' AS {alias}")
-            try:
-                cursor.execute(f"CHECKPOINT {alias}")
-            finally:
-                cursor.execute(f"DETACH {alias}")
-        except duckdb.Error:
-            pass  # the file is busy or gone: whoever opens it next replays the log
-        finally:
-            cursor.close()
-    _LOGGED.clear()
-
-
-atexit.register(_fold_logs_at_exit)
-
-
-def _is_lock_conflict(exc: duckdb.Error) -> bool:
-    text = str(exc)
-    # Another process holds the file lock, or other code in this process has the file open directly.
-    return (
-        "Could not set lock" in text or "Conflicting lock" in text or "Unique file handle" in text
-    )
 
 
 class DuckDBTransaction(Transaction):
@@ -539,7 +336,7 @@ class DuckDBWarehouse(Warehouse):
         path = url.duckdb_path or ""
         if url.in_memory:
             self._path = ":memory:"
-            self._state = _FileState("memory")
+            self._state = FileState("memory")
             self._memory = duckdb.connect(":memory:")
         else:
             resolved = Path(path).resolve()
@@ -550,7 +347,7 @@ class DuckDBWarehouse(Warehouse):
                     f"cannot create the folder of DuckDB warehouse {url.redacted}: {exc}"
                 ) from None
             self._path = str(resolved)
-            self._state = _file_state(self._path)
+            self._state = file_state(self._path)
 
     @property
     def path(self) -> str:
@@ -594,7 +391,7 @@ class DuckDBWarehouse(Warehouse):
             if self._memory is None:
                 conn.execute(f"USE {self._state.alias}")
                 held = self._state.holds > 0
-                _set_checkpoint_threshold(conn, HELD_WAL_LIMIT if held else DEFAULT_WAL_LIMIT)
+                set_checkpoint_threshold(conn, HELD_WAL_LIMIT if held else DEFAULT_WAL_LIMIT)
             conn.execute("SET TimeZone = 'UTC'")
         except duckdb.Error as exc:
             self._close(conn, keep=False)
@@ -614,13 +411,13 @@ class DuckDBWarehouse(Warehouse):
         state.users -= 1
         if state.users or state.host is None:
             return
-        if keep and state.holds and state.writable and not _someone_waiting(self._path):
+        if keep and state.holds and state.writable and not someone_waiting(self._path):
             state.held_by, state.idle_since = self, time.monotonic()
-            _start_releaser()
+            start_releaser()
             return
-        self._detach_host()
+        self.detach_file()
 
-    def _detach_host(self) -> None:
+    def detach_file(self) -> None:
         """Detach the file from this process's instance; the caller holds the file lock, no cursor is open."""
         state = self._state
         host, state.host, state.held_by = state.host, None, None
@@ -635,7 +432,7 @@ class DuckDBWarehouse(Warehouse):
         except duckdb.Error:
             # The instance is broken (e.g. invalidated by an I/O error): the next operation starts a
             # new one, and this one's file lock goes when it is garbage-collected.
-            _discard_host(host)
+            discard_host(host)
         finally:
             cursor.close()
 
@@ -663,58 +460,58 @@ class DuckDBWarehouse(Warehouse):
             with state.lock:
                 state.holds -= 1
                 if not state.holds and not state.users and state.host is not None:
-                    self._detach_host()
+                    self.detach_file()
 
     def _detach_writable(self, cursor: duckdb.DuckDBPyConnection) -> None:
         """Detach a read-write attachment, checkpointing first only once the log has reached `wal_limit`."""
         alias = self._state.alias
         # A session setting: it applies to this cursor's DETACH only.
         cursor.execute("SET checkpoint_on_detach = 'DISABLED'")
-        if _wal_bytes(self._path) >= self.wal_limit or self._state.checkpoint_due:
+        if wal_bytes(self._path) >= self.wal_limit or self._state.checkpoint_due:
             cursor.execute(f"CHECKPOINT {alias}")
         self._state.checkpoint_due = False
         cursor.execute(f"DETACH {alias}")
-        if _wal_bytes(self._path):
-            _LOGGED[self._path] = alias
+        if wal_bytes(self._path):
+            LOGGED[self._path] = alias
         else:
-            _LOGGED.pop(self._path, None)
+            LOGGED.pop(self._path, None)
 
     def _attach(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         path = self._path.replace("'", "''")
         options = " (READ_ONLY)" if read_only else ""
         deadline = time.monotonic() + self.lock_timeout
         # A holder that just let go for a waiter must not take the file back before the waiter's next try.
-        yield_until = min(deadline, time.monotonic() + _YIELD_MAX)
-        while time.monotonic() < yield_until and _someone_waiting(self._path):
-            time.sleep(_POLL)
+        yield_until = min(deadline, time.monotonic() + YIELD_MAX)
+        while time.monotonic() < yield_until and someone_waiting(self._path):
+            time.sleep(POLL)
         delay = 0.05
         announced = False
         while True:
-            host = _shared_host()
+            host = shared_host()
             cursor = host.cursor()
             try:
                 cursor.execute(f"SET memory_limit = '{self.memory_limit_mb}MB'")
                 cursor.execute(f"ATTACH '{path}' AS {self._state.alias}{options}")
                 if announced:
-                    _withdraw(self._path)
+                    withdraw(self._path)
                 return host
             except duckdb.Error as exc:
                 remaining = deadline - time.monotonic()
-                if not _is_lock_conflict(exc):
-                    _discard_host(host)
+                if not is_lock_conflict(exc):
+                    discard_host(host)
                     self._raise(exc, "open")
                 if remaining <= 0:
                     if announced:
-                        _withdraw(self._path)
+                        withdraw(self._path)
                     raise WarehouseLocked(
                         f"DuckDB warehouse {self.redacted_url} stayed locked by another process for "
                         f"{self.lock_timeout:g}s ({first_line(exc)}) -- stop the other writer, raise "
                         "KALSHI_DUCKDB_LOCK_TIMEOUT, or use PostgreSQL for concurrent runs"
                     ) from exc
-                _announce(self._path)
+                announce(self._path)
                 announced = True
                 time.sleep(min(delay, remaining))
-                delay = min(delay * 2, _RETRY_MAX)
+                delay = min(delay * 2, RETRY_MAX)
             finally:
                 cursor.close()
 
@@ -747,7 +544,7 @@ class DuckDBWarehouse(Warehouse):
             except duckdb.Error as exc:
                 _quiet_rollback(conn)
                 self._raise(exc, "commit")
-            if tx.inserted >= _BULK_ROWS and _wal_bytes(self._path):
+            if tx.inserted >= _BULK_ROWS and wal_bytes(self._path):
                 self._state.checkpoint_due = True
 
     @contextmanager

@@ -9,7 +9,7 @@ season-long single-run backfill; dates are stored in worker threads while the ne
 pull mostly waits on the rate limit), `STORES_AT_ONCE` at a time: on Postgres one date's rows are parsed and
 validated while the server takes the other's COPY (an embedded DuckDB file admits one transaction at a
 time, so there they queue). Each date is its own transaction; a failed write stops the run: no date is
-started after it, and the one being written beside it completes or fails on its own.
+started once the failure is seen, and one already being written beside it completes or fails on its own.
 
 Progress is kept per game date: a game whose pull fails (retries exhausted, a protocol error) leaves its
 date's stored rows untouched while the other dates are pulled and committed; the run then raises
@@ -159,7 +159,7 @@ async def ingest_raw_candles(
             storing.remove(future)
             future.result()  # a failed write stops the run here
 
-    # The dates are written one after another: an embedded file stays attached between them unless
+    # The dates' writes follow one another closely: an embedded file stays attached between them unless
     # another process asks for it (`Warehouse.hold`).
     with wh.hold():
         try:

@@ -163,12 +163,13 @@ def grid_select(
 ) -> tuple[str, dict[str, Any]]:
     """The query behind `Warehouse.candle_grid` and its parameters (one row per market)."""
     where, params = date_game_filter(game_dates, event_tickers)
-    epoch = "CAST(extract(epoch FROM end_period_ts) AS BIGINT)"
+    # date_part (a double) rather than extract (Postgres: numeric, several times slower per row); the
+    # minutes are aggregated unordered and sorted by the reader, which saves a sort per market.
+    epoch = "CAST(date_part('epoch', end_period_ts) AS BIGINT)"
     sql = (
-        f"SELECT ticker, event_ticker, count(*) AS n_rows, "
-        "sum(CASE WHEN price_close IS NOT NULL THEN 1 ELSE 0 END) AS traded, "
+        f"SELECT ticker, event_ticker, count(*) AS n_rows, count(price_close) AS traded, "
         f"max({epoch}) AS last_end, "
-        f"array_agg({epoch} ORDER BY end_period_ts) FILTER (WHERE period_interval = 1) AS minutes "
+        f"array_agg({epoch}) FILTER (WHERE period_interval = 1) AS minutes "
         f"FROM kalshi.candlesticks WHERE {' AND '.join(where)} "
         "GROUP BY ticker, event_ticker ORDER BY ticker"
     )

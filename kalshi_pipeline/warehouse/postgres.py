@@ -36,7 +36,9 @@ CONNECT_RETRY_PAUSES_S = (0.5, 1.0)
 #: Every connection's settings, sent in one round trip. JIT compilation (on by default above a plan cost of
 #: 100k, which a read of a few dates' candles reaches) spent 0.1-0.5 s compiling reads of 30 dates among a
 #: season's rows (the clean step's state and its candle counts per game), reads that take 0.5-1 s without it.
-_SESSION_SETTINGS = "SET TIME ZONE 'UTC'; SET jit = off"
+#: work_mem: the checks' per-market aggregates over a range's candles sort a few tens of MB; Postgres's 4 MB
+#: default spills them to disk.
+_SESSION_SETTINGS = "SET TIME ZONE 'UTC'; SET jit = off; SET work_mem = '64MB'"
 _TIMESTAMPTZ_OID = 1184
 _INTEGER_OIDS = frozenset({20, 21, 23})  # int8, int2, int4
 _stage_ids = itertools.count(1)

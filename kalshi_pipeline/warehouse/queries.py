@@ -368,7 +368,7 @@ class WarehouseQueries(ABC):
         for column in ("n_rows", "traded", "last_end"):
             df[column] = df[column].astype("int64")
         minutes = [
-            np.zeros(0, dtype=np.int64) if m is None else np.asarray(m, dtype=np.int64)
+            np.zeros(0, dtype=np.int64) if m is None else np.sort(np.asarray(m, dtype=np.int64))
             for m in df["minutes"]
         ]
         df["minutes"] = pd.Series(minutes, index=df.index, dtype=object)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -36,6 +37,7 @@ from kalshi_pipeline.defs.candlesticks.validation import PARSED_COLUMNS, to_tabl
 from kalshi_pipeline.kalshi import KalshiError
 from kalshi_pipeline.kalshi.candles import CANDLE_VALUE_FIELDS, parse_candle_values
 from kalshi_pipeline.warehouse import Transaction, Warehouse, unix_seconds_column
+from kalshi_pipeline.warehouse.queries import CleanState
 from kalshi_pipeline.warehouse.schema import (
     CANDLESTICKS,
     CANDLESTICKS_RAW,
@@ -44,6 +46,8 @@ from kalshi_pipeline.warehouse.schema import (
 
 #: Game dates whose stored candles the minute-grid check reads in one query.
 GRID_DATES_PER_READ = 7
+#: Read-backs of a run asked at once (each its own connection on Postgres).
+READS_AT_ONCE = 2
 
 
 @dataclass(frozen=True)
@@ -214,12 +218,13 @@ def _clean_candles(
     window_start = start_ts if start_ts is not None else 0
     allowed = scope.allowed_tickers
     events = scope.event_tickers
-    state = wh.clean_state(dates, events, start_ts, PERIOD_INTERVAL)
+    state = _clean_state(wh, dates, events, start_ts)
     raw_rows = valid_rows = rejected_rows = 0
     window_end: int | None = None
     reason_counts: dict[str, int] = {}
     games: list[GameCompleteness] = []
     preview = pd.DataFrame()
+    preview_day: date | None = None
     for day in dates:
         day_markets = scope.scoped_on(day)
         found = state.get(day)
@@ -247,25 +252,39 @@ def _clean_candles(
             window_end = done.day_end if window_end is None else max(window_end, done.day_end)
         for reason, n in done.reason_counts.items():
             reason_counts[reason] = reason_counts.get(reason, 0) + n
-        if preview.empty and done.valid:
-            rows = done.rows if done.rows is not None else _stored_rows(wh, day, events, start_ts)
-            preview = busiest_minutes(rows, preview_rows)
-    # The grid needs a few columns of the stored rows, read a week at a time (bounded memory, few reads).
+        if preview_day is None and done.valid:
+            preview_day = day
+            if done.rows is not None:
+                preview = busiest_minutes(done.rows, preview_rows)
+    # Everything below reads back what the tables now hold; the reads are independent, so a server
+    # warehouse answers READS_AT_ONCE of them at a time (an embedded one takes them in turn).
     with_markets = [d for d in dates if len(scope.scoped_on(d))]
-    for i in range(0, len(with_markets), GRID_DATES_PER_READ):
-        chunk = with_markets[i : i + GRID_DATES_PER_READ]
-        written = wh.candle_grid(chunk, events)
-        games += game_completeness(
-            scope.scoped[scope.scoped["game_date"].isin(chunk)],
-            written,
-            window_start_ts=window_start,
-            now_ts=int(now.timestamp()),
+    chunks = [
+        with_markets[i : i + GRID_DATES_PER_READ]
+        for i in range(0, len(with_markets), GRID_DATES_PER_READ)
+    ]
+    with ThreadPoolExecutor(READS_AT_ONCE, thread_name_prefix="clean-read") as reads:
+        # The grid needs a few columns of the stored rows, read a week at a time (bounded memory).
+        grids = [reads.submit(wh.candle_grid, chunk, events) for chunk in chunks]
+        stored = (
+            reads.submit(_stored_rows, wh, preview_day, events, start_ts)
+            if preview_day is not None and preview.empty
+            else None
         )
-    # The schema check reads whole rows back.
-    sample = wh.sample_rows(CANDLESTICKS.name, list(dates))
-    if sample.empty:
-        sample = wh.sample_rows(CANDLESTICKS.name, limit=1)
-    agreement = wh.game_candle_counts(list(dates), PERIOD_INTERVAL)
+        # The schema check reads whole rows back.
+        sampled = reads.submit(_sample, wh, dates)
+        counted = reads.submit(wh.game_candle_counts, list(dates), PERIOD_INTERVAL)
+        for chunk, grid in zip(chunks, grids, strict=True):
+            games += game_completeness(
+                scope.scoped[scope.scoped["game_date"].isin(chunk)],
+                grid.result(),
+                window_start_ts=window_start,
+                now_ts=int(now.timestamp()),
+            )
+        if stored is not None:
+            preview = busiest_minutes(stored.result(), preview_rows)
+        sample = sampled.result()
+        agreement = counted.result()
     agreement = agreement[agreement["event_ticker"].isin(events)].reset_index(drop=True)
     return CleanCandles(
         games=scope.games,
@@ -281,6 +300,27 @@ def _clean_candles(
         sample=sample,
         agreement=agreement,
     )
+
+
+def _clean_state(
+    wh: Warehouse, dates: Sequence[date], events: frozenset[str], start_ts: int | None
+) -> dict[date, CleanState]:
+    """`Warehouse.clean_state` of the dates, asked in READS_AT_ONCE parts at a time."""
+    parts = [list(dates[i::READS_AT_ONCE]) for i in range(READS_AT_ONCE)]
+    parts = [p for p in parts if p]
+    if len(parts) < 2:
+        return wh.clean_state(dates, events, start_ts, PERIOD_INTERVAL)
+    with ThreadPoolExecutor(len(parts), thread_name_prefix="clean-state") as reads:
+        answers = list(
+            reads.map(lambda part: wh.clean_state(part, events, start_ts, PERIOD_INTERVAL), parts)
+        )
+    return dict(sorted(kv for answer in answers for kv in answer.items()))
+
+
+def _sample(wh: Warehouse, dates: Sequence[date]) -> pd.DataFrame:
+    """Whole stored rows for the schema check: of the dates, else any row (so the columns show)."""
+    sample = wh.sample_rows(CANDLESTICKS.name, list(dates))
+    return sample if not sample.empty else wh.sample_rows(CANDLESTICKS.name, limit=1)
 
 
 def _stored_rows(

@@ -126,16 +126,22 @@ class KalshiClient(CandleEndpoints):
         return await self._session.request_json(method, path, params)
 
     def paginate(
-        self, path: str, params: Params | None = None, *, limit: int | None = PAGE_MAX
+        self,
+        path: str,
+        params: Params | None = None,
+        *,
+        limit: int | None = PAGE_MAX,
+        read_ahead: bool = False,
     ) -> AsyncIterator[Mapping[str, Any]]:
         """Yield every page of a cursor-paginated endpoint, keeping the same filters on every page.
 
-        Stops when the cursor is empty, null or absent.
+        Stops when the cursor is empty, null or absent. With `read_ahead` (for a caller that reads every
+        page) the next page is asked for while the caller reads the current one.
 
         Raises:
             KalshiProtocolError: Kalshi returned a cursor it had already returned (the walk would loop).
         """
-        return self._session.paginate(path, params, limit=limit)
+        return self._session.paginate(path, params, limit=limit, read_ahead=read_ahead)
 
     # ------------------------------------------------------------------ exchange
 
@@ -173,9 +179,11 @@ class KalshiClient(CandleEndpoints):
         min_updated_ts: int | None = None,
         mve_filter: str | None = None,
         page_size: int | None = None,
+        read_ahead: bool = False,
     ) -> AsyncIterator[Market]:
         """Iterate `GET /markets` across all pages (filters as documented; `status` is the filter
-        vocabulary `unopened|open|paused|closed|settled`; `*_ts` in Unix seconds)."""
+        vocabulary `unopened|open|paused|closed|settled`; `*_ts` in Unix seconds). `read_ahead`
+        asks for the next page while one is read (for a caller that reads every page)."""
         params = {
             "event_ticker": event_ticker,
             "series_ticker": series_ticker,
@@ -196,11 +204,12 @@ class KalshiClient(CandleEndpoints):
             Market.from_payload,
             params,
             page_size_within(page_size, PAGE_MAX),
+            read_ahead=read_ahead,
         )
 
     async def list_markets(self, **filters: Any) -> list[Market]:
         """All markets matching `filters` (see `iter_markets`)."""
-        return [m async for m in self.iter_markets(**filters)]
+        return [m async for m in self.iter_markets(**filters, read_ahead=True)]
 
     async def get_market(self, ticker: str) -> Market:
         """`GET /markets/{ticker}` (404 `KalshiNotFound` when unknown or archived: see historical)."""
@@ -210,8 +219,11 @@ class KalshiClient(CandleEndpoints):
 
     # ------------------------------------------------------------------ events / series / milestones
 
-    async def _iter_events(self, params: Mapping[str, Any], page_size: int) -> AsyncIterator[Event]:
-        async for page in self.paginate("/events", params, limit=page_size):
+    async def _iter_events(
+        self, params: Mapping[str, Any], page_size: int, *, read_ahead: bool
+    ) -> AsyncIterator[Event]:
+        pages = self._session.paginate("/events", params, limit=page_size, read_ahead=read_ahead)
+        async for page in pages:
             milestones = [
                 Milestone.from_payload(m) for m in list_field(page, "milestones", "/events")
             ]
@@ -229,9 +241,11 @@ class KalshiClient(CandleEndpoints):
         min_updated_ts: int | None = None,
         tickers: Sequence[str] | str | None = None,
         page_size: int | None = None,
+        read_ahead: bool = False,
     ) -> AsyncIterator[Event]:
         """Iterate `GET /events` across all pages (page size at most 200); with `with_milestones` each
-        event carries the milestones of its page that reference it."""
+        event carries the milestones of its page that reference it. `read_ahead`
+        asks for the next page while one is read (for a caller that reads every page)."""
         params = {
             "series_ticker": series_ticker,
             "status": status,
@@ -241,11 +255,13 @@ class KalshiClient(CandleEndpoints):
             "min_updated_ts": min_updated_ts,
             "tickers": tickers,
         }
-        return self._iter_events(params, page_size_within(page_size, EVENTS_PAGE_MAX))
+        return self._iter_events(
+            params, page_size_within(page_size, EVENTS_PAGE_MAX), read_ahead=read_ahead
+        )
 
     async def list_events(self, **filters: Any) -> list[Event]:
         """All events matching `filters` (see `iter_events`)."""
-        return [e async for e in self.iter_events(**filters)]
+        return [e async for e in self.iter_events(**filters, read_ahead=True)]
 
     async def get_event(self, event_ticker: str, with_nested_markets: bool = False) -> Event:
         """`GET /events/{event_ticker}`; the event's markets come from `event.markets` or the
@@ -275,8 +291,12 @@ class KalshiClient(CandleEndpoints):
         source_id: str | None = None,
         min_updated_ts: int | None = None,
         page_size: int | None = None,
+        read_ahead: bool = False,
     ) -> AsyncIterator[Milestone]:
-        """Iterate `GET /milestones` (page size at most 500 and always sent, as Kalshi requires)."""
+        """Iterate `GET /milestones` (page size at most 500 and always sent, as Kalshi requires).
+
+        `read_ahead` asks for the next page while one is read (for a caller that reads every page).
+        """
         params = {
             "minimum_start_date": minimum_start_date,
             "category": category,
@@ -292,11 +312,12 @@ class KalshiClient(CandleEndpoints):
             Milestone.from_payload,
             params,
             page_size_within(page_size, MILESTONES_PAGE_MAX),
+            read_ahead=read_ahead,
         )
 
     async def list_milestones(self, **filters: Any) -> list[Milestone]:
         """All milestones matching `filters` (see `iter_milestones`)."""
-        return [m async for m in self.iter_milestones(**filters)]
+        return [m async for m in self.iter_milestones(**filters, read_ahead=True)]
 
     # ------------------------------------------------------------------ trades / orderbooks
 
@@ -384,8 +405,12 @@ class KalshiClient(CandleEndpoints):
         series_ticker: str | None = None,
         mve_filter: str | None = None,
         page_size: int | None = None,
+        read_ahead: bool = False,
     ) -> AsyncIterator[Market]:
-        """Iterate archived markets (`GET /historical/markets`); Kalshi accepts only one of the filters."""
+        """Iterate archived markets (`GET /historical/markets`); Kalshi accepts only one of the filters.
+
+        `read_ahead` asks for the next page while one is read (for a caller that reads every page).
+        """
         given = [
             n
             for n, v in (
@@ -412,11 +437,12 @@ class KalshiClient(CandleEndpoints):
             Market.from_payload,
             params,
             page_size_within(page_size, PAGE_MAX),
+            read_ahead=read_ahead,
         )
 
     async def list_historical_markets(self, **filters: Any) -> list[Market]:
         """All archived markets matching `filters` (see `iter_historical_markets`)."""
-        return [m async for m in self.iter_historical_markets(**filters)]
+        return [m async for m in self.iter_historical_markets(**filters, read_ahead=True)]
 
     async def get_historical_market(self, ticker: str) -> Market:
         """`GET /historical/markets/{ticker}`."""

@@ -13,6 +13,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -337,38 +338,57 @@ class KalshiSession:
         return json_object(await self.request_json("GET", path, params), path)
 
     async def paginate(
-        self, path: str, params: Params | None, *, limit: int | None
+        self, path: str, params: Params | None, *, limit: int | None, read_ahead: bool = False
     ) -> AsyncIterator[Mapping[str, Any]]:
         """Yield every page of a cursor-paginated endpoint, keeping the same filters on every page.
 
-        Stops when the cursor is empty, null or absent.
+        Stops when the cursor is empty, null or absent. With `read_ahead` (for a caller that reads every
+        page) the next page is asked for as soon as a page's cursor is known, so it travels while the
+        caller reads the page it was given.
 
         Raises:
-            KalshiProtocolError: Kalshi returned a cursor it had already returned (the walk would loop).
+            KalshiProtocolError: Kalshi returned a cursor it had already returned (the walk would loop),
+                after the page that returned it.
         """
         base = query_pairs(params or {})
         if limit is not None:
             base.append(("limit", str(limit)))
         seen: set[str] = set()
-        cursor: str | None = None
-        while True:
-            query = [*base, ("cursor", cursor)] if cursor else base
-            body = await self.get_object(path, query)
-            yield body
-            next_cursor = body.get("cursor")
-            if not next_cursor:
-                return
-            if not isinstance(next_cursor, str):
-                raise KalshiProtocolError(
-                    f"GET {path}: cursor should be a string, got {next_cursor!r}"
-                )
-            if next_cursor in seen:
-                raise KalshiProtocolError(
-                    f"GET {path}: Kalshi returned cursor {next_cursor!r} twice; stopping to avoid a loop "
-                    f"after {len(seen) + 1} pages"
-                )
-            seen.add(next_cursor)
-            cursor = next_cursor
+        following: asyncio.Task[Mapping[str, Any]] | None = None
+        try:
+            body = await self.get_object(path, base)
+            while True:
+                next_cursor = body.get("cursor")
+                looping: KalshiProtocolError | None = None
+                if next_cursor and not isinstance(next_cursor, str):
+                    looping = KalshiProtocolError(
+                        f"GET {path}: cursor should be a string, got {next_cursor!r}"
+                    )
+                elif next_cursor in seen:
+                    looping = KalshiProtocolError(
+                        f"GET {path}: Kalshi returned cursor {next_cursor!r} twice; stopping to avoid "
+                        f"a loop after {len(seen) + 1} pages"
+                    )
+                query: Params | None = None
+                if looping is None and next_cursor:
+                    seen.add(next_cursor)
+                    query = [*base, ("cursor", next_cursor)]
+                    if read_ahead:
+                        following = asyncio.ensure_future(self.get_object(path, query))
+                yield body
+                if looping is not None:
+                    raise looping
+                if query is None:
+                    return
+                if following is not None:
+                    body, following = await following, None
+                else:
+                    body = await self.get_object(path, query)
+        finally:
+            if following is not None:
+                following.cancel()
+                with suppress(asyncio.CancelledError, Exception):
+                    await following
 
     async def iter_items(
         self,
@@ -377,9 +397,11 @@ class KalshiSession:
         parse: Callable[[Any], T],
         params: Params,
         limit: int | None,
+        *,
+        read_ahead: bool = False,
     ) -> AsyncIterator[T]:
-        """Yield `parse(item)` for every item of list `key` of every page of `path`."""
-        async for page in self.paginate(path, params, limit=limit):
+        """Yield `parse(item)` for every item of list `key` of every page of `path` (see `paginate`)."""
+        async for page in self.paginate(path, params, limit=limit, read_ahead=read_ahead):
             for item in list_field(page, key, path):
                 yield parse(item)
 

@@ -502,6 +502,52 @@ def test_repeated_cursor_is_a_protocol_error() -> None:
     run(body)
 
 
+def _paged_transport(pages: int, requested: list[str | None]) -> httpx.MockTransport:
+    """`GET /markets` answering `pages` pages (cursors c1, c2, ...), recording each asked cursor."""
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        cursor = request.url.params.get("cursor")
+        requested.append(cursor)
+        page = 0 if cursor is None else int(cursor[1:])
+        following = f"c{page + 1}" if page + 1 < pages else ""
+        return httpx.Response(200, json={"markets": [], "page": page, "cursor": following})
+
+    return httpx.MockTransport(handler)
+
+
+def test_read_ahead_asks_for_the_next_page_while_one_is_read() -> None:
+    requested: list[str | None] = []
+    config = KalshiConfig(base_url="http://kalshi.invalid/trade-api/v2", rate_limit_tier="off")
+
+    async def body() -> list[int]:
+        read: list[int] = []
+        async with KalshiClient(config, transport=_paged_transport(3, requested)) as client:
+            async for page in client.paginate("/markets", read_ahead=True):
+                read.append(page["page"])
+                if page["cursor"]:
+                    # Without read-ahead nothing would ask for the next page while this one is held.
+                    async with asyncio.timeout(10):
+                        while page["cursor"] not in requested:
+                            await asyncio.sleep(0.001)
+        return read
+
+    assert run(body) == [0, 1, 2]
+    assert requested == [None, "c1", "c2"]
+
+
+def test_without_read_ahead_a_caller_that_stops_asks_for_no_more_pages() -> None:
+    requested: list[str | None] = []
+    config = KalshiConfig(base_url="http://kalshi.invalid/trade-api/v2", rate_limit_tier="off")
+
+    async def body() -> None:
+        async with KalshiClient(config, transport=_paged_transport(3, requested)) as client:
+            async for _ in client.paginate("/markets"):
+                break
+
+    run(body)
+    assert requested == [None]
+
+
 def test_candle_windows_cover_without_gaps_or_overlap() -> None:
     for start, end, period, cap in [
         (17, 1_000_017, 1, 5000),

@@ -226,7 +226,7 @@ async def discover_markets(
             filters["min_close_ts"] = int(first_start.timestamp())
         games: list[tuple[Event, date]] = []
         listed = 0
-        async for event in client.iter_events(**filters):
+        for event in await client.list_events(**filters):
             listed += 1
             game_date = _event_date(event.event_ticker)
             if game_date is None:

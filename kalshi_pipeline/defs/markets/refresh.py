@@ -129,12 +129,17 @@ def settlement_check(markets: pd.DataFrame) -> list[str]:
 
 def game_team_check(markets: pd.DataFrame) -> tuple[list[str], list[str]]:
     """Split the games of some `kalshi.markets` rows into (complete, problems) by their teams' markets."""
+    sides: dict[str, tuple[Any, Any]] = {}
+    teams: dict[str, list[Any]] = {}
+    columns = (markets[c].tolist() for c in ("event_ticker", "away_team", "home_team", "team"))
+    for event_ticker, away, home, team in zip(*columns, strict=True):
+        sides.setdefault(event_ticker, (away, home))
+        teams.setdefault(event_ticker, []).append(team)
     complete: list[str] = []
     problems: list[str] = []
-    for event_ticker, group in markets.groupby("event_ticker"):
-        away, home = group["away_team"].iloc[0], group["home_team"].iloc[0]
-        if {away, home} <= set(group["team"]):
+    for event_ticker in sorted(sides):
+        if set(sides[event_ticker]) <= set(teams[event_ticker]):
             complete.append(str(event_ticker))
         else:
-            problems.append(f"{event_ticker}: teams {sorted(group['team'])}")
+            problems.append(f"{event_ticker}: teams {sorted(teams[event_ticker])}")
     return complete, problems

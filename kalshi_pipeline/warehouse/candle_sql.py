@@ -158,6 +158,22 @@ def clean_state_select(
     return _CLEAN_STATE, params
 
 
+def first_traded_select(
+    game_date: dt.date, event_tickers: Collection[str] | None, since: int | dt.datetime | None
+) -> tuple[str, dict[str, Any]]:
+    """The query behind `Warehouse.first_traded_game` and its parameters."""
+    where, params = date_game_filter([game_date], event_tickers)
+    where.append("volume > 0")
+    if since is not None:
+        where.append("end_period_ts >= %(since)s")
+        params["since"] = to_utc(since, "since")
+    sql = (
+        f"SELECT event_ticker FROM kalshi.candlesticks WHERE {' AND '.join(where)} "
+        "ORDER BY ticker, end_period_ts LIMIT 1"
+    )
+    return sql, params
+
+
 def grid_select(
     game_dates: Sequence[dt.date], event_tickers: Collection[str] | None
 ) -> tuple[str, dict[str, Any]]:

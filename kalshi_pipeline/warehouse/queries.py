@@ -21,6 +21,7 @@ from kalshi_pipeline.warehouse.candle_sql import (
     clean_state_select,
     date_game_filter,
     date_list,
+    first_traded_select,
     grid_select,
 )
 from kalshi_pipeline.warehouse.errors import WarehouseDataError
@@ -352,6 +353,21 @@ class WarehouseQueries(ABC):
             table, game_dates, columns=columns, event_tickers=event_tickers, since=since
         )
         return self.query_df(sql, params)
+
+    def first_traded_game(
+        self,
+        game_date: dt.date,
+        event_tickers: Collection[str] | None = None,
+        since: int | dt.datetime | None = None,
+    ) -> str | None:
+        """The game of a date's first clean candle with volume, by ticker then end time (None: no trade).
+
+        Over `event_tickers` (None: every game) and candles ending at or after `since`.
+        """
+        self._ensure_once()
+        sql, params = first_traded_select(game_date, event_tickers, since)
+        found = self.query_df(sql, params)
+        return None if found.empty else str(found["event_ticker"].iloc[0])
 
     def candle_grid(
         self, game_dates: Sequence[dt.date], event_tickers: Collection[str] | None = None

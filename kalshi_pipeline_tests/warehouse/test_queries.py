@@ -333,3 +333,18 @@ def test_clean_state_finds_dates_whose_clean_rows_are_the_validated_raw_rows(wh:
     assert wh.clean_state(dates, games[4:5], since=T0 + 180) == {}
     # Repeated dates count once.
     assert wh.clean_state([dates[0], dates[0]], games[:1]) == {dates[0]: state[dates[0]]}
+
+
+def test_first_traded_game_of_a_date(wh: Warehouse) -> None:
+    other = "KXNBAGAME-25DEC19AAABBB"
+    quiet = candle_rows(f"{other}-AAA", event_ticker=other, volume=Decimal("0"))
+    late = candle_rows(f"{EVENT}-ATL", start_ts=T0 + 600)
+    wh.upsert(CANDLESTICKS.name, pd.concat([quiet, late], ignore_index=True))
+    # AAA sorts first but never traded; ATL's first trade is the first with volume.
+    assert wh.first_traded_game(GAME_DATE) == EVENT
+    assert wh.first_traded_game(GAME_DATE, event_tickers=[other]) is None
+    assert wh.first_traded_game(GAME_DATE, since=T0 + 3600) is None
+    assert wh.first_traded_game(GAME_DATE + dt.timedelta(days=1)) is None
+    traded = candle_rows(f"{other}-AAA", event_ticker=other, start_ts=T0 + 60 * 20)
+    wh.upsert(CANDLESTICKS.name, traded)
+    assert wh.first_traded_game(GAME_DATE) == other

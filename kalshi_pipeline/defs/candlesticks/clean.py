@@ -264,16 +264,17 @@ def _clean_candles(
         for i in range(0, len(with_markets), GRID_DATES_PER_READ)
     ]
     with ThreadPoolExecutor(READS_AT_ONCE, thread_name_prefix="clean-read") as reads:
+        # The longest read first.
+        counted = reads.submit(wh.game_candle_counts, list(dates), PERIOD_INTERVAL)
         # The grid needs a few columns of the stored rows, read a week at a time (bounded memory).
         grids = [reads.submit(wh.candle_grid, chunk, events) for chunk in chunks]
         stored = (
-            reads.submit(_stored_rows, wh, preview_day, events, start_ts)
+            reads.submit(_preview_rows, wh, preview_day, events, start_ts, preview_rows)
             if preview_day is not None and preview.empty
             else None
         )
         # The schema check reads whole rows back.
         sampled = reads.submit(_sample, wh, dates)
-        counted = reads.submit(wh.game_candle_counts, list(dates), PERIOD_INTERVAL)
         for chunk, grid in zip(chunks, grids, strict=True):
             games += game_completeness(
                 scope.scoped[scope.scoped["game_date"].isin(chunk)],
@@ -282,7 +283,7 @@ def _clean_candles(
                 now_ts=int(now.timestamp()),
             )
         if stored is not None:
-            preview = busiest_minutes(stored.result(), preview_rows)
+            preview = stored.result()
         sample = sampled.result()
         agreement = counted.result()
     agreement = agreement[agreement["event_ticker"].isin(events)].reset_index(drop=True)
@@ -323,13 +324,19 @@ def _sample(wh: Warehouse, dates: Sequence[date]) -> pd.DataFrame:
     return sample if not sample.empty else wh.sample_rows(CANDLESTICKS.name, limit=1)
 
 
-def _stored_rows(
-    wh: Warehouse, day: date, events: frozenset[str], start_ts: int | None
+def _preview_rows(
+    wh: Warehouse, day: date, events: frozenset[str], start_ts: int | None, rows: int
 ) -> pd.DataFrame:
-    """A date's stored clean candles as parsed candles (`end_period_ts` in Unix seconds), for the preview."""
-    stored = wh.candles(CANDLESTICKS.name, [day], event_tickers=events, since=start_ts)
+    """`busiest_minutes` of a date's stored clean candles (`end_period_ts` in Unix seconds).
+
+    Only the game it shows is read: the first that traded, else the date's first rows.
+    """
+    game = wh.first_traded_game(day, events, start_ts)
+    stored = wh.candles(
+        CANDLESTICKS.name, [day], event_tickers=events if game is None else [game], since=start_ts
+    )
     stored["end_period_ts"] = unix_seconds_column(stored["end_period_ts"])
-    return stored
+    return busiest_minutes(stored, rows)
 
 
 def busiest_minutes(valid: pd.DataFrame, rows: int) -> pd.DataFrame:

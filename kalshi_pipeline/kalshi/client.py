@@ -222,8 +222,7 @@ class KalshiClient(CandleEndpoints):
     async def _iter_events(
         self, params: Mapping[str, Any], page_size: int, *, read_ahead: bool
     ) -> AsyncIterator[Event]:
-        pages = self._session.paginate("/events", params, limit=page_size, read_ahead=read_ahead)
-        async for page in pages:
+        async for page in self.paginate("/events", params, limit=page_size, read_ahead=read_ahead):
             milestones = [
                 Milestone.from_payload(m) for m in list_field(page, "milestones", "/events")
             ]

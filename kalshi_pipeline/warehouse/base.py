@@ -193,6 +193,9 @@ class Warehouse(WarehouseQueries):
     """
 
     dialect: Dialect
+    #: Independent reads worth asking at once: a server answers each on its own connection; an embedded
+    #: file takes its operations in turn, so asking more only splits its queries.
+    reads_at_once: int = 1
 
     def __init__(self, url: WarehouseUrl) -> None:
         self._url = url

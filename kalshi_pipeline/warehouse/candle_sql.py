@@ -58,14 +58,20 @@ def date_list(values: Sequence[dt.date]) -> list[dt.date]:
 
 
 def date_game_filter(
-    game_dates: Sequence[dt.date], event_tickers: Collection[str] | None
+    game_dates: Sequence[dt.date],
+    event_tickers: Collection[str] | None,
+    since: int | dt.datetime | None = None,
 ) -> tuple[list[str], dict[str, Any]]:
-    """Conditions (to AND) and parameters keeping rows of `game_dates`, and of `event_tickers` when given."""
+    """Conditions (to AND) and parameters keeping rows of `game_dates`, and of `event_tickers` when given,
+    ending at or after `since` when given (Unix s or tz-aware)."""
     where = ["game_date = ANY(%(dates)s)"]
     params: dict[str, Any] = {"dates": date_list(game_dates)}
     if event_tickers is not None:
         where.append("event_ticker = ANY(%(events)s)")
         params["events"] = sorted({str(e) for e in event_tickers})
+    if since is not None:
+        where.append("end_period_ts >= %(since)s")
+        params["since"] = to_utc(since, "since")
     return where, params
 
 
@@ -84,10 +90,7 @@ def candles_select(
     """
     spec = candle_table(table)
     names = select_list(spec, columns)
-    where, params = date_game_filter(game_dates, event_tickers)
-    if since is not None:
-        where.append("end_period_ts >= %(since)s")
-        params["since"] = to_utc(since, "since")
+    where, params = date_game_filter(game_dates, event_tickers, since)
     if count:
         return f"SELECT count(*) AS n FROM {spec.qualified} WHERE {' AND '.join(where)}", params
     sql = (
@@ -162,11 +165,8 @@ def first_traded_select(
     game_date: dt.date, event_tickers: Collection[str] | None, since: int | dt.datetime | None
 ) -> tuple[str, dict[str, Any]]:
     """The query behind `Warehouse.first_traded_game` and its parameters."""
-    where, params = date_game_filter([game_date], event_tickers)
+    where, params = date_game_filter([game_date], event_tickers, since)
     where.append("volume > 0")
-    if since is not None:
-        where.append("end_period_ts >= %(since)s")
-        params["since"] = to_utc(since, "since")
     sql = (
         f"SELECT event_ticker FROM kalshi.candlesticks WHERE {' AND '.join(where)} "
         "ORDER BY ticker, end_period_ts LIMIT 1"

@@ -199,6 +199,7 @@ class PostgresWarehouse(Warehouse):
     """The warehouse on PostgreSQL; every operation opens (and closes) its own connection."""
 
     dialect = "postgres"
+    reads_at_once = 2
 
     def __init__(self, url: WarehouseUrl, connect_timeout: float = 10.0) -> None:
         super().__init__(url)

@@ -46,8 +46,6 @@ from kalshi_pipeline.warehouse.schema import (
 
 #: Game dates whose stored candles the minute-grid check reads in one query.
 GRID_DATES_PER_READ = 7
-#: Read-backs of a run asked at once (each its own connection on Postgres).
-READS_AT_ONCE = 2
 
 
 @dataclass(frozen=True)
@@ -256,14 +254,14 @@ def _clean_candles(
             preview_day = day
             if done.rows is not None:
                 preview = busiest_minutes(done.rows, preview_rows)
-    # Everything below reads back what the tables now hold; the reads are independent, so a server
-    # warehouse answers READS_AT_ONCE of them at a time (an embedded one takes them in turn).
+    # Everything below reads back what the tables now hold; the reads are independent, so they are asked
+    # `Warehouse.reads_at_once` at a time.
     with_markets = [d for d in dates if len(scope.scoped_on(d))]
     chunks = [
         with_markets[i : i + GRID_DATES_PER_READ]
         for i in range(0, len(with_markets), GRID_DATES_PER_READ)
     ]
-    with ThreadPoolExecutor(READS_AT_ONCE, thread_name_prefix="clean-read") as reads:
+    with ThreadPoolExecutor(wh.reads_at_once, thread_name_prefix="clean-read") as reads:
         # The longest read first.
         counted = reads.submit(wh.game_candle_counts, list(dates), PERIOD_INTERVAL)
         # The grid needs a few columns of the stored rows, read a week at a time (bounded memory).
@@ -306,9 +304,8 @@ def _clean_candles(
 def _clean_state(
     wh: Warehouse, dates: Sequence[date], events: frozenset[str], start_ts: int | None
 ) -> dict[date, CleanState]:
-    """`Warehouse.clean_state` of the dates, asked in READS_AT_ONCE parts at a time."""
-    parts = [list(dates[i::READS_AT_ONCE]) for i in range(READS_AT_ONCE)]
-    parts = [p for p in parts if p]
+    """`Warehouse.clean_state` of the dates, asked in `Warehouse.reads_at_once` parts at once."""
+    parts = [p for p in (list(dates[i :: wh.reads_at_once]) for i in range(wh.reads_at_once)) if p]
     if len(parts) < 2:
         return wh.clean_state(dates, events, start_ts, PERIOD_INTERVAL)
     with ThreadPoolExecutor(len(parts), thread_name_prefix="clean-state") as reads:

@@ -66,7 +66,7 @@ def _pipeline(
 
     # The process is set up as any process of the code location (its Arrow allocator), as the CLI's is.
     import kalshi_pipeline.definitions  # noqa: F401
-    from kalshi_pipeline.defs.candlesticks.assets import candlesticks, candlesticks_raw
+    from kalshi_pipeline.defs.candlesticks.assets import candle_assets
     from kalshi_pipeline.defs.markets.assets import markets
     from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
 
@@ -76,7 +76,7 @@ def _pipeline(
     }
     t0 = time.perf_counter()
     result = dg.materialize(
-        [markets, candlesticks_raw, candlesticks],
+        [markets, candle_assets],
         resources=resources,
         tags={
             "dagster/asset_partition_range_start": start,

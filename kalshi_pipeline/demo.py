@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo; return the process exit code."""
     import dagster as dg
 
-    from kalshi_pipeline.defs.candlesticks.assets import candlesticks, candlesticks_raw
+    from kalshi_pipeline.defs.candlesticks.assets import candle_assets
     from kalshi_pipeline.defs.games.assets import game_probabilities, game_states
     from kalshi_pipeline.defs.markets.assets import markets
     from kalshi_pipeline.defs.resources import (
@@ -253,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
             kind = "archived" if day in archived else "recent"
             t0 = time.monotonic()
             result = dg.materialize(
-                [markets, candlesticks_raw, candlesticks, game_states, game_probabilities],
+                [markets, candle_assets, game_states, game_probabilities],
                 resources=resources,
                 partition_key=day.isoformat(),
                 instance=instance,

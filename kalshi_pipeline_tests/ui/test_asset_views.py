@@ -9,7 +9,7 @@ about a missing minute and about a live game's newest minutes (point 1), and how
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from kalshi_pipeline.cli import main
-from kalshi_pipeline.defs.candlesticks.assets import candlesticks, candlesticks_raw
+from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY, candle_assets
 from kalshi_pipeline.defs.markets.assets import markets
 from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
 from kalshi_pipeline.warehouse import open_warehouse
@@ -76,13 +76,20 @@ class Shown:
 
 
 def _materialize(
-    assets: list[Any], day: str, url: str, instance: dg.DagsterInstance, base_url: str
+    assets: list[Any],
+    day: str,
+    url: str,
+    instance: dg.DagsterInstance,
+    base_url: str,
+    selection: Sequence[dg.AssetKey] | None = None,
 ) -> None:
     resources = {
         "kalshi": KalshiApiResource(base_url=base_url, rate_limit_tier="off", shared_budget=False),
         "warehouse": WarehouseResource(url=url),
     }
-    result = dg.materialize(assets, resources=resources, partition_key=day, instance=instance)
+    result = dg.materialize(
+        assets, resources=resources, partition_key=day, instance=instance, selection=selection
+    )
     assert result.success
 
 
@@ -169,13 +176,11 @@ def shown(
     live_date = next(g for g in sim.app.state.world.games if g.injected).game_date.isoformat()
     with dg.DagsterInstance.from_config(str(home)) as instance:
         settled_date = min(instance.get_materialized_partitions(dg.AssetKey(CANDLES)))
-        _materialize(
-            [markets, candlesticks_raw, candlesticks], live_date, url, instance, sim.base_url
-        )
+        _materialize([markets, candle_assets], live_date, url, instance, sim.base_url)
         removed = _remove_settled_minute(url, settled_date)
-        _materialize([candlesticks], settled_date, url, instance, sim.base_url)
+        _materialize([candle_assets], settled_date, url, instance, sim.base_url, [CANDLES_KEY])
         unsettled = _remove_newest_minute_of_one_market(url, live_date)
-        _materialize([candlesticks], live_date, url, instance, sim.base_url)
+        _materialize([candle_assets], live_date, url, instance, sim.base_url, [CANDLES_KEY])
     env = {"KALSHI_WAREHOUSE_URL": url, "KALSHI_API_BASE_URL": sim.base_url}
     with webserver(home, PORT, env, tmp / "webserver.log") as graphql:
         yield Shown(graphql, url, settled_date, removed, live_date, unsettled)

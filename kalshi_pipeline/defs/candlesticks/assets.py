@@ -1,14 +1,16 @@
 """The candle assets: `kalshi/candlesticks_raw` (payloads as received) and `kalshi/candlesticks` (validated).
 
-The work is `ingest.ingest_raw_candles` and `clean.clean_candles`; this module wires run config, resources,
-metadata and check results.
+One op computes both (a multi-asset that can be subset): a range run pulls, stores, validates and checks
+each date in one step, with no hand-off between steps. The work is `ingest.ingest_raw_candles` and
+`clean.clean_candles`; this module wires run config, resources, metadata and check results.
 """
 
 import asyncio
 import time
 import warnings
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import pandas as pd
@@ -49,8 +51,9 @@ MAX_NAMED_MINUTES = 200
 CANDLES_KEY = dg.AssetKey(["kalshi", "candlesticks"])
 
 
-class CandlePullConfig(dg.Config):
-    """Run config of the candle assets: which games and from when (empty/None = everything)."""
+class CandleConfig(dg.Config):
+    """Run config of the candle assets: which games and from when (empty/None = everything), and the
+    thresholds of the clean asset's checks."""
 
     event_tickers: list[str] = Field(
         default=[],
@@ -60,11 +63,6 @@ class CandlePullConfig(dg.Config):
         default=None,
         description="Incremental window start (Unix s): only candles ending at or after it.",
     )
-
-
-class CandleValidationConfig(CandlePullConfig):
-    """Run config of `kalshi/candlesticks`: the pull scope plus the check thresholds."""
-
     max_reject_fraction: float = Field(
         default=0.01,
         ge=0.0,
@@ -91,11 +89,9 @@ def _window_label(windows: Sequence[MarketWindow]) -> str:
     )
 
 
-@dg.asset(
-    key=RAW_KEY,
+RAW_SPEC = dg.AssetSpec(
+    RAW_KEY,
     deps=[MARKETS_KEY],
-    partitions_def=game_date_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=SWEEP_CONDITION,
     group_name="kalshi",
     kinds={"python"},
@@ -103,6 +99,28 @@ def _window_label(windows: Sequence[MarketWindow]) -> str:
         "Every 1-minute candle of every market of the partition's games over the market's life, stored "
         "exactly as Kalshi sent it (batch endpoint for live markets, /historical for archived ones)."
     ),
+)
+CANDLES_SPEC = dg.AssetSpec(
+    CANDLES_KEY,
+    deps=[RAW_KEY],
+    automation_condition=SWEEP_CONDITION,
+    group_name="kalshi",
+    kinds={"python", "pandera"},
+    description=(
+        "Validated 1-minute candles (exact decimals) of the partition's games; rows failing the pandera "
+        "rules go to kalshi.candlesticks_rejected with their reasons, in the same transaction."
+    ),
+)
+#: The op that computes both candle assets (the key of its run config).
+CANDLES_OP = "kalshi__candles"
+
+
+@dg.multi_asset(
+    name=CANDLES_OP,
+    specs=[RAW_SPEC, CANDLES_SPEC],
+    partitions_def=game_date_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=True,
     check_specs=[
         dg.AssetCheckSpec("schema", asset=RAW_KEY, description="Columns and types as written."),
         dg.AssetCheckSpec(
@@ -114,24 +132,82 @@ def _window_label(windows: Sequence[MarketWindow]) -> str:
                 "wrong, not that the markets were archived)."
             ),
         ),
+        dg.AssetCheckSpec("schema", asset=CANDLES_KEY, description="Columns and types as written."),
+        dg.AssetCheckSpec(
+            "rejects",
+            asset=CANDLES_KEY,
+            blocking=True,
+            description="Share of rejected candles: ERROR above max_reject_fraction, WARN below.",
+        ),
+        dg.AssetCheckSpec(
+            "minute_grid",
+            asset=CANDLES_KEY,
+            description=(
+                "Per game: no missing minutes inside the active trading window (scheduled start to "
+                "close); no-trade and quiet minutes are fine, and a live game's newest minutes are "
+                "still settling. Each missing minute is named (ticker, minute)."
+            ),
+        ),
+        dg.AssetCheckSpec(
+            "raw_clean_agree",
+            asset=CANDLES_KEY,
+            description=(
+                "Per game: every row of kalshi.candlesticks_raw is either in kalshi.candlesticks or "
+                "in kalshi.candlesticks_rejected (stream rows aside)."
+            ),
+        ),
     ],
 )
-def candlesticks_raw(
+def candle_assets(
     context: dg.AssetExecutionContext,
-    config: CandlePullConfig,
+    config: CandleConfig,
     kalshi: KalshiApiResource,
     warehouse: WarehouseResource,
-) -> dg.MaterializeResult:
-    """Pull the partition's games' candles and replace their windows in `kalshi.candlesticks_raw`.
+) -> Iterator[dg.MaterializeResult]:
+    """Pull the partition's games' candles into `kalshi.candlesticks_raw` and validate them into
+    `kalshi.candlesticks`, in one step.
 
-    When the run also materializes `kalshi/candlesticks`, each date is validated into the clean tables as
-    it is stored (one parse per candle, overlapped with the pull); that step then finds those dates
-    current and only reads back what its checks need.
+    With both assets selected, each date is validated in the transaction that stores it and its checks'
+    read-backs are done right after, while the next dates are pulled; the clean asset then only reports.
+    Either asset alone does its own half: the raw one pulls and stores, the clean one validates what the
+    raw table holds.
     """
     dates = partition_dates(context)
-    validate = CANDLES_KEY in context.job_def.asset_layer.selected_asset_keys
+    selected = context.selected_asset_keys
+    checks = context.selected_asset_check_keys
+    with warehouse.open() as wh, wh.hold():
+        pulled: tuple[RawIngest, RequestStats] | None = None
+        if RAW_KEY in selected:
+            pulled = _pull(context, config, kalshi, wh, dates, validate=CANDLES_KEY in selected)
+            yield _raw_result(pulled, config, kalshi, dates, checks)
+        if CANDLES_KEY in selected:
+            done = clean_candles(
+                wh,
+                dates,
+                now=datetime.now(UTC),
+                event_tickers=config.event_tickers,
+                start_ts=config.start_ts,
+                preview_rows=PREVIEW_ROWS,
+                along=pulled[0].along if pulled is not None else None,
+            )
+            context.log.info(
+                f"{done.valid} valid, {done.rejected} rejected candles for {dates_label(dates)}"
+            )
+            yield _clean_result(done, config, dates, checks)
 
-    async def run(wh: Warehouse) -> tuple[RawIngest, RequestStats]:
+
+def _pull(
+    context: dg.AssetExecutionContext,
+    config: CandleConfig,
+    kalshi: KalshiApiResource,
+    wh: Warehouse,
+    dates: Sequence[date],
+    *,
+    validate: bool,
+) -> tuple[RawIngest, RequestStats]:
+    """Pull and store the dates' candles (`ingest_raw_candles`); a partly failed range raises `dg.Failure`."""
+
+    async def run() -> tuple[RawIngest, RequestStats]:
         async with kalshi.client() as client:
             done = await ingest_raw_candles(
                 wh,
@@ -145,13 +221,24 @@ def candlesticks_raw(
             )
             return done, client.stats
 
-    with warehouse.open() as wh:
-        try:
-            done, stats = asyncio.run(run(wh))
-        except CandleDatesFailed as failed:
-            raise _partial_failure(context, failed) from failed
+    try:
+        done, stats = asyncio.run(run())
+    except CandleDatesFailed as failed:
+        raise _partial_failure(context, failed) from failed
     context.log.info(f"{done.candles} raw candles for {done.games} games of {dates_label(dates)}")
+    return done, stats
+
+
+def _raw_result(
+    pulled: tuple[RawIngest, RequestStats],
+    config: CandleConfig,
+    kalshi: KalshiApiResource,
+    dates: Sequence[date],
+    checks: AbstractSet[dg.AssetCheckKey],
+) -> dg.MaterializeResult:
+    done, stats = pulled
     return dg.MaterializeResult(
+        asset_key=RAW_KEY,
         metadata={
             "dates": dates_label(dates),
             "games": done.games,
@@ -160,18 +247,34 @@ def candlesticks_raw(
             "candles": done.candles,
             "candles_historical": done.historical_candles,
             "historical_fallbacks": len(done.historical_fallbacks),
-            "dates_validated_along": len(done.validated),
+            "dates_validated_along": len(done.along.days) if done.along is not None else 0,
             "window": _window_label(done.pulled_windows),
             "start_ts": config.start_ts if config.start_ts is not None else "open_time",
             **stats_metadata(stats),
             **kalshi.settings_metadata(),
             "preview": preview_md(done.preview, ["ticker", "end_period_ts", "source", "payload"]),
         },
-        check_results=[
-            schema_check_result(RAW_KEY, done.sample, CANDLESTICKS_RAW.column_names, []),
-            _fallback_check(done),
-        ],
+        check_results=_selected(
+            checks,
+            [
+                schema_check_result(RAW_KEY, done.sample, CANDLESTICKS_RAW.column_names, []),
+                _fallback_check(done),
+            ],
+        ),
     )
+
+
+def _selected(
+    checks: AbstractSet[dg.AssetCheckKey], results: list[dg.AssetCheckResult]
+) -> list[dg.AssetCheckResult]:
+    """The results of the checks the run selected (a run may select an asset without its checks)."""
+    return [
+        r
+        for r in results
+        if r.asset_key is not None
+        and r.check_name is not None
+        and dg.AssetCheckKey(r.asset_key, r.check_name) in checks
+    ]
 
 
 def _partial_failure(context: dg.AssetExecutionContext, failed: CandleDatesFailed) -> dg.Failure:
@@ -179,10 +282,9 @@ def _partial_failure(context: dg.AssetExecutionContext, failed: CandleDatesFaile
 
     Dates commit one by one, so the committed ones are recorded as materialized: Dagster then shows only
     the failed dates as failed, and "materialize failed and missing" (or a backfill's re-run of failed
-    partitions) does only those. When the run also selects `kalshi/candlesticks`, whose step can no longer
-    run after this one fails, each committed date was validated into the clean tables in the transaction
-    that stored it, so it is recorded as materialized there too and a re-run of the failed dates alone
-    leaves every date complete.
+    partitions) does only those. When the run also selects `kalshi/candlesticks`, each committed date was
+    validated into the clean tables in the transaction that stored it, so it is recorded as materialized
+    there too and a re-run of the failed dates alone leaves every date complete.
     """
     committed = sorted(failed.committed)
     for day in committed:
@@ -239,65 +341,14 @@ def _fallback_check(done: RawIngest) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset(
-    key=CANDLES_KEY,
-    deps=[RAW_KEY],
-    partitions_def=game_date_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    automation_condition=SWEEP_CONDITION,
-    group_name="kalshi",
-    kinds={"python", "pandera"},
-    description=(
-        "Validated 1-minute candles (exact decimals) of the partition's games; rows failing the pandera "
-        "rules go to kalshi.candlesticks_rejected with their reasons, in the same transaction."
-    ),
-    check_specs=[
-        dg.AssetCheckSpec("schema", asset=CANDLES_KEY, description="Columns and types as written."),
-        dg.AssetCheckSpec(
-            "rejects",
-            asset=CANDLES_KEY,
-            blocking=True,
-            description="Share of rejected candles: ERROR above max_reject_fraction, WARN below.",
-        ),
-        dg.AssetCheckSpec(
-            "minute_grid",
-            asset=CANDLES_KEY,
-            description=(
-                "Per game: no missing minutes inside the active trading window (scheduled start to "
-                "close); no-trade and quiet minutes are fine, and a live game's newest minutes are "
-                "still settling. Each missing minute is named (ticker, minute)."
-            ),
-        ),
-        dg.AssetCheckSpec(
-            "raw_clean_agree",
-            asset=CANDLES_KEY,
-            description=(
-                "Per game: every row of kalshi.candlesticks_raw is either in kalshi.candlesticks or "
-                "in kalshi.candlesticks_rejected (stream rows aside)."
-            ),
-        ),
-    ],
-)
-def candlesticks(
-    context: dg.AssetExecutionContext,
-    config: CandleValidationConfig,
-    warehouse: WarehouseResource,
+def _clean_result(
+    done: CleanCandles,
+    config: CandleConfig,
+    dates: Sequence[date],
+    checks: AbstractSet[dg.AssetCheckKey],
 ) -> dg.MaterializeResult:
-    """Parse and validate the partition's raw candles, then replace them in the clean and rejected tables."""
-    dates = partition_dates(context)
-    with warehouse.open() as wh:
-        done = clean_candles(
-            wh,
-            dates,
-            now=datetime.now(UTC),
-            event_tickers=config.event_tickers,
-            start_ts=config.start_ts,
-            preview_rows=PREVIEW_ROWS,
-        )
-    context.log.info(
-        f"{done.valid} valid, {done.rejected} rejected candles for {dates_label(dates)}"
-    )
     return dg.MaterializeResult(
+        asset_key=CANDLES_KEY,
         metadata={
             "dates": dates_label(dates),
             "games": done.games,
@@ -324,14 +375,17 @@ def candlesticks(
                 ],
             ),
         },
-        check_results=[
-            schema_check_result(
-                CANDLES_KEY, done.sample, CANDLESTICKS.column_names, CANDLE_VALUE_COLUMNS
-            ),
-            _rejects_check(done, config.max_reject_fraction),
-            _grid_check(done, config.max_missing_fraction),
-            _agreement_check(done),
-        ],
+        check_results=_selected(
+            checks,
+            [
+                schema_check_result(
+                    CANDLES_KEY, done.sample, CANDLESTICKS.column_names, CANDLE_VALUE_COLUMNS
+                ),
+                _rejects_check(done, config.max_reject_fraction),
+                _grid_check(done, config.max_missing_fraction),
+                _agreement_check(done),
+            ],
+        ),
     )
 
 

@@ -4,15 +4,17 @@ One game date at a time, each in its own transaction: the raw payloads of the co
 validated (`validation.py`), and written over the run's window of the clean and rejected tables (rows of the
 window are deleted first, so a candle that turned invalid does not linger). Memory stays bounded on long
 single-run backfills, and a failure leaves that date exactly as it was. `clean_day` does that for one date;
-a run of both candle assets calls it from the raw step as each date is stored, and `clean_candles` then
-leaves such dates alone (`Warehouse.clean_state`). Afterwards the stored candles are summarized for the
-minute-grid completeness check and sampled for the schema check.
+a run of both candle assets calls it as each date is stored, reads back what the checks need of that date
+(`read_checks`) while the next dates are pulled, and hands both to `clean_candles` (`ValidatedAlong`), which
+then only finishes the checks. Otherwise `clean_candles` validates each date whose clean rows are not already
+current (`Warehouse.clean_state`), then summarizes the stored candles for the minute-grid completeness check
+and samples them for the schema check.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -32,7 +34,7 @@ from kalshi_pipeline.defs.candlesticks.columnar import (
 )
 from kalshi_pipeline.defs.candlesticks.completeness import GameCompleteness, game_completeness
 from kalshi_pipeline.defs.candlesticks.pull import PERIOD_INTERVAL
-from kalshi_pipeline.defs.candlesticks.scope import candle_scope
+from kalshi_pipeline.defs.candlesticks.scope import CandleScope, candle_scope
 from kalshi_pipeline.defs.candlesticks.validation import PARSED_COLUMNS, to_table, validate_candles
 from kalshi_pipeline.kalshi import KalshiError
 from kalshi_pipeline.kalshi.candles import CANDLE_VALUE_FIELDS, parse_candle_values
@@ -104,6 +106,34 @@ class DayClean:
     reason_counts: dict[str, int]
     #: The valid rows as parsed candles when asked for (`clean_day`'s `with_rows`), else None.
     rows: pd.DataFrame | None
+
+
+@dataclass(frozen=True)
+class CheckReads:
+    """What the clean asset's checks read back of one game date once its rows were committed."""
+
+    #: `Warehouse.candle_grid` of the date's covered games; None when the date has no covered market.
+    grid: pd.DataFrame | None
+    #: `Warehouse.game_candle_counts` of the date.
+    counts: pd.DataFrame
+
+
+def read_checks(wh: Warehouse, scope: CandleScope, day: date) -> CheckReads:
+    """Read back what the minute-grid and agreement checks need of one committed game date."""
+    grid = wh.candle_grid([day], scope.event_tickers) if len(scope.scoped_on(day)) else None
+    return CheckReads(grid, wh.game_candle_counts([day], PERIOD_INTERVAL))
+
+
+@dataclass(frozen=True)
+class ValidatedAlong:
+    """The dates a candle run validated as it stored them, and what the checks read back of each."""
+
+    #: The run's scope, as the pull computed it.
+    scope: CandleScope
+    #: What validating each stored date wrote.
+    days: Mapping[date, DayClean]
+    #: What the checks need of each of those dates, read right after the date was committed.
+    reads: Mapping[date, CheckReads]
 
 
 def clean_day(
@@ -182,13 +212,15 @@ def clean_candles(
     event_tickers: Sequence[str] = (),
     start_ts: int | None = None,
     preview_rows: int,
+    along: ValidatedAlong | None = None,
 ) -> CleanCandles:
     """Parse and validate the dates' raw candles and replace them in the clean and rejected tables.
 
     Covers every game of the dates, or only `event_tickers`; `start_ts` (Unix s) limits the run to candles
-    ending at or after it (an incremental run). `now` stamps `ingested_at`. A date whose clean rows are
-    already exactly what validating its raw rows would write (`Warehouse.clean_state`: the raw step
-    validated it as it stored it) is not parsed again; its counts are read back instead.
+    ending at or after it (an incremental run). `now` stamps `ingested_at`. The dates in `along` were
+    validated as they were stored, in this run, and what the checks need of them was read then: only the
+    other dates are looked at. A date whose clean rows are already exactly what validating its raw rows
+    would write (`Warehouse.clean_state`) is not parsed again; its counts are read back instead.
     """
     # Many reads and the dates' writes, one after another: an embedded file stays attached between them.
     with wh.hold():
@@ -199,6 +231,7 @@ def clean_candles(
             event_tickers=event_tickers,
             start_ts=start_ts,
             preview_rows=preview_rows,
+            along=along,
         )
 
 
@@ -210,13 +243,17 @@ def _clean_candles(
     event_tickers: Sequence[str],
     start_ts: int | None,
     preview_rows: int,
+    along: ValidatedAlong | None,
 ) -> CleanCandles:
-    scope = candle_scope(wh, dates, event_tickers)
+    scope = along.scope if along is not None else candle_scope(wh, dates, event_tickers)
+    validated: Mapping[date, DayClean] = along.days if along is not None else {}
+    read: Mapping[date, CheckReads] = along.reads if along is not None else {}
     ingested_at_ts = int(now.timestamp())
     window_start = start_ts if start_ts is not None else 0
     allowed = scope.allowed_tickers
     events = scope.event_tickers
-    state = _clean_state(wh, dates, events, start_ts)
+    unvalidated = [d for d in dates if d not in validated]
+    state = _clean_state(wh, unvalidated, events, start_ts) if unvalidated else {}
     raw_rows = valid_rows = rejected_rows = 0
     window_end: int | None = None
     reason_counts: dict[str, int] = {}
@@ -226,7 +263,9 @@ def _clean_candles(
     for day in dates:
         day_markets = scope.scoped_on(day)
         found = state.get(day)
-        if found is None:
+        if day in validated:
+            done = validated[day]
+        elif found is None:
             done = DayClean(0, 0, 0, None, {}, None)
         elif found.current:
             done = DayClean(found.raw_rows, found.raw_rows, 0, found.last_end, {}, None)
@@ -254,16 +293,29 @@ def _clean_candles(
             preview_day = day
             if done.rows is not None:
                 preview = busiest_minutes(done.rows, preview_rows)
-    # Everything below reads back what the tables now hold; the reads are independent, so they are asked
-    # `Warehouse.reads_at_once` at a time.
-    with_markets = [d for d in dates if len(scope.scoped_on(d))]
+    # Everything below reads back what the tables now hold (of the dates not read as they were stored);
+    # the reads are independent, so they are asked `Warehouse.reads_at_once` at a time.
+    unread = [d for d in dates if d not in read]
+    with_markets = [d for d in unread if len(scope.scoped_on(d))]
     chunks = [
         with_markets[i : i + GRID_DATES_PER_READ]
         for i in range(0, len(with_markets), GRID_DATES_PER_READ)
     ]
+    now_ts = int(now.timestamp())
+    by_first_date: dict[date, list[GameCompleteness]] = {
+        day: game_completeness(
+            scope.scoped_on(day), got.grid, window_start_ts=window_start, now_ts=now_ts
+        )
+        for day, got in read.items()
+        if got.grid is not None
+    }
     with ThreadPoolExecutor(wh.reads_at_once, thread_name_prefix="clean-read") as reads:
         # The longest read first.
-        counted = reads.submit(wh.game_candle_counts, list(dates), PERIOD_INTERVAL)
+        counted = (
+            reads.submit(wh.game_candle_counts, unread, PERIOD_INTERVAL)
+            if unread or not read
+            else None
+        )
         # The grid needs a few columns of the stored rows, read a week at a time (bounded memory).
         grids = [reads.submit(wh.candle_grid, chunk, events) for chunk in chunks]
         stored = (
@@ -274,17 +326,26 @@ def _clean_candles(
         # The schema check reads whole rows back.
         sampled = reads.submit(_sample, wh, dates)
         for chunk, grid in zip(chunks, grids, strict=True):
-            games += game_completeness(
+            by_first_date[chunk[0]] = game_completeness(
                 scope.scoped[scope.scoped["game_date"].isin(chunk)],
                 grid.result(),
                 window_start_ts=window_start,
-                now_ts=int(now.timestamp()),
+                now_ts=now_ts,
             )
         if stored is not None:
             preview = stored.result()
         sample = sampled.result()
-        agreement = counted.result()
-    agreement = agreement[agreement["event_ticker"].isin(events)].reset_index(drop=True)
+        counts = [got.counts for got in read.values()]
+        if counted is not None:
+            counts.append(counted.result())
+    for first in sorted(by_first_date):
+        games += by_first_date[first]
+    agreement = pd.concat(counts, ignore_index=True) if len(counts) > 1 else counts[0]
+    agreement = (
+        agreement[agreement["event_ticker"].isin(events)]
+        .sort_values("event_ticker", kind="stable")
+        .reset_index(drop=True)
+    )
     return CleanCandles(
         games=scope.games,
         markets=len(scope.scoped),

@@ -32,7 +32,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kalshi_pipeline.defs.candlesticks.clean import DayClean, clean_day
+from kalshi_pipeline.defs.candlesticks.clean import (
+    CheckReads,
+    DayClean,
+    ValidatedAlong,
+    clean_day,
+    read_checks,
+)
 from kalshi_pipeline.defs.candlesticks.pull import (
     PERIOD_INTERVAL,
     GamePull,
@@ -96,8 +102,8 @@ class RawIngest:
     preview: pd.DataFrame
     #: Rows of the run's dates read back from `kalshi.candlesticks_raw`, for the schema check.
     sample: pd.DataFrame
-    #: What validating each date wrote, when the run validated dates as it stored them (`validate`).
-    validated: dict[date, DayClean]
+    #: The dates validated as they were stored and what the checks read back of each (with `validate`).
+    along: ValidatedAlong | None
 
     @property
     def archived_markets(self) -> int:
@@ -126,9 +132,10 @@ async def ingest_raw_candles(
     `now` bounds the windows of markets still open and stamps `ingested_at`; `start_ts` (Unix s) starts
     every window there instead of at the market's open (an incremental pull); the first `preview_rows`
     rows stored are returned as the preview. With `validate`, each date's rows are also validated into
-    `kalshi.candlesticks` in the transaction that stores them (`clean.clean_day`, as the clean step would),
-    from the rows in hand rather than read back: a run of both candle assets parses every candle once and
-    validates while the next dates are pulled.
+    `kalshi.candlesticks` in the transaction that stores them (`clean.clean_day`), from the rows in hand
+    rather than read back, and what the clean asset's checks need of the date is read back once it is
+    committed (`clean.read_checks`): a run of both candle assets parses every candle once, and validates
+    and checks while the next dates are pulled.
     """
     scope = candle_scope(wh, dates, event_tickers)
     now_ts = int(now.timestamp())
@@ -137,7 +144,7 @@ async def ingest_raw_candles(
         market_window(m, now_ts=now_ts, cutoff_ts=cutoff, start_ts=start_ts)
         for m in scope.scoped_rows()
     ]
-    stored = _Stored(preview_rows, scope if validate else None, start_ts)
+    stored = _Stored(preview_rows, scope if validate else None, start_ts, min(dates, default=None))
     fallbacks: list[str] = []
     chunks = [set(dates[i : i + DATES_PER_CHUNK]) for i in range(0, len(dates), DATES_PER_CHUNK)]
 
@@ -207,7 +214,7 @@ async def ingest_raw_candles(
         historical_fallbacks=tuple(fallbacks),
         preview=stored.preview,
         sample=wh.sample_rows(CANDLESTICKS_RAW.name, dates),
-        validated=stored.validated,
+        along=ValidatedAlong(scope, stored.validated, stored.reads) if validate else None,
     )
 
 
@@ -215,13 +222,20 @@ class _Stored:
     """Counts of what the chunks stored so far (updated by the writer threads under `lock`)."""
 
     def __init__(
-        self, preview_rows: int, validate_scope: CandleScope | None, start_ts: int | None
+        self,
+        preview_rows: int,
+        validate_scope: CandleScope | None,
+        start_ts: int | None,
+        first_day: date | None,
     ) -> None:
         self.preview_rows = preview_rows
         #: The run's scope when each date is validated as it is stored, else None.
         self.validate_scope = validate_scope
         self.start_ts = start_ts
+        #: The run's first date: its validated rows are kept for the clean asset's preview.
+        self.first_day = first_day
         self.validated: dict[date, DayClean] = {}
+        self.reads: dict[date, CheckReads] = {}
         self.candles = 0
         self.historical = 0
         self.preview = pd.DataFrame(columns=list(CANDLESTICKS_RAW.column_names))
@@ -272,6 +286,10 @@ class _Stored:
                     self._preview_day = day
                     self.preview = rows.slice(0, self.preview_rows).to_pandas()
             del rows
+            if validated is not None and self.validate_scope is not None:
+                reads = read_checks(wh, self.validate_scope, day)
+                with self.lock:
+                    self.reads[day] = reads
             # Arrow's allocator keeps freed blocks for reuse; hand them back so memory stays flat.
             pa.default_memory_pool().release_unused()
 
@@ -307,6 +325,7 @@ class _Stored:
             allowed_tickers=scope.allowed_tickers,
             window_start=self.start_ts if self.start_ts is not None else 0,
             ingested_at_ts=ingested_at_ts,
+            with_rows=day == self.first_day,
         )
 
 

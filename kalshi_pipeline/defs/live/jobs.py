@@ -13,9 +13,9 @@ import dagster as dg
 
 from kalshi_pipeline.defs.candlesticks.assets import (
     CANDLES_KEY,
+    CANDLES_OP,
     RAW_KEY,
-    candlesticks,
-    candlesticks_raw,
+    candle_assets,
 )
 from kalshi_pipeline.defs.games.assets import (
     GAME_PROBABILITIES_KEY,
@@ -49,8 +49,8 @@ SWEEP_JOB_NAME = "kalshi_sweep_job"
 
 
 def own_checks() -> list[dg.AssetCheckKey]:
-    """The checks the three assets evaluate inside their own step (their `check_specs`)."""
-    assets = (markets, candlesticks_raw, candlesticks, game_states, game_probabilities)
+    """The checks the assets evaluate inside their own step (their `check_specs`)."""
+    assets = (markets, candle_assets, game_states, game_probabilities)
     return sorted(
         {key for asset in assets for key in asset.check_keys},
         key=lambda k: (k.asset_key.to_user_string(), k.name),
@@ -90,7 +90,7 @@ sweep_job = dg.define_asset_job(
 
 
 def op_name(key: dg.AssetKey) -> str:
-    """Return the op name Dagster gives an asset key (`kalshi/candlesticks` -> `kalshi__candlesticks`)."""
+    """Return the op name Dagster gives an asset key (`kalshi/game_states` -> `kalshi__game_states`)."""
     return "__".join(key.path)
 
 
@@ -100,14 +100,14 @@ def candle_run_config(
     game_keys: Sequence[dg.AssetKey] = (),
     replay_pbp: bool = False,
 ) -> dict[str, Any]:
-    """Return the run config scoping both candle assets (and `game_keys`) to some games from `start_ts` on.
+    """Return the run config scoping the candle assets (and `game_keys`) to some games from `start_ts` on.
 
-    Both candle assets take `event_tickers` and `start_ts` (see `defs/candlesticks/assets.py`); the clean
-    asset must see the same scope, or it would rewrite other games' rows from the raw table. The game assets
-    in `game_keys` take the same games; `kalshi/game_states` replays the play-by-play only if `replay_pbp`.
+    The candle assets' op takes `event_tickers` and `start_ts` (see `defs/candlesticks/assets.py`). The game
+    assets in `game_keys` take the same games; `kalshi/game_states` replays the play-by-play only if
+    `replay_pbp`.
     """
     scope = {"event_tickers": list(event_tickers), "start_ts": start_ts}
-    ops: dict[str, Any] = {op_name(key): {"config": dict(scope)} for key in CANDLE_KEYS}
+    ops: dict[str, Any] = {CANDLES_OP: {"config": scope}}
     for key in game_keys:
         config: dict[str, Any] = {"event_tickers": list(event_tickers)}
         if key == GAME_STATES_KEY:

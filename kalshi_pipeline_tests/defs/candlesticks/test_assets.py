@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY, RAW_KEY
+from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY, CANDLES_OP, RAW_KEY
 from kalshi_pipeline.defs.candlesticks.clean import parse_raw
 from kalshi_pipeline.defs.markets.assets import MARKETS_KEY
 from kalshi_pipeline.kalshi import Candlestick, KalshiError
@@ -181,12 +181,7 @@ def test_restricted_incremental_run_touches_only_its_game(
         url,
         partition_key=day.isoformat(),
         selection=[RAW_KEY, CANDLES_KEY],
-        run_config={
-            "ops": {
-                "kalshi__candlesticks_raw": {"config": config},
-                "kalshi__candlesticks": {"config": config},
-            }
-        },
+        run_config={"ops": {CANDLES_OP: {"config": config}}},
     )
     meta = materialization_metadata(result, "kalshi/candlesticks")
     assert meta["games"] == 1 and 0 < meta["candles"] <= 40
@@ -204,9 +199,7 @@ def test_unknown_event_ticker_is_a_clear_error(
         url,
         partition_key=day.isoformat(),
         selection=[RAW_KEY],
-        run_config={
-            "ops": {"kalshi__candlesticks_raw": {"config": {"event_tickers": ["KXNBAGAME-XX"]}}}
-        },
+        run_config={"ops": {CANDLES_OP: {"config": {"event_tickers": ["KXNBAGAME-XX"]}}}},
         raise_on_error=False,
     )
     assert not result.success

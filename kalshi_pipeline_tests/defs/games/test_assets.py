@@ -11,7 +11,7 @@ from typing import Any
 
 import dagster as dg
 
-from kalshi_pipeline.defs.candlesticks.assets import candlesticks, candlesticks_raw
+from kalshi_pipeline.defs.candlesticks.assets import candle_assets
 from kalshi_pipeline.defs.games.assets import calibration, game_probabilities, game_states
 from kalshi_pipeline.defs.markets.assets import markets
 from kalshi_pipeline.defs.resources import LiveResource
@@ -37,7 +37,7 @@ def test_materialize_states_and_probabilities(
     day = min(days, key=lambda d: (days[d], d))
     url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
     result = dg.materialize(
-        [markets, candlesticks_raw, candlesticks, game_states, game_probabilities, calibration],
+        [markets, candle_assets, game_states, game_probabilities, calibration],
         resources={**resources(sim.base_url, url), "live": LiveResource()},
         partition_key=day.isoformat(),
     )

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from kalshi_pipeline.defs.candlesticks.assets import candlesticks, candlesticks_raw
+from kalshi_pipeline.defs.candlesticks.assets import candle_assets
 from kalshi_pipeline.defs.live.jobs import ALL_KEYS, sweep_job
 from kalshi_pipeline.defs.markets.assets import markets
 from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
@@ -29,7 +29,7 @@ def test_a_range_of_dates_in_one_run(start_simulator, fresh_pg_url: str) -> None
     first = date.today() - timedelta(days=12)
     last = first + timedelta(days=2)
     defs = dg.Definitions(
-        assets=[markets, candlesticks_raw, candlesticks],
+        assets=[markets, candle_assets],
         jobs=[sweep_job],
         resources={
             "kalshi": KalshiApiResource(base_url=sim.base_url, rate_limit_tier="off"),

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import dagster as dg
 import pytest
 
-from kalshi_pipeline.defs.candlesticks.assets import candlesticks, candlesticks_raw
+from kalshi_pipeline.defs.candlesticks.assets import CANDLES_OP, candle_assets
 from kalshi_pipeline.defs.games.assets import game_probabilities, game_states
 from kalshi_pipeline.defs.live.jobs import LIVE_DATE_TAG, LIVE_TAG, live_job
 from kalshi_pipeline.defs.live.purge import purge_old_live_runs
@@ -63,7 +63,7 @@ def test_sensor_and_live_runs_on_a_postgres_instance(
         "live": LiveResource(mode="rest"),
     }
     defs = dg.Definitions(
-        assets=[markets, candlesticks_raw, candlesticks, game_states, game_probabilities],
+        assets=[markets, candle_assets, game_states, game_probabilities],
         jobs=[live_job, purge_old_live_runs],
         sensors=[live_games_sensor],
         resources=resources,
@@ -99,7 +99,7 @@ def test_sensor_and_live_runs_on_a_postgres_instance(
 
     # The game the simulator injected must be in the live request, and both its markets must have candles.
     (injected,) = [g for g in sim.app.state.world.games if g.injected]
-    event_tickers = live[0].run_config["ops"]["kalshi__candlesticks"]["config"]["event_tickers"]
+    event_tickers = live[0].run_config["ops"][CANDLES_OP]["config"]["event_tickers"]
     assert injected.event_ticker in event_tickers
     wh = open_warehouse(fresh_pg_url)
     try:

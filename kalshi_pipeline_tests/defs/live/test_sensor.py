@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pytest
 
-from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY, RAW_KEY
+from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY, CANDLES_OP, RAW_KEY
 from kalshi_pipeline.defs.games.assets import GAME_PROBABILITIES_KEY, GAME_STATES_KEY
 from kalshi_pipeline.defs.live.jobs import LIVE_DATE_TAG, LIVE_KIND_TAG, LIVE_TAG
 from kalshi_pipeline.defs.live.planning import LiveSettings
@@ -93,9 +93,7 @@ def by_kind(result: dg.SensorResult) -> dict[str, list[dg.RunRequest]]:
 
 
 def scope(req: dg.RunRequest) -> dict:
-    ops = req.run_config["ops"]
-    assert ops["kalshi__candlesticks_raw"] == ops["kalshi__candlesticks"]
-    return ops["kalshi__candlesticks_raw"]["config"]
+    return req.run_config["ops"][CANDLES_OP]["config"]
 
 
 def test_first_tick_refreshes_the_live_game_and_reconciles_last_night(night, duck_url) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from kalshi_pipeline.defs.candlesticks.assets import candlesticks, candlesticks_raw
+from kalshi_pipeline.defs.candlesticks.assets import candle_assets
 from kalshi_pipeline.defs.markets.assets import markets
 from kalshi_pipeline.defs.partitions import GAME_TZ
 from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
@@ -19,7 +19,7 @@ from kalshi_pipeline.kalshi import KalshiClient, KalshiConfig, parse_game_event
 from kalshi_pipeline.kalshi.ratelimit import UnlimitedLimiter
 from kalshi_pipeline.warehouse import open_warehouse
 
-ASSETS = [markets, candlesticks_raw, candlesticks]
+ASSETS = [markets, candle_assets]
 
 
 @dataclass(frozen=True)

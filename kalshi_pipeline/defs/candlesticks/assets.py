@@ -89,35 +89,39 @@ def _window_label(windows: Sequence[MarketWindow]) -> str:
     )
 
 
-RAW_SPEC = dg.AssetSpec(
-    RAW_KEY,
-    deps=[MARKETS_KEY],
-    automation_condition=SWEEP_CONDITION,
-    group_name="kalshi",
-    kinds={"python"},
-    description=(
-        "Every 1-minute candle of every market of the partition's games over the market's life, stored "
-        "exactly as Kalshi sent it (batch endpoint for live markets, /historical for archived ones)."
-    ),
-)
-CANDLES_SPEC = dg.AssetSpec(
-    CANDLES_KEY,
-    deps=[RAW_KEY],
-    automation_condition=SWEEP_CONDITION,
-    group_name="kalshi",
-    kinds={"python", "pandera"},
-    description=(
-        "Validated 1-minute candles (exact decimals) of the partition's games; rows failing the pandera "
-        "rules go to kalshi.candlesticks_rejected with their reasons, in the same transaction."
-    ),
-)
 #: The op that computes both candle assets (the key of its run config).
 CANDLES_OP = "kalshi__candles"
 
 
 @dg.multi_asset(
     name=CANDLES_OP,
-    specs=[RAW_SPEC, CANDLES_SPEC],
+    # Inline: a module-level AssetSpec would be loaded by the defs folder as an asset of its own.
+    specs=[
+        dg.AssetSpec(
+            RAW_KEY,
+            deps=[MARKETS_KEY],
+            automation_condition=SWEEP_CONDITION,
+            group_name="kalshi",
+            kinds={"python"},
+            description=(
+                "Every 1-minute candle of every market of the partition's games over the market's "
+                "life, stored exactly as Kalshi sent it (batch endpoint for live markets, /historical "
+                "for archived ones)."
+            ),
+        ),
+        dg.AssetSpec(
+            CANDLES_KEY,
+            deps=[RAW_KEY],
+            automation_condition=SWEEP_CONDITION,
+            group_name="kalshi",
+            kinds={"python", "pandera"},
+            description=(
+                "Validated 1-minute candles (exact decimals) of the partition's games; rows failing "
+                "the pandera rules go to kalshi.candlesticks_rejected with their reasons, in the same "
+                "transaction."
+            ),
+        ),
+    ],
     partitions_def=game_date_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     can_subset=True,

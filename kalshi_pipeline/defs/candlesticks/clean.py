@@ -112,16 +112,31 @@ class DayClean:
 class CheckReads:
     """What the clean asset's checks read back of one game date once its rows were committed."""
 
-    #: `Warehouse.candle_grid` of the date's covered games; None when the date has no covered market.
-    grid: pd.DataFrame | None
+    #: The minute-grid completeness of the date's covered games.
+    games: list[GameCompleteness]
     #: `Warehouse.game_candle_counts` of the date.
     counts: pd.DataFrame
 
 
-def read_checks(wh: Warehouse, scope: CandleScope, day: date) -> CheckReads:
-    """Read back what the minute-grid and agreement checks need of one committed game date."""
-    grid = wh.candle_grid([day], scope.event_tickers) if len(scope.scoped_on(day)) else None
-    return CheckReads(grid, wh.game_candle_counts([day], PERIOD_INTERVAL))
+def read_checks(
+    wh: Warehouse, scope: CandleScope, day: date, *, window_start_ts: int, now_ts: int
+) -> CheckReads:
+    """Read back what the minute-grid and agreement checks need of one committed game date.
+
+    `window_start_ts` and `now_ts` are the run's, as `clean_candles` takes them (`game_completeness`).
+    """
+    markets = scope.scoped_on(day)
+    games = (
+        game_completeness(
+            markets,
+            wh.candle_grid([day], scope.event_tickers),
+            window_start_ts=window_start_ts,
+            now_ts=now_ts,
+        )
+        if len(markets)
+        else []
+    )
+    return CheckReads(games, wh.game_candle_counts([day], PERIOD_INTERVAL))
 
 
 @dataclass(frozen=True)
@@ -302,13 +317,7 @@ def _clean_candles(
         for i in range(0, len(with_markets), GRID_DATES_PER_READ)
     ]
     now_ts = int(now.timestamp())
-    by_first_date: dict[date, list[GameCompleteness]] = {
-        day: game_completeness(
-            scope.scoped_on(day), got.grid, window_start_ts=window_start, now_ts=now_ts
-        )
-        for day, got in read.items()
-        if got.grid is not None
-    }
+    by_first_date = {day: got.games for day, got in read.items()}
     with ThreadPoolExecutor(wh.reads_at_once, thread_name_prefix="clean-read") as reads:
         # The longest read first.
         counted = (

@@ -287,7 +287,13 @@ class _Stored:
                     self.preview = rows.slice(0, self.preview_rows).to_pandas()
             del rows
             if validated is not None and self.validate_scope is not None:
-                reads = read_checks(wh, self.validate_scope, day)
+                reads = read_checks(
+                    wh,
+                    self.validate_scope,
+                    day,
+                    window_start_ts=self.start_ts if self.start_ts is not None else 0,
+                    now_ts=ingested_at_ts,
+                )
                 with self.lock:
                     self.reads[day] = reads
             # Arrow's allocator keeps freed blocks for reuse; hand them back so memory stays flat.

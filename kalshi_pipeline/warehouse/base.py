@@ -312,6 +312,13 @@ class Warehouse(WarehouseQueries):
         """
         yield
 
+    def checkpoint(self) -> None:
+        """Make the writes so far durable in their final form now rather than at the end of `hold`.
+
+        Nothing to do for a server database; an embedded DuckDB file folds its log into the file
+        (`DuckDBWarehouse.checkpoint`).
+        """
+
     def execute(self, sql: str, params: Params = None) -> int:
         """Run one statement in its own transaction and return the affected row count."""
         with self.transaction() as tx:

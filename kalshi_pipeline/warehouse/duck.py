@@ -462,6 +462,24 @@ class DuckDBWarehouse(Warehouse):
                 if not state.holds and not state.users and state.host is not None:
                     self.detach_file()
 
+    def checkpoint(self) -> None:
+        """Write the log into the file now if the next detach would (from `wal_limit`, or after a bulk write).
+
+        A run that has other work left after its last write (its report) does this beside that work, so
+        its final detach is quick. In memory, nothing to do.
+        """
+        if self._memory is not None:
+            return
+        with self._connection(read_only=False) as conn:
+            if not self._state.writable:
+                return
+            if wal_bytes(self._path) >= self.wal_limit or self._state.checkpoint_due:
+                try:
+                    conn.execute(f"CHECKPOINT {self._state.alias}")
+                except duckdb.Error as exc:
+                    self._raise(exc, "checkpoint")
+                self._state.checkpoint_due = False
+
     def _detach_writable(self, cursor: duckdb.DuckDBPyConnection) -> None:
         """Detach a read-write attachment, checkpointing first only once the log has reached `wal_limit`."""
         alias = self._state.alias

@@ -10,13 +10,14 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from kalshi_pipeline.defs.candlesticks.clean import CleanCandles, clean_candles
+from kalshi_pipeline.defs.candlesticks.clean import CleanCandles, ValidatedAlong, clean_candles
 from kalshi_pipeline.defs.candlesticks.ingest import (
     CandleDatesFailed,
     RawIngest,
@@ -183,21 +184,40 @@ def candle_assets(
         pulled: tuple[RawIngest, RequestStats] | None = None
         if RAW_KEY in selected:
             pulled = _pull(context, config, kalshi, wh, dates, validate=CANDLES_KEY in selected)
-            yield _raw_result(pulled, config, kalshi, dates, checks)
-        if CANDLES_KEY in selected:
-            done = clean_candles(
-                wh,
-                dates,
-                now=datetime.now(UTC),
-                event_tickers=config.event_tickers,
-                start_ts=config.start_ts,
-                preview_rows=PREVIEW_ROWS,
-                along=pulled[0].along if pulled is not None else None,
+        if CANDLES_KEY not in selected:
+            if pulled is not None:
+                yield _raw_result(pulled, config, kalshi, dates, checks)
+            return
+        # The clean half (its last read-backs, then an embedded file's checkpoint) runs while Dagster
+        # records the raw asset's materializations.
+        with ThreadPoolExecutor(1, thread_name_prefix="candles-clean") as pool:
+            cleaning = pool.submit(
+                _clean, wh, dates, config, pulled[0].along if pulled is not None else None
             )
-            context.log.info(
-                f"{done.valid} valid, {done.rejected} rejected candles for {dates_label(dates)}"
-            )
-            yield _clean_result(done, config, dates, checks)
+            if pulled is not None:
+                yield _raw_result(pulled, config, kalshi, dates, checks)
+            done = cleaning.result()
+    context.log.info(
+        f"{done.valid} valid, {done.rejected} rejected candles for {dates_label(dates)}"
+    )
+    yield _clean_result(done, config, dates, checks)
+
+
+def _clean(
+    wh: Warehouse, dates: Sequence[date], config: CandleConfig, along: ValidatedAlong | None
+) -> CleanCandles:
+    """Validate the dates (`clean_candles`, finishing what the pull validated along), then checkpoint."""
+    done = clean_candles(
+        wh,
+        dates,
+        now=datetime.now(UTC),
+        event_tickers=config.event_tickers,
+        start_ts=config.start_ts,
+        preview_rows=PREVIEW_ROWS,
+        along=along,
+    )
+    wh.checkpoint()
+    return done
 
 
 def _pull(

@@ -87,6 +87,29 @@ def test_the_log_is_folded_in_at_the_detach_that_finds_it_at_the_limit(tmp_path:
     assert _count_directly(path) == 6
 
 
+def test_checkpoint_folds_the_log_in_when_the_detach_would_and_not_otherwise(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "wh.duckdb"
+    probe = _warehouse(tmp_path / "probe.duckdb", wal_limit=1 << 30)
+    probe.upsert("candlesticks", candle_rows(n=3))
+    one_write = _log_bytes(tmp_path / "probe.duckdb")
+
+    limit = one_write * 3 // 2
+    wh = _warehouse(path, wal_limit=limit)
+    with wh.hold():
+        wh.upsert("candlesticks", candle_rows(n=3))
+        wh.checkpoint()
+        first = _log_bytes(path)
+        assert 0 < first < limit  # under the limit: left for a later detach
+        wh.upsert("candlesticks", candle_rows(start_ts=T0 + 3600, n=3))
+        assert _log_bytes(path) >= limit  # held: the file stays attached, the log grows
+        wh.checkpoint()
+        assert _log_bytes(path) == 0  # folded in while still held
+        assert wh.table_counts()["candlesticks"] == 6
+    assert _count_directly(path) == 6
+
+
 def test_a_rolled_back_transaction_leaves_the_file_and_its_log_as_they_were(
     tmp_path: Path,
 ) -> None:

@@ -272,7 +272,6 @@ def _clean_candles(
     raw_rows = valid_rows = rejected_rows = 0
     window_end: int | None = None
     reason_counts: dict[str, int] = {}
-    games: list[GameCompleteness] = []
     preview = pd.DataFrame()
     preview_day: date | None = None
     for day in dates:
@@ -317,7 +316,7 @@ def _clean_candles(
         for i in range(0, len(with_markets), GRID_DATES_PER_READ)
     ]
     now_ts = int(now.timestamp())
-    by_first_date = {day: got.games for day, got in read.items()}
+    games: list[GameCompleteness] = [game for got in read.values() for game in got.games]
     with ThreadPoolExecutor(wh.reads_at_once, thread_name_prefix="clean-read") as reads:
         # The longest read first.
         counted = (
@@ -335,7 +334,7 @@ def _clean_candles(
         # The schema check reads whole rows back.
         sampled = reads.submit(_sample, wh, dates)
         for chunk, grid in zip(chunks, grids, strict=True):
-            by_first_date[chunk[0]] = game_completeness(
+            games += game_completeness(
                 scope.scoped[scope.scoped["game_date"].isin(chunk)],
                 grid.result(),
                 window_start_ts=window_start,
@@ -347,8 +346,9 @@ def _clean_candles(
         counts = [got.counts for got in read.values()]
         if counted is not None:
             counts.append(counted.result())
-    for first in sorted(by_first_date):
-        games += by_first_date[first]
+    # By date, then game: the same order whether a date was read as it was stored or in a chunk here.
+    game_dates = dict(zip(scope.scoped["event_ticker"], scope.scoped["game_date"], strict=True))
+    games.sort(key=lambda g: (game_dates[g.event_ticker], g.event_ticker))
     agreement = pd.concat(counts, ignore_index=True) if len(counts) > 1 else counts[0]
     agreement = (
         agreement[agreement["event_ticker"].isin(events)]

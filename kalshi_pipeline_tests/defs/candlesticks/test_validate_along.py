@@ -1,4 +1,7 @@
-"""A run of both candle assets validates each date as it stores it; the clean step then finds it current."""
+"""A run of both candle assets validates and checks each date as it stores it, as a clean-only run would.
+
+A clean-only run afterwards finds those dates current and rewrites nothing.
+"""
 
 from __future__ import annotations
 
@@ -38,10 +41,11 @@ def _stable(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _clean_outcome(result: Any) -> tuple[dict[str, Any], dict[str, bool]]:
+def _clean_outcome(result: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the clean asset reported: its metadata, and each check's outcome with its metadata."""
     meta = materialization_metadata(result, "kalshi/candlesticks")
     checks = {
-        name: e.passed
+        name: (e.passed, {k: v.value for k, v in e.metadata.items()})
         for (key, name), e in checks_by_name(result).items()
         if key == "kalshi/candlesticks"
     }
@@ -67,7 +71,8 @@ def test_validating_along_writes_what_the_clean_step_writes(
         materialization_metadata(together, "kalshi/candlesticks_raw")["dates_validated_along"] == 2
     )
     assert _clean_outcome(together) == _clean_outcome(separate)
-    assert all(_clean_outcome(together)[1].values())
+    assert all(passed for passed, _ in _clean_outcome(together)[1].values())
+    assert _clean_outcome(together)[1]["minute_grid"][1]["games"] > 0
     for name in ("candlesticks", "candlesticks_rejected"):
         pd.testing.assert_frame_equal(_stable(table(along, name)), _stable(table(apart, name)))
 

@@ -2,10 +2,10 @@
 
 Each market's window is computed from its stored row (see `pull.py`), games are pulled concurrently, and
 each game date's windows are replaced in one transaction: rows of the window are deleted, then the pulled
-rows written, so a failure leaves that date's previous rows in place. Dates are pulled one at a time, a
-couple ahead of the one being written, and each is written as an Arrow table (`pull.raw_table`, payloads
-serialized once when their answer is decoded, no per-candle objects kept), which bounds memory on a
-season-long single-run backfill; dates are stored in worker threads while the next ones are pulled (the
+rows written, so a failure leaves that date's previous rows in place. Dates are pulled one at a time (the
+busiest first), a couple ahead of the one being written, and each is written as an Arrow table
+(`pull.raw_table`, payloads serialized once when their answer is decoded, no per-candle objects kept),
+which bounds memory on a season-long single-run backfill; dates are stored in worker threads while the next ones are pulled (the
 pull mostly waits on the rate limit), `STORES_AT_ONCE` at a time: on Postgres one date's rows are parsed and
 validated while the server takes the other's COPY (an embedded DuckDB file admits one transaction at a
 time, so there they queue). Each date is its own transaction; a failed write stops the run: no date is
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -146,7 +147,8 @@ async def ingest_raw_candles(
     ]
     stored = _Stored(preview_rows, scope if validate else None, start_ts, min(dates, default=None))
     fallbacks: list[str] = []
-    chunks = [set(dates[i : i + DATES_PER_CHUNK]) for i in range(0, len(dates), DATES_PER_CHUNK)]
+    order = pull_order(dates, windows)
+    chunks = [set(order[i : i + DATES_PER_CHUNK]) for i in range(0, len(order), DATES_PER_CHUNK)]
 
     async def pull_chunk(chunk: set[date]) -> tuple[dict[str, list[MarketWindow]], list[Any]]:
         by_game: dict[str, list[MarketWindow]] = {}
@@ -216,6 +218,15 @@ async def ingest_raw_candles(
         sample=wh.sample_rows(CANDLESTICKS_RAW.name, dates),
         along=ValidatedAlong(scope, stored.validated, stored.reads) if validate else None,
     )
+
+
+def pull_order(dates: Sequence[date], windows: Sequence[MarketWindow]) -> list[date]:
+    """The dates in the order they are pulled: most markets to pull first, then by date.
+
+    What is left to store once the last answer arrives (a run's tail) is then the lightest date's rows.
+    """
+    markets = Counter(w.game_date for w in windows if not w.empty)
+    return sorted(dates, key=lambda d: (-markets[d], d))
 
 
 class _Stored:

@@ -20,6 +20,7 @@ from kalshi_pipeline.defs.candlesticks.ingest import (
     CandleLossRefused,
     _replace_date,
     ingest_raw_candles,
+    pull_order,
 )
 from kalshi_pipeline.defs.candlesticks.pull import MarketWindow, PulledMarket, raw_table
 from kalshi_pipeline.defs.markets.refresh import refresh_markets
@@ -254,16 +255,31 @@ def test_a_failed_write_stops_the_range_and_keeps_every_date_whole(
                 url, lambda c: ingest_raw_candles(failing, c, days, now=later, preview_rows=5)
             )
         after = wh.candles(CANDLESTICKS_RAW.name, days)
-        # The failed date keeps its rows exactly; the one before it was committed by the re-run
-        # (stamped with its time); the one after is either untouched or whole, never partial.
+        # The failed date keeps its rows exactly; each other date was either committed whole by the
+        # re-run (stamped with its time) or left untouched, never partly rewritten.
         pd.testing.assert_frame_equal(
             after[after["game_date"] == bad_day].reset_index(drop=True),
             before[before["game_date"] == bad_day].reset_index(drop=True),
         )
-        for day, stamps in ((first, {later}), (last, {now, later})):
+        for day in (first, last):
             rows = after[after["game_date"] == day]
             assert len(rows) == len(before[before["game_date"] == day])
             stamped = set(rows["ingested_at"])
-            assert len(stamped) == 1 and stamped <= {pd.Timestamp(s) for s in stamps}
+            assert len(stamped) == 1 and stamped <= {pd.Timestamp(now), pd.Timestamp(later)}
     finally:
         wh.close()
+
+
+def test_dates_are_pulled_busiest_first_then_by_date() -> None:
+    d1, d2, d3, d4 = (date(2026, 11, day) for day in (1, 2, 3, 4))
+
+    def windows(day: date, n: int, empty: int = 0) -> list[MarketWindow]:
+        full = [MarketWindow(f"T{i}", f"E-{day}", "S", day, 60, 120, False) for i in range(n)]
+        none = [MarketWindow(f"X{i}", f"E-{day}", "S", day, 120, 60, False) for i in range(empty)]
+        return full + none
+
+    # d3 has the most markets to pull; d1 and d4 tie (empty windows do not count); d2 has none.
+    order = pull_order(
+        [d1, d2, d3, d4], [*windows(d1, 2), *windows(d3, 4), *windows(d4, 2, empty=3)]
+    )
+    assert order == [d3, d1, d4, d2]

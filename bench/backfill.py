@@ -12,7 +12,9 @@ request = 20 requests/s, bucket of 2 s):
 
 4. `cli_duckdb` / `cli_postgres`: the same range through `dagster asset materialize --partition-range`
    (a fresh DAGSTER_HOME with the project's dagster.yaml), as an operator runs it; run time from the
-   instance's run record.
+   instance's run record. `cli_postgres_deployed`: the same with `deploy/dagster.yaml` (Dagster's storage
+   in Postgres) and the deployments' `DAGSTER_EVENT_BATCH_SIZE`; `cli_postgres_deployed_unbatched`
+   without it.
 
 Before the scenarios, one untimed naive pull warms the simulator's rendered-history cache, so every scenario
 meets the same warm exchange and the client side is what is measured (`--cold-simulator` skips it).
@@ -204,8 +206,12 @@ SCENARIOS = (
     "pipeline_postgres",
     "cli_duckdb",
     "cli_postgres",
+    "cli_postgres_deployed",
+    "cli_postgres_deployed_unbatched",
     "naive_sequential",
 )
+#: `DAGSTER_EVENT_BATCH_SIZE` of the deployments (deploy/helm/values.yaml, deploy/compose.yaml).
+DEPLOYED_EVENT_BATCH = 100
 
 
 def _floor_s(requests: int) -> float:
@@ -214,23 +220,46 @@ def _floor_s(requests: int) -> float:
 
 
 def _cli(
-    base_url: str, warehouse_url: str, start: str, end: str, budget_dir: str, tier: str = TIER
+    base_url: str,
+    warehouse_url: str,
+    start: str,
+    end: str,
+    budget_dir: str,
+    tier: str = TIER,
+    instance_url: str | None = None,
+    event_batch: int = 0,
 ) -> dict[str, Any]:
     """`dagster asset materialize --partition-range` of the three assets, as an operator runs it.
 
-    A fresh DAGSTER_HOME with the project's dagster.yaml; the run's own start and end come from the
-    instance, the API counters from its materializations, peak RSS from the finished command.
+    A fresh DAGSTER_HOME with the project's dagster.yaml, or with `deploy/dagster.yaml` (instance storage
+    in the Postgres database `instance_url`) and `DAGSTER_EVENT_BATCH_SIZE=event_batch` (0: unset) as the
+    deployments run; the run's own start and end come from the instance, the API counters from its
+    materializations, peak RSS from the finished command.
     """
     import shutil
     import subprocess
+    from urllib.parse import urlsplit
 
     import dagster as dg
 
     home = Path(tempfile.mkdtemp(prefix="kalshi_bench_home_"))
     try:
-        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+        config = ROOT / ("deploy/dagster.yaml" if instance_url else "dagster.yaml")
+        shutil.copy(config, home / "dagster.yaml")
+        instance_env: dict[str, str] = {}
+        if instance_url:
+            parts = urlsplit(instance_url)
+            instance_env = {
+                "DAGSTER_PG_HOST": parts.hostname or "127.0.0.1",
+                "DAGSTER_PG_PORT": str(parts.port or 5432),
+                "DAGSTER_PG_DB": parts.path.lstrip("/"),
+                "DAGSTER_PG_USERNAME": parts.username or "postgres",
+                "DAGSTER_PG_PASSWORD": parts.password or "",
+            }
+            os.environ.update(instance_env)  # this process reads the instance back below
         env = {
             **os.environ,
+            **instance_env,
             "DAGSTER_HOME": str(home),
             "KALSHI_API_BASE_URL": base_url,
             "KALSHI_WAREHOUSE_URL": warehouse_url,
@@ -238,6 +267,8 @@ def _cli(
             "KALSHI_RATE_BUDGET_DIR": budget_dir,
             "PYTHONPATH": str(ROOT),
         }
+        if event_batch:
+            env["DAGSTER_EVENT_BATCH_SIZE"] = str(event_batch)
         args = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize"]
         args += ["-m", "kalshi_pipeline.definitions", "--select", ",".join(ASSETS)]
         args += ["--partition-range", f"{start}...{end}"]
@@ -398,6 +429,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name} ...", file=sys.stderr)
             if name == "naive_sequential":
                 scenarios[name] = _in_process("_naive", sim.base_url, *span, budget, args.tier)
+                continue
+            if name.startswith("cli_postgres_deployed"):
+                # Instance storage in Postgres as deployed, event batching on unless `_unbatched`.
+                batch = 0 if name.endswith("_unbatched") else DEPLOYED_EVENT_BATCH
+                with (
+                    temporary_database("kalshi_bench", args.pg_admin_url) as url,
+                    temporary_database("kalshi_bench_instance", args.pg_admin_url) as instance,
+                ):
+                    scenarios[name] = _in_process(
+                        "_cli", sim.base_url, url, *span, budget, args.tier, instance, batch
+                    )
+                print(f"  {scenarios[name]}", file=sys.stderr)
                 continue
             how, dialect = name.split("_")
             fn = "_pipeline" if how == "pipeline" else "_cli"

@@ -134,6 +134,9 @@ def test_instance_is_deploy_dagster_yaml_plus_the_docker_run_launcher(
     assert {k for k in daemon_env if k.startswith(("KALSHI_", "DAGSTER_PG_"))} <= set(
         config["env_vars"]
     )
+    # Run containers record a range's per-partition materializations in batches.
+    assert "DAGSTER_EVENT_BATCH_SIZE" in config["env_vars"]
+    assert int(daemon_env["DAGSTER_EVENT_BATCH_SIZE"]) > 0
 
 
 def test_single_host_instance_loads(

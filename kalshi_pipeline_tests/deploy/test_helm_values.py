@@ -105,6 +105,9 @@ def test_one_image_and_the_code_location(values: dict[str, Any]) -> None:
     assert values["postgresql"]["enabled"] is False
     daemon_env = {e["name"]: e["value"] for e in values["dagsterDaemon"]["env"]}
     assert DAEMON_ENV.items() <= daemon_env.items()
+    # Run pods (the deployment's env) record a range's per-partition materializations in batches.
+    run_env = {e["name"]: e["value"] for e in deployment["env"]}
+    assert int(run_env["DAGSTER_EVENT_BATCH_SIZE"]) > 0
 
 
 def test_secrets_come_from_kubernetes_secrets_only(values: dict[str, Any]) -> None:

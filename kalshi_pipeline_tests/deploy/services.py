@@ -63,7 +63,17 @@ SENSOR_TICKS = """
 query SensorTicks($selector: SensorSelector!) {
   sensorOrError(sensorSelector: $selector) {
     __typename
-    ... on Sensor { sensorState { status ticks(limit: 200) { status timestamp } } }
+    ... on Sensor { id sensorState { status ticks(limit: 200) { status timestamp } } }
+  }
+}
+"""
+
+STOP_SENSOR = """
+mutation StopSensor($id: String) {
+  stopSensor(id: $id) {
+    __typename
+    ... on StopSensorMutationResult { instigationState { status } }
+    ... on PythonError { message }
   }
 }
 """
@@ -213,10 +223,28 @@ class Deployment:
         self.services = (self.code_server, self.webserver, self.daemon)
         self._http = httpx.Client(base_url=f"http://127.0.0.1:{self.web_port}", timeout=30)
 
-    def start(self) -> None:
-        """Start the code server first (the others load the workspace from it), then the others."""
-        for service in self.services:
-            service.start()
+    def start(self, *, stopped_sensors: Sequence[str] = (), timeout: float = 120.0) -> None:
+        """Start the code server first (the others load the workspace from it), then the others.
+
+        The `stopped_sensors` are stopped through the webserver, as in the UI, before the daemon starts,
+        so the daemon never ticks them.
+        """
+        self.code_server.start()
+        self.webserver.start()
+        if stopped_sensors:
+            wait_for(self.location_loaded, timeout, "the webserver loading the location", self.logs)
+            for name in stopped_sensors:
+                self.stop_sensor(name)
+        self.daemon.start()
+
+    def stop_sensor(self, sensor_name: str) -> None:
+        """Stop a sensor as its page in the UI does."""
+        sensor = self.graphql(SENSOR_TICKS, {"selector": self._sensor_selector(sensor_name)})
+        found = sensor["sensorOrError"]
+        assert found["__typename"] == "Sensor", f"sensor {sensor_name} not found: {found}"
+        answer = self.graphql(STOP_SENSOR, {"id": found["id"]})["stopSensor"]
+        assert answer["__typename"] == "StopSensorMutationResult", f"not stopped: {answer}"
+        assert answer["instigationState"]["status"] == "STOPPED", answer
 
     def stop(self) -> None:
         """Stop every service and every process they started."""
@@ -269,11 +297,16 @@ class Deployment:
 
     def sensor_ticks(self, sensor_name: str) -> list[dict[str, Any]]:
         """The sensor's ticks as the UI's sensor page reads them (newest first)."""
-        selector = {
+        sensor = self.graphql(SENSOR_TICKS, {"selector": self._sensor_selector(sensor_name)})[
+            "sensorOrError"
+        ]
+        assert sensor["__typename"] == "Sensor", f"sensor {sensor_name} not found: {sensor}"
+        return list(sensor["sensorState"]["ticks"])
+
+    @staticmethod
+    def _sensor_selector(sensor_name: str) -> dict[str, str]:
+        return {
             "repositoryLocationName": LOCATION_NAME,
             "repositoryName": "__repository__",
             "sensorName": sensor_name,
         }
-        sensor = self.graphql(SENSOR_TICKS, {"selector": selector})["sensorOrError"]
-        assert sensor["__typename"] == "Sensor", f"sensor {sensor_name} not found: {sensor}"
-        return list(sensor["sensorState"]["ticks"])

@@ -11,7 +11,9 @@ GraphQL API (the UI's `launchPartitionBackfill`); the assets' single-run backfil
 runs, one per date, each in a run worker process of its own. While they run, the code server is killed
 with SIGKILL and started again on the same port. Afterwards every game of the three dates is in the
 warehouse with its candles, every asset check passed, no run is left unfinished, the live sensor kept
-ticking, and the exchange (at Kalshi's Basic tier) answered no request with a 429.
+ticking, and the exchange (at Kalshi's Basic tier) answered no request with a 429. The cron automation,
+which runs on the wall clock, is stopped before the daemon starts, so the outcome does not depend on the
+time of day.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from kalshi_pipeline.defs.live.automation import AUTOMATION_SENSOR_NAME
 from kalshi_pipeline_tests.deploy.services import DEPLOY, Deployment, wait_for
 
 #: The simulated exchange's clock: mid-June 2026, so the 2025-26 season's winter games are archived.
@@ -87,7 +90,10 @@ def deployment(
     dg.DagsterInstance.from_config(str(home)).dispose()
 
     dep = Deployment(tmp_path, env)
-    dep.start()
+    # The cron automation runs on the wall clock (discovery every hour on the hour): a run it launched
+    # during the outage would make the outcome depend on the time of day, so it is stopped before the
+    # daemon starts; the live sensor, which runs on the simulator's clock, keeps ticking.
+    dep.start(stopped_sensors=[AUTOMATION_SENSOR_NAME])
     try:
         yield dep, sim, warehouse_url, home
     finally:

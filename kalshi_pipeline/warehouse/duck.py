@@ -471,23 +471,24 @@ class DuckDBWarehouse(Warehouse):
         if self._memory is not None:
             return
         with self._connection(read_only=False) as conn:
-            if not self._state.writable:
-                return
-            if wal_bytes(self._path) >= self.wal_limit or self._state.checkpoint_due:
+            if self._state.writable:
                 try:
-                    conn.execute(f"CHECKPOINT {self._state.alias}")
+                    self._checkpoint_if_due(conn)
                 except duckdb.Error as exc:
                     self._raise(exc, "checkpoint")
-                self._state.checkpoint_due = False
+
+    def _checkpoint_if_due(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """Checkpoint when the log has reached `wal_limit` or a bulk write asked for it."""
+        if wal_bytes(self._path) >= self.wal_limit or self._state.checkpoint_due:
+            cursor.execute(f"CHECKPOINT {self._state.alias}")
+        self._state.checkpoint_due = False
 
     def _detach_writable(self, cursor: duckdb.DuckDBPyConnection) -> None:
         """Detach a read-write attachment, checkpointing first only once the log has reached `wal_limit`."""
         alias = self._state.alias
         # A session setting: it applies to this cursor's DETACH only.
         cursor.execute("SET checkpoint_on_detach = 'DISABLED'")
-        if wal_bytes(self._path) >= self.wal_limit or self._state.checkpoint_due:
-            cursor.execute(f"CHECKPOINT {alias}")
-        self._state.checkpoint_due = False
+        self._checkpoint_if_due(cursor)
         cursor.execute(f"DETACH {alias}")
         if wal_bytes(self._path):
             LOGGED[self._path] = alias

@@ -178,12 +178,16 @@ def candle_assets(
     raw table holds.
     """
     dates = partition_dates(context)
+    # One time for the run: it bounds open markets' windows, stamps `ingested_at` and settles the checks.
+    now = datetime.now(UTC)
     selected = context.selected_asset_keys
     checks = context.selected_asset_check_keys
     with warehouse.open() as wh, wh.hold():
         pulled: tuple[RawIngest, RequestStats] | None = None
         if RAW_KEY in selected:
-            pulled = _pull(context, config, kalshi, wh, dates, validate=CANDLES_KEY in selected)
+            pulled = _pull(
+                context, config, kalshi, wh, dates, now, validate=CANDLES_KEY in selected
+            )
         if CANDLES_KEY not in selected:
             if pulled is not None:
                 yield _raw_result(pulled, config, kalshi, dates, checks)
@@ -192,7 +196,7 @@ def candle_assets(
         # records the raw asset's materializations.
         with ThreadPoolExecutor(1, thread_name_prefix="candles-clean") as pool:
             cleaning = pool.submit(
-                _clean, wh, dates, config, pulled[0].along if pulled is not None else None
+                _clean, wh, dates, now, config, pulled[0].along if pulled is not None else None
             )
             if pulled is not None:
                 yield _raw_result(pulled, config, kalshi, dates, checks)
@@ -204,13 +208,17 @@ def candle_assets(
 
 
 def _clean(
-    wh: Warehouse, dates: Sequence[date], config: CandleConfig, along: ValidatedAlong | None
+    wh: Warehouse,
+    dates: Sequence[date],
+    now: datetime,
+    config: CandleConfig,
+    along: ValidatedAlong | None,
 ) -> CleanCandles:
     """Validate the dates (`clean_candles`, finishing what the pull validated along), then checkpoint."""
     done = clean_candles(
         wh,
         dates,
-        now=datetime.now(UTC),
+        now=now,
         event_tickers=config.event_tickers,
         start_ts=config.start_ts,
         preview_rows=PREVIEW_ROWS,
@@ -226,6 +234,7 @@ def _pull(
     kalshi: KalshiApiResource,
     wh: Warehouse,
     dates: Sequence[date],
+    now: datetime,
     *,
     validate: bool,
 ) -> tuple[RawIngest, RequestStats]:
@@ -237,7 +246,7 @@ def _pull(
                 wh,
                 client,
                 dates,
-                now=datetime.now(UTC),
+                now=now,
                 event_tickers=config.event_tickers,
                 start_ts=config.start_ts,
                 preview_rows=PREVIEW_ROWS,

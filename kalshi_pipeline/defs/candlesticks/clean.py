@@ -110,33 +110,34 @@ class DayClean:
 
 @dataclass(frozen=True)
 class CheckReads:
-    """What the clean asset's checks read back of one game date once its rows were committed."""
+    """What the clean asset's checks read back of some game dates once their rows were committed."""
 
-    #: The minute-grid completeness of the date's covered games.
+    #: The minute-grid completeness of the dates' covered games.
     games: list[GameCompleteness]
-    #: `Warehouse.game_candle_counts` of the date.
+    #: `Warehouse.game_candle_counts` of the dates.
     counts: pd.DataFrame
 
 
 def read_checks(
-    wh: Warehouse, scope: CandleScope, day: date, *, window_start_ts: int, now_ts: int
+    wh: Warehouse, scope: CandleScope, days: Sequence[date], *, window_start_ts: int, now_ts: int
 ) -> CheckReads:
-    """Read back what the minute-grid and agreement checks need of one committed game date.
+    """Read back what the minute-grid and agreement checks need of some committed game dates.
 
-    `window_start_ts` and `now_ts` are the run's, as `clean_candles` takes them (`game_completeness`).
+    `window_start_ts` and `now_ts` are the run's (`game_completeness`). The grid reads a few columns of
+    every stored row of the dates, so callers ask for a few dates at a time (bounded memory).
     """
-    markets = scope.scoped_on(day)
+    markets = scope.scoped[scope.scoped["game_date"].isin(days)]
     games = (
         game_completeness(
             markets,
-            wh.candle_grid([day], scope.event_tickers),
+            wh.candle_grid(list(days), scope.event_tickers),
             window_start_ts=window_start_ts,
             now_ts=now_ts,
         )
         if len(markets)
         else []
     )
-    return CheckReads(games, wh.game_candle_counts([day], PERIOD_INTERVAL))
+    return CheckReads(games, wh.game_candle_counts(list(days), PERIOD_INTERVAL))
 
 
 @dataclass(frozen=True)
@@ -310,22 +311,21 @@ def _clean_candles(
     # Everything below reads back what the tables now hold (of the dates not read as they were stored);
     # the reads are independent, so they are asked `Warehouse.reads_at_once` at a time.
     unread = [d for d in dates if d not in read]
-    with_markets = [d for d in unread if len(scope.scoped_on(d))]
     chunks = [
-        with_markets[i : i + GRID_DATES_PER_READ]
-        for i in range(0, len(with_markets), GRID_DATES_PER_READ)
+        unread[i : i + GRID_DATES_PER_READ] for i in range(0, len(unread), GRID_DATES_PER_READ)
     ]
-    now_ts = int(now.timestamp())
-    games: list[GameCompleteness] = [game for got in read.values() for game in got.games]
     with ThreadPoolExecutor(wh.reads_at_once, thread_name_prefix="clean-read") as reads:
-        # The longest read first.
-        counted = (
-            reads.submit(wh.game_candle_counts, unread, PERIOD_INTERVAL)
-            if unread or not read
-            else None
-        )
-        # The grid needs a few columns of the stored rows, read a week at a time (bounded memory).
-        grids = [reads.submit(wh.candle_grid, chunk, events) for chunk in chunks]
+        checked = [
+            reads.submit(
+                read_checks,
+                wh,
+                scope,
+                chunk,
+                window_start_ts=window_start,
+                now_ts=ingested_at_ts,
+            )
+            for chunk in chunks
+        ]
         stored = (
             reads.submit(_preview_rows, wh, preview_day, events, start_ts, preview_rows)
             if preview_day is not None and preview.empty
@@ -333,22 +333,15 @@ def _clean_candles(
         )
         # The schema check reads whole rows back.
         sampled = reads.submit(_sample, wh, dates)
-        for chunk, grid in zip(chunks, grids, strict=True):
-            games += game_completeness(
-                scope.scoped[scope.scoped["game_date"].isin(chunk)],
-                grid.result(),
-                window_start_ts=window_start,
-                now_ts=now_ts,
-            )
+        got = [*read.values(), *(future.result() for future in checked)]
         if stored is not None:
             preview = stored.result()
         sample = sampled.result()
-        counts = [got.counts for got in read.values()]
-        if counted is not None:
-            counts.append(counted.result())
+    games = [game for part in got for game in part.games]
     # By date, then game: the same order whether a date was read as it was stored or in a chunk here.
     game_dates = dict(zip(scope.scoped["event_ticker"], scope.scoped["game_date"], strict=True))
     games.sort(key=lambda g: (game_dates[g.event_ticker], g.event_ticker))
+    counts = [part.counts for part in got] or [wh.game_candle_counts([], PERIOD_INTERVAL)]
     agreement = pd.concat(counts, ignore_index=True) if len(counts) > 1 else counts[0]
     agreement = (
         agreement[agreement["event_ticker"].isin(events)]

@@ -5,10 +5,10 @@ each game date's windows are replaced in one transaction: rows of the window are
 rows written, so a failure leaves that date's previous rows in place. Dates are pulled one at a time (the
 busiest first), a couple ahead of the one being written, and each is written as an Arrow table
 (`pull.raw_table`, payloads serialized once when their answer is decoded, no per-candle objects kept),
-which bounds memory on a season-long single-run backfill; dates are stored in worker threads while the next ones are pulled (the
-pull mostly waits on the rate limit), `STORES_AT_ONCE` at a time: on Postgres one date's rows are parsed and
-validated while the server takes the other's COPY (an embedded DuckDB file admits one transaction at a
-time, so there they queue). Each date is its own transaction; a failed write stops the run: no date is
+which bounds memory on a season-long single-run backfill; dates are stored in worker threads while the
+next ones are pulled (the pull mostly waits on the rate limit), `STORES_AT_ONCE` at a time: on Postgres one
+date's rows are parsed and validated while the server takes the other's COPY (an embedded DuckDB file
+admits one transaction at a time, so there they queue). Each date is its own transaction; a failed write stops the run: no date is
 started once the failure is seen, and one already being written beside it completes or fails on its own.
 
 Progress is kept per game date: a game whose pull fails (retries exhausted, a protocol error) leaves its
@@ -301,7 +301,7 @@ class _Stored:
                 reads = read_checks(
                     wh,
                     self.validate_scope,
-                    day,
+                    [day],
                     window_start_ts=self.start_ts if self.start_ts is not None else 0,
                     now_ts=ingested_at_ts,
                 )

@@ -4,9 +4,10 @@ One game date at a time, each in its own transaction: the raw payloads of the co
 validated (`validation.py`), and written over the run's window of the clean and rejected tables (rows of the
 window are deleted first, so a candle that turned invalid does not linger). Memory stays bounded on long
 single-run backfills, and a failure leaves that date exactly as it was. `clean_day` does that for one date;
-a run of both candle assets calls it as each date is stored, reads back what the checks need of that date
-(`read_checks`) while the next dates are pulled, and hands both to `clean_candles` (`ValidatedAlong`), which
-then only finishes the checks. Otherwise `clean_candles` validates each date whose clean rows are not already
+a run of both candle assets calls it as each date is stored, reads back what the checks need of the
+committed dates a week at a time (`read_checks`: one read of 7 dates costs about what one of a single date
+does) while the next dates are pulled, and hands both to `clean_candles` (`ValidatedAlong`), which then reads
+the last few dates and finishes the checks. Otherwise `clean_candles` validates each date whose clean rows are not already
 current (`Warehouse.clean_state`), then summarizes the stored candles for the minute-grid completeness check
 and samples them for the schema check.
 """
@@ -148,8 +149,9 @@ class ValidatedAlong:
     scope: CandleScope
     #: What validating each stored date wrote.
     days: Mapping[date, DayClean]
-    #: What the checks need of each of those dates, read right after the date was committed.
-    reads: Mapping[date, CheckReads]
+    #: What the checks need of those dates, by the dates each read covered (read as they were committed;
+    #: validated dates missing here are read by `clean_candles`).
+    reads: Mapping[tuple[date, ...], CheckReads]
 
 
 def clean_day(
@@ -263,7 +265,8 @@ def _clean_candles(
 ) -> CleanCandles:
     scope = along.scope if along is not None else candle_scope(wh, dates, event_tickers)
     validated: Mapping[date, DayClean] = along.days if along is not None else {}
-    read: Mapping[date, CheckReads] = along.reads if along is not None else {}
+    read_along: Mapping[tuple[date, ...], CheckReads] = along.reads if along is not None else {}
+    read = {day for days in read_along for day in days}
     ingested_at_ts = int(now.timestamp())
     window_start = start_ts if start_ts is not None else 0
     allowed = scope.allowed_tickers
@@ -333,7 +336,7 @@ def _clean_candles(
         )
         # The schema check reads whole rows back.
         sampled = reads.submit(_sample, wh, dates)
-        got = [*read.values(), *(future.result() for future in checked)]
+        got = [*read_along.values(), *(future.result() for future in checked)]
         if stored is not None:
             preview = stored.result()
         sample = sampled.result()

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kalshi_pipeline.defs.candlesticks.clean import (
+    GRID_DATES_PER_READ,
     CheckReads,
     DayClean,
     ValidatedAlong,
@@ -134,9 +135,9 @@ async def ingest_raw_candles(
     every window there instead of at the market's open (an incremental pull); the first `preview_rows`
     rows stored are returned as the preview. With `validate`, each date's rows are also validated into
     `kalshi.candlesticks` in the transaction that stores them (`clean.clean_day`), from the rows in hand
-    rather than read back, and what the clean asset's checks need of the date is read back once it is
-    committed (`clean.read_checks`): a run of both candle assets parses every candle once, and validates
-    and checks while the next dates are pulled.
+    rather than read back, and what the clean asset's checks need of the dates is read back once they are
+    committed, a week of dates at a time (`clean.read_checks`): a run of both candle assets parses every
+    candle once, and validates and checks while the next dates are pulled.
     """
     scope = candle_scope(wh, dates, event_tickers)
     now_ts = int(now.timestamp())
@@ -246,7 +247,10 @@ class _Stored:
         #: The run's first date: its validated rows are kept for the clean asset's preview.
         self.first_day = first_day
         self.validated: dict[date, DayClean] = {}
-        self.reads: dict[date, CheckReads] = {}
+        #: What the clean checks read back, by the committed dates each read covered.
+        self.reads: dict[tuple[date, ...], CheckReads] = {}
+        #: Committed dates not read back yet.
+        self._unread: list[date] = []
         self.candles = 0
         self.historical = 0
         self.preview = pd.DataFrame(columns=list(CANDLESTICKS_RAW.column_names))
@@ -297,18 +301,33 @@ class _Stored:
                     self._preview_day = day
                     self.preview = rows.slice(0, self.preview_rows).to_pandas()
             del rows
-            if validated is not None and self.validate_scope is not None:
-                reads = read_checks(
-                    wh,
-                    self.validate_scope,
-                    [day],
-                    window_start_ts=self.start_ts if self.start_ts is not None else 0,
-                    now_ts=ingested_at_ts,
-                )
-                with self.lock:
-                    self.reads[day] = reads
+            if validated is not None:
+                self._read_checks(wh, day, ingested_at_ts)
             # Arrow's allocator keeps freed blocks for reuse; hand them back so memory stays flat.
             pa.default_memory_pool().release_unused()
+
+    def _read_checks(self, wh: Warehouse, day: date, now_ts: int) -> None:
+        """Read back what the clean checks need of committed dates, `GRID_DATES_PER_READ` at a time.
+
+        A read costs about as much for one date as for a week (per-query work dominates), so committed
+        dates wait for a full chunk; the clean asset reads the last few (`clean_candles`).
+        """
+        scope = self.validate_scope
+        assert scope is not None
+        with self.lock:
+            self._unread.append(day)
+            if len(self._unread) < GRID_DATES_PER_READ:
+                return
+            days, self._unread = sorted(self._unread), []
+        reads = read_checks(
+            wh,
+            scope,
+            days,
+            window_start_ts=self.start_ts if self.start_ts is not None else 0,
+            now_ts=now_ts,
+        )
+        with self.lock:
+            self.reads[tuple(days)] = reads
 
     def _validate(
         self, tx: Transaction, day: date, rows: pa.Table, ingested_at_ts: int

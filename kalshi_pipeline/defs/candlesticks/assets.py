@@ -192,8 +192,8 @@ def candle_assets(
             if pulled is not None:
                 yield _raw_result(pulled, config, kalshi, dates, checks)
             return
-        # The clean half (its last read-backs, then an embedded file's checkpoint) runs while Dagster
-        # records the raw asset's materializations.
+        # The clean half's last read-backs run while Dagster records the raw asset's materializations,
+        # and an embedded file's checkpoint while it records the clean asset's (the rows are committed).
         with ThreadPoolExecutor(1, thread_name_prefix="candles-clean") as pool:
             cleaning = pool.submit(
                 _clean, wh, dates, now, config, pulled[0].along if pulled is not None else None
@@ -201,10 +201,12 @@ def candle_assets(
             if pulled is not None:
                 yield _raw_result(pulled, config, kalshi, dates, checks)
             done = cleaning.result()
-    context.log.info(
-        f"{done.valid} valid, {done.rejected} rejected candles for {dates_label(dates)}"
-    )
-    yield _clean_result(done, config, dates, checks)
+            checkpointing = pool.submit(wh.checkpoint)
+            context.log.info(
+                f"{done.valid} valid, {done.rejected} rejected candles for {dates_label(dates)}"
+            )
+            yield _clean_result(done, config, dates, checks)
+            checkpointing.result()
 
 
 def _clean(
@@ -214,8 +216,8 @@ def _clean(
     config: CandleConfig,
     along: ValidatedAlong | None,
 ) -> CleanCandles:
-    """Validate the dates (`clean_candles`, finishing what the pull validated along), then checkpoint."""
-    done = clean_candles(
+    """Validate the dates (`clean_candles`, finishing what the pull validated along)."""
+    return clean_candles(
         wh,
         dates,
         now=now,
@@ -224,8 +226,6 @@ def _clean(
         preview_rows=PREVIEW_ROWS,
         along=along,
     )
-    wh.checkpoint()
-    return done
 
 
 def _pull(

@@ -5,12 +5,15 @@ A clean-only run afterwards finds those dates current and rewrites nothing.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pandas as pd
 import pytest
 
+from kalshi_pipeline.defs.candlesticks import ingest
 from kalshi_pipeline.defs.candlesticks.assets import CANDLES_KEY, RAW_KEY
+from kalshi_pipeline.defs.candlesticks.clean import GRID_DATES_PER_READ, read_checks
 from kalshi_pipeline.defs.candlesticks.completeness import game_completeness
 from kalshi_pipeline.defs.markets.assets import MARKETS_KEY
 from kalshi_pipeline.warehouse import open_warehouse, unix_seconds_column
@@ -52,10 +55,29 @@ def _clean_outcome(result: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return {k: meta[k] for k in SAME_METADATA}, checks
 
 
-@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+@pytest.mark.parametrize(
+    ("backend", "read_every"),
+    [("duckdb", GRID_DATES_PER_READ), ("postgres", GRID_DATES_PER_READ), ("duckdb", 1)],
+)
 def test_validating_along_writes_what_the_clean_step_writes(
-    simulator: Any, dates: SimDates, tmp_path: Any, fresh_pg_url: str, backend: str
+    simulator: Any,
+    dates: SimDates,
+    tmp_path: Any,
+    fresh_pg_url: str,
+    backend: str,
+    read_every: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Whether the checks' read-backs happen as dates are stored (a read every `read_every` committed
+    dates) or at the end (fewer dates than that), the clean asset reports what a clean-only run does."""
+    monkeypatch.setattr(ingest, "GRID_DATES_PER_READ", read_every)
+    read_along: list[list[date]] = []
+
+    def counted(wh: Any, scope: Any, days: Any, **kwargs: Any) -> Any:
+        read_along.append(list(days))
+        return read_checks(wh, scope, days, **kwargs)
+
+    monkeypatch.setattr(ingest, "read_checks", counted)
     days = dates.consecutive_live(2)
     span = (days[0].isoformat(), days[-1].isoformat())
     apart = f"duckdb:///{tmp_path}/apart.duckdb"
@@ -70,6 +92,8 @@ def test_validating_along_writes_what_the_clean_step_writes(
     assert (
         materialization_metadata(together, "kalshi/candlesticks_raw")["dates_validated_along"] == 2
     )
+    # Read as they were stored (one date at a time, in the order stored), or all at the end.
+    assert sorted(read_along) == ([[d] for d in days] if read_every == 1 else [])
     assert _clean_outcome(together) == _clean_outcome(separate)
     assert all(passed for passed, _ in _clean_outcome(together)[1].values())
     assert _clean_outcome(together)[1]["minute_grid"][1]["games"] > 0

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -267,9 +268,15 @@ def test_bad_settings_fail_fast() -> None:
 # --------------------------------------------------------------------------------- against the simulator
 
 
+#: Where every simulator of this module starts its clock. The feeds follow seeded quote and trade times
+#: laid out from the start, so what a test waits for arrives after the same delay in every run (from the
+#: wall clock, a resync waited anywhere from under 1 s to over 20 s for the exchange's next quote change).
+SIM_NOW = datetime(2026, 1, 20, 23, 0, tzinfo=UTC)
+
+
 @pytest.fixture(scope="module")
 def sims(start_simulator_module: Callable[..., Any]) -> Callable[..., Any]:
-    return functools.partial(start_simulator_module, auth_keys={"key-1": PEM})
+    return functools.partial(start_simulator_module, auth_keys={"key-1": PEM}, now=SIM_NOW)
 
 
 def test_unsigned_or_wrongly_signed_handshake_raises_auth_error(sims: Any) -> None:

@@ -1,21 +1,24 @@
 """The `kalshi/markets` asset: every game market of the partition's date(s) in `kalshi.markets`.
 
-The work is `refresh.refresh_markets`; this module wires the resources, metadata and check results.
+The work is `discovery.discover_markets` and `refresh.store_markets`; this module wires the resources,
+metadata and check results.
 """
 
 import asyncio
 import warnings
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import UTC, datetime
 
 import dagster as dg
 
 from kalshi_pipeline.defs.live.automation import DISCOVERY_CONDITION
-from kalshi_pipeline.defs.markets.refresh import MarketsRefresh, refresh_markets
+from kalshi_pipeline.defs.markets.discovery import Discovery, discover_markets
+from kalshi_pipeline.defs.markets.refresh import store_markets
 from kalshi_pipeline.defs.partitions import dates_label, game_date_partitions, partition_dates
 from kalshi_pipeline.defs.reporting import preview_md, schema_check_result, stats_metadata
 from kalshi_pipeline.defs.resources import KalshiApiResource, WarehouseResource
 from kalshi_pipeline.kalshi import RequestStats
-from kalshi_pipeline.warehouse import Warehouse
 from kalshi_pipeline.warehouse.schema import MARKETS
 
 # backfill_policy is marked beta in dagster 1.13 but is the documented way to run ranges in one run.
@@ -57,13 +60,16 @@ def markets(
     dates = partition_dates(context)
     series = kalshi.series_tickers()
 
-    async def run(wh: Warehouse) -> tuple[MarketsRefresh, RequestStats]:
+    async def discover() -> tuple[Discovery, RequestStats]:
         async with kalshi.client() as client:
-            done = await refresh_markets(wh, client, series, dates, now=datetime.now(UTC))
-            return done, client.stats
+            found = await discover_markets(client, series, dates, now=datetime.now(UTC))
+            return found, client.stats
 
-    with warehouse.open() as wh:
-        done, stats = asyncio.run(run(wh))
+    # The warehouse is opened (and its schema checked) while the listings are fetched.
+    with ExitStack() as opened, ThreadPoolExecutor(1, thread_name_prefix="markets-open") as pool:
+        opening = pool.submit(opened.enter_context, warehouse.open())
+        found, stats = asyncio.run(discover())
+        done = store_markets(opening.result(), found, dates)
     found = done.discovery
     context.log.info(
         f"{len(found.events)} games, {len(done.discovered)} markets for {dates_label(dates)} "

@@ -74,7 +74,15 @@ async def refresh_markets(
 
     `now` stamps `ingested_at` (see `discover_markets` for how games are found).
     """
-    found = await discover_markets(client, series_tickers, dates, now=now)
+    return store_markets(wh, await discover_markets(client, series_tickers, dates, now=now), dates)
+
+
+def store_markets(wh: Warehouse, found: Discovery, dates: Sequence[date]) -> MarketsRefresh:
+    """Upsert what discovery found for the dates into `kalshi.markets`, read the dates back and check them.
+
+    Raises:
+        MarketDatesFailed: Some dates' lookups failed (the other dates' markets are stored).
+    """
     discovered = found.frame()
     if len(discovered):
         wh.upsert(MARKETS.name, discovered)

@@ -17,7 +17,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from kalshi_pipeline.defs.candlesticks.clean import CleanCandles, ValidatedAlong, clean_candles
+from kalshi_pipeline.defs.candlesticks.clean import CleanCandles, clean_candles
 from kalshi_pipeline.defs.candlesticks.ingest import (
     CandleDatesFailed,
     RawIngest,
@@ -196,7 +196,14 @@ def candle_assets(
         # and an embedded file's checkpoint while it records the clean asset's (the rows are committed).
         with ThreadPoolExecutor(1, thread_name_prefix="candles-clean") as pool:
             cleaning = pool.submit(
-                _clean, wh, dates, now, config, pulled[0].along if pulled is not None else None
+                clean_candles,
+                wh,
+                dates,
+                now=now,
+                event_tickers=config.event_tickers,
+                start_ts=config.start_ts,
+                preview_rows=PREVIEW_ROWS,
+                along=pulled[0].along if pulled is not None else None,
             )
             if pulled is not None:
                 yield _raw_result(pulled, config, kalshi, dates, checks)
@@ -207,25 +214,6 @@ def candle_assets(
             )
             yield _clean_result(done, config, dates, checks)
             checkpointing.result()
-
-
-def _clean(
-    wh: Warehouse,
-    dates: Sequence[date],
-    now: datetime,
-    config: CandleConfig,
-    along: ValidatedAlong | None,
-) -> CleanCandles:
-    """Validate the dates (`clean_candles`, finishing what the pull validated along)."""
-    return clean_candles(
-        wh,
-        dates,
-        now=now,
-        event_tickers=config.event_tickers,
-        start_ts=config.start_ts,
-        preview_rows=PREVIEW_ROWS,
-        along=along,
-    )
 
 
 def _pull(

@@ -6,10 +6,10 @@ window are deleted first, so a candle that turned invalid does not linger). Memo
 single-run backfills, and a failure leaves that date exactly as it was. `clean_day` does that for one date;
 a run of both candle assets calls it as each date is stored, reads back what the checks need of the
 committed dates a week at a time (`read_checks`: one read of 7 dates costs about what one of a single date
-does) while the next dates are pulled, and hands both to `clean_candles` (`ValidatedAlong`), which then reads
-the last few dates and finishes the checks. Otherwise `clean_candles` validates each date whose clean rows are not already
-current (`Warehouse.clean_state`), then summarizes the stored candles for the minute-grid completeness check
-and samples them for the schema check.
+does) while the next dates are pulled, and hands both to `clean_candles` (`ValidatedAlong`), which then
+reads the last few dates and finishes the checks. Otherwise `clean_candles` validates each date whose clean
+rows are not already current (`Warehouse.clean_state`), then summarizes the stored candles for the
+minute-grid completeness check and samples them for the schema check.
 """
 
 from __future__ import annotations

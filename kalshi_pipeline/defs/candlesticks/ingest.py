@@ -8,8 +8,9 @@ busiest first), a couple ahead of the one being written, and each is written as 
 which bounds memory on a season-long single-run backfill; dates are stored in worker threads while the
 next ones are pulled (the pull mostly waits on the rate limit), `STORES_AT_ONCE` at a time: on Postgres one
 date's rows are parsed and validated while the server takes the other's COPY (an embedded DuckDB file
-admits one transaction at a time, so there they queue). Each date is its own transaction; a failed write stops the run: no date is
-started once the failure is seen, and one already being written beside it completes or fails on its own.
+admits one transaction at a time, so there they queue). Each date is its own transaction; a failed write
+stops the run: no date is started once the failure is seen, and one already being written beside it
+completes or fails on its own.
 
 Progress is kept per game date: a game whose pull fails (retries exhausted, a protocol error) leaves its
 date's stored rows untouched while the other dates are pulled and committed; the run then raises

@@ -17,13 +17,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Three workers, one test module each at a time: most integration tests wait on sockets, daemons and
-# subprocesses (a two-worker run keeps two cores under half busy), so three share two cores well.
+# Four workers, one test module each at a time: most integration tests wait on sockets, daemons and
+# subprocesses (two workers kept two cores under half busy; four, about two thirds), so four share two
+# cores well.
 # kalshi_pipeline_tests/conftest.py deals the modules of the `slow` tests (a minute or so each) out first,
 # so no worker ends the run alone with one of them. PYTEST_ARGS="-n 0" runs it serially.
 test: $(STAMP)
 	$(BIN)/python -m compileall -q -j 0 kalshi_pipeline kalshi_pipeline_tests >/dev/null
-	$(BIN)/python -m pytest -n 3 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 4 --dist loadfile $(PYTEST_ARGS)
 
 # Unit tests only: no Postgres, no sockets, no processes (a guard in kalshi_pipeline_tests/conftest.py fails
 # any attempt); seconds, with Postgres stopped.

@@ -19,9 +19,8 @@ install: $(STAMP)
 
 # Four workers, one test module each at a time: most integration tests wait on sockets, daemons and
 # subprocesses (two workers kept two cores under half busy; four, about two thirds), so four share two
-# cores well.
-# kalshi_pipeline_tests/conftest.py deals the modules of the `slow` tests (a minute or so each) out first,
-# so no worker ends the run alone with one of them. PYTEST_ARGS="-n 0" runs it serially.
+# cores well. kalshi_pipeline_tests/conftest.py deals the modules of the `slow` tests (a minute or so each)
+# out first, so no worker ends the run alone with one of them. PYTEST_ARGS="-n 0" runs it serially.
 test: $(STAMP)
 	$(BIN)/python -m compileall -q -j 0 kalshi_pipeline kalshi_pipeline_tests >/dev/null
 	$(BIN)/python -m pytest -n 4 --dist loadfile $(PYTEST_ARGS)

@@ -5,9 +5,11 @@ run launcher can check worker health, and the default launcher cannot: a run wor
 (or an out-of-memory kill, or a killed `dagster asset materialize`) leaves its run STARTED until the
 6-hour max runtime, and the live sensor skips that game date the whole time. This launcher launches runs
 exactly like `DefaultRunLauncher` and answers the health check from the worker's process id, which the
-run's `RUN_START` event records (the run worker a code server started, or the CLI process itself):
+run's newest `RUN_START` event records (the run worker a code server started, or the CLI process itself):
 
-- the process is gone, a zombie, or its pid now belongs to a process started after the run: FAILED;
+- the process is gone or a zombie: FAILED;
+- its pid now belongs to a process started after the run: FAILED, unless the run's heartbeat is fresh (a
+  process's start time is read from the host's boot time, which moves when the wall clock is stepped);
 - the process exists: RUNNING;
 - the worker may run on another host (a code server reached over the network, or a command-line run
   recorded in shared Postgres storage), or this host has no `/proc`: the run's heartbeat decides (see
@@ -116,8 +118,10 @@ class WorkerCheckingRunLauncher(dg.DefaultRunLauncher):
         local_storage = isinstance(self._instance.run_storage, SqliteRunStorage)
         if not worker_on_this_host(run, local_storage):
             return _by_heartbeat(run, "worker on another host")
+        # The newest RUN_START: a launch cut short (its code server killed mid-launch) can leave the run to
+        # a second worker while the first one has already exited.
         records = self._instance.get_records_for_run(
-            run.run_id, of_type=DagsterEventType.RUN_START, limit=1
+            run.run_id, of_type=DagsterEventType.RUN_START, limit=1, ascending=False
         ).records
         event = records[0].event_log_entry if records else None
         if event is None or event.dagster_event is None or event.dagster_event.pid is None:
@@ -126,10 +130,17 @@ class WorkerCheckingRunLauncher(dg.DefaultRunLauncher):
         state = process_state(pid)
         if state is None:
             return _by_heartbeat(run, "no /proc on this host")
-        # A pid reused by a process that started after the run is not the run's worker.
-        reused = state.started_at is not None and state.started_at > event.timestamp + 1
-        if state.alive and not reused:
-            return CheckRunHealthResult(WorkerStatus.RUNNING, f"run worker pid {pid} is alive")
+        if state.alive:
+            # A pid reused by a process that started after the run is not the run's worker.
+            if state.started_at is None or state.started_at <= event.timestamp + 1:
+                return CheckRunHealthResult(WorkerStatus.RUNNING, f"run worker pid {pid} is alive")
+            age = heartbeat_age(run, time.time())
+            if age is not None and age <= HEARTBEAT_STALE_SECONDS:
+                return CheckRunHealthResult(
+                    WorkerStatus.RUNNING,
+                    f"pid {pid} seems to have started after the run, but the run's heartbeat is "
+                    f"{age:.0f} s old",
+                )
         return CheckRunHealthResult(
             WorkerStatus.FAILED,
             f"run worker pid {pid} is gone (killed or crashed); the run can no longer finish",

@@ -10,6 +10,7 @@ the launcher's message. The unit tests check the pieces against this process's o
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -21,8 +22,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
-from dagster._core.events import DagsterEventType
+from dagster._core.events import DagsterEvent, DagsterEventType
+from dagster._core.events.log import EventLogEntry
+from dagster._core.launcher import WorkerStatus
 
+from kalshi_pipeline.executor import HEARTBEAT_TAG
 from kalshi_pipeline.run_launcher import (
     WorkerCheckingRunLauncher,
     process_state,
@@ -84,6 +88,78 @@ def test_process_state_without_proc_cannot_tell(tmp_path: Path) -> None:
 def test_worker_on_this_host(tags: dict[str, str], local_storage: bool, expected: bool) -> None:
     run = dg.DagsterRun(job_name="j", run_id="r", tags=tags)
     assert worker_on_this_host(run, local_storage) is expected
+
+
+@pytest.fixture
+def launcher_instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """A local instance (SQLite storage, so run workers are on this host) with the project's launcher."""
+    home = tmp_path / "launcher_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        "run_launcher:\n  module: kalshi_pipeline.run_launcher\n  class: WorkerCheckingRunLauncher\n"
+    )
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert isinstance(instance.run_launcher, WorkerCheckingRunLauncher)
+        yield instance
+
+
+def _started_run(
+    instance: dg.DagsterInstance, run_id: str, starts: list[tuple[int, float]], tags: dict[str, str]
+) -> dg.DagsterRun:
+    """Store a STARTED run whose workers wrote RUN_START events as (pid, Unix time), oldest first."""
+    instance.run_storage.add_run(
+        dg.DagsterRun(job_name="j", run_id=run_id, status=dg.DagsterRunStatus.STARTED, tags=tags)
+    )
+    for pid, at in starts:
+        start = DagsterEvent(DagsterEventType.RUN_START.value, job_name="j", pid=pid)
+        instance.store_event(
+            EventLogEntry(
+                error_info=None,
+                level=logging.DEBUG,
+                user_message="",
+                run_id=run_id,
+                timestamp=at,
+                dagster_event=start,
+                job_name="j",
+            )
+        )
+    run = instance.get_run_by_id(run_id)
+    assert run is not None
+    return run
+
+
+def test_health_follows_the_newest_run_worker(launcher_instance: dg.DagsterInstance) -> None:
+    """A launch cut short can leave a run to a second worker: the newest RUN_START is the one checked."""
+    launcher = launcher_instance.run_launcher
+    assert isinstance(launcher, WorkerCheckingRunLauncher)
+    now = time.time()
+    me, gone = os.getpid(), 2**22 + 1  # pid_max caps pids at 2**22: that one cannot exist.
+
+    first_gone = _started_run(launcher_instance, "first-gone", [(gone, now), (me, now + 1)], {})
+    health = launcher.check_run_worker_health(first_gone)
+    assert health.status == WorkerStatus.RUNNING, health.msg
+
+    newest_gone = _started_run(launcher_instance, "newest-gone", [(me, now), (gone, now + 1)], {})
+    health = launcher.check_run_worker_health(newest_gone)
+    assert health.status == WorkerStatus.FAILED
+    assert f"run worker pid {gone} is gone" in (health.msg or "")
+
+
+@pytest.mark.parametrize(
+    ("beat_age_s", "expected"),
+    [(None, WorkerStatus.FAILED), (5.0, WorkerStatus.RUNNING), (600.0, WorkerStatus.FAILED)],
+)
+def test_a_pid_that_seems_newer_than_its_run_is_settled_by_the_heartbeat(
+    launcher_instance: dg.DagsterInstance, beat_age_s: float | None, expected: WorkerStatus
+) -> None:
+    """This process "started" after a run recorded an hour ago: a reused pid, or a stepped wall clock."""
+    launcher = launcher_instance.run_launcher
+    assert isinstance(launcher, WorkerCheckingRunLauncher)
+    now = time.time()
+    tags = {} if beat_age_s is None else {HEARTBEAT_TAG: str(now - beat_age_s)}
+    run = _started_run(launcher_instance, "run", [(os.getpid(), now - 3600)], tags)
+    health = launcher.check_run_worker_health(run)
+    assert health.status == expected, health.msg
 
 
 @pytest.fixture

@@ -135,6 +135,29 @@ def rejected_candles(warehouse_url: str) -> int:
     return int(row[0])
 
 
+def describe_runs(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> str:
+    """Each run's id, status, date and parent run, with the run-level events (launches, requeues, worker
+    checks, failures) that explain how it got there."""
+    lines = []
+    for run in runs:
+        tags = run.tags
+        lines.append(
+            f"{run.run_id} {run.status.value} {tags.get('dagster/asset_partition_range_start')}"
+            f" parent={tags.get('dagster/parent_run_id')}"
+        )
+        for entry in instance.all_logs(run.run_id):
+            event = entry.dagster_event
+            if (
+                event is not None
+                and not event.is_step_event
+                and not event.event_type_value.endswith("_PLANNED")
+            ):
+                lines.append(
+                    f"  {entry.timestamp:.2f} {event.event_type_value} pid={event.pid} {event.message}"
+                )
+    return "\n".join(lines)
+
+
 @pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.timeout(START_TIMEOUT_S + BACKFILL_TIMEOUT_S + 180)
@@ -219,7 +242,7 @@ def test_backfill_survives_a_code_server_kill(
             r.tags.get("dagster/asset_partition_range_start", "")
             for r in backfill_runs
             if r.status == dg.DagsterRunStatus.SUCCESS
-        ) == list(GAME_DATES), [(r.run_id, r.status, r.tags) for r in backfill_runs]
+        ) == list(GAME_DATES), describe_runs(instance, backfill_runs)
         # The run workers that were running at the kill are not the code server: they finished their runs.
         by_id = {r.run_id: r for r in backfill_runs}
         assert all(by_id[i].status == dg.DagsterRunStatus.SUCCESS for i in running_at_kill)

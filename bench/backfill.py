@@ -46,7 +46,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common import PG_ADMIN, temporary_database
+from common import DEPLOYED_EVENT_BATCH, PG_ADMIN, temporary_database
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "backfill.json"
@@ -210,8 +210,6 @@ SCENARIOS = (
     "cli_postgres_deployed_unbatched",
     "naive_sequential",
 )
-#: `DAGSTER_EVENT_BATCH_SIZE` of the deployments (deploy/helm/values.yaml, deploy/compose.yaml).
-DEPLOYED_EVENT_BATCH = 100
 
 
 def _floor_s(requests: int) -> float:

@@ -21,6 +21,8 @@ if _ROOT not in sys.path:
 PG_ADMIN = os.environ.get(
     "KALSHI_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+#: `DAGSTER_EVENT_BATCH_SIZE` of the deployments (deploy/helm/values.yaml, deploy/compose.yaml).
+DEPLOYED_EVENT_BATCH = 100
 
 
 def create_database(prefix: str, admin_url: str = PG_ADMIN) -> str:

@@ -20,6 +20,11 @@ until the daemon reports the backfill done and reads:
   peak admitted requests over any 1-second bin and any 10 consecutive seconds against the tier limit.
 
     .venv/bin/python bench/season_backfill.py [--start YYYY-MM-DD --end YYYY-MM-DD] [--timeout-minutes 25]
+        [--instance local|deployed]
+
+`--instance deployed` runs the daemon on deploy/dagster.yaml (Dagster's storage in a fresh Postgres database)
+with the deployments' `DAGSTER_EVENT_BATCH_SIZE`, as run on Kubernetes; the default is the project's
+dagster.yaml (SQLite storage under DAGSTER_HOME), as `make dev` runs.
 
 Defaults: the simulated 2025-26 regular season (first to last game date of the simulator's schedule).
 Results in bench/results/season_backfill.json.
@@ -39,12 +44,13 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import create_database, drop_database, free_port
+from common import DEPLOYED_EVENT_BATCH, create_database, drop_database, free_port
 from live import BIN, ROOT, _stop
 
 RESULTS = ROOT / "bench" / "results" / "season_backfill.json"
@@ -225,6 +231,13 @@ def main() -> int:
     parser.add_argument("--game-minutes", type=float, default=60.0)
     parser.add_argument("--timeout-minutes", type=float, default=25.0)
     parser.add_argument("--warmup-timeout", type=float, default=180.0)
+    parser.add_argument(
+        "--instance",
+        choices=["local", "deployed"],
+        default="local",
+        help="local: the project's dagster.yaml (SQLite storage); deployed: deploy/dagster.yaml with its "
+        "storage in a fresh Postgres database and the deployments' DAGSTER_EVENT_BATCH_SIZE.",
+    )
     args = parser.parse_args()
 
     first, last, season_games = season_range(
@@ -241,10 +254,26 @@ def main() -> int:
     port = free_port()
     wh_url = create_database("season_bench")
     home = Path(tempfile.mkdtemp(prefix="season_bench_home_"))
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    instance_env: dict[str, str] = {}
+    instance_url: str | None = None
+    if args.instance == "deployed":
+        instance_url = create_database("season_bench_instance")
+        parts = urlsplit(instance_url)
+        instance_env = {
+            "DAGSTER_PG_HOST": parts.hostname or "127.0.0.1",
+            "DAGSTER_PG_PORT": str(parts.port or 5432),
+            "DAGSTER_PG_DB": parts.path.lstrip("/"),
+            "DAGSTER_PG_USERNAME": parts.username or "postgres",
+            "DAGSTER_PG_PASSWORD": parts.password or "",
+            "DAGSTER_EVENT_BATCH_SIZE": str(DEPLOYED_EVENT_BATCH),
+        }
+        os.environ.update(instance_env)  # this process reads the instance too
+    config = "deploy/dagster.yaml" if instance_url else "dagster.yaml"
+    shutil.copy(ROOT / config, home / "dagster.yaml")
     root_url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
+        **instance_env,
         "DAGSTER_HOME": str(home),
         "KALSHI_API_BASE_URL": f"{root_url}/trade-api/v2",
         "KALSHI_WAREHOUSE_URL": wh_url,
@@ -255,7 +284,7 @@ def main() -> int:
     logs = Path(tempfile.mkdtemp(prefix="season_bench_logs_"))
     import dagster as dg
 
-    # Create the SQLite storage once, before the daemon and the CLI race to create it.
+    # Create the instance's storage once, before the daemon and the CLI race to create it.
     dg.DagsterInstance.from_config(str(home)).dispose()
     procs: list[subprocess.Popen[Any]] = []
     stack = contextlib.ExitStack()
@@ -377,6 +406,8 @@ def main() -> int:
             " end_period_ts HAVING count(*) > 1) d"
         ).fetchone()
     drop_database(wh_url)
+    if instance_url:
+        drop_database(instance_url)
 
     bins = stats.get("per_second", [])
     first_s, launch_s, done_s = (
@@ -408,7 +439,12 @@ def main() -> int:
             "game_minutes": args.game_minutes,
             "rate_limit": stats.get("rate_limit"),
             "launch": "launchPartitionBackfill (the UI's mutation) via dagster-graphql -w workspace.yaml",
-            "daemon": "dagster-daemon run -w workspace.yaml, dagster.yaml, live sensor + schedules on",
+            "daemon": f"dagster-daemon run -w workspace.yaml, {config}, live sensor + schedules on",
+            "instance": (
+                f"Postgres storage, DAGSTER_EVENT_BATCH_SIZE={DEPLOYED_EVENT_BATCH}"
+                if instance_url
+                else "SQLite storage under DAGSTER_HOME"
+            ),
             "warehouse": "postgres (shared rate budget in kalshi.rate_budget)",
         },
         "backfill": {

@@ -46,7 +46,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common import DEPLOYED_EVENT_BATCH, PG_ADMIN, temporary_database
+from common import DEPLOYED_EVENT_BATCH, PG_ADMIN, deployed_instance_env, temporary_database
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "backfill.json"
@@ -236,7 +236,6 @@ def _cli(
     """
     import shutil
     import subprocess
-    from urllib.parse import urlsplit
 
     import dagster as dg
 
@@ -246,14 +245,7 @@ def _cli(
         shutil.copy(config, home / "dagster.yaml")
         instance_env: dict[str, str] = {}
         if instance_url:
-            parts = urlsplit(instance_url)
-            instance_env = {
-                "DAGSTER_PG_HOST": parts.hostname or "127.0.0.1",
-                "DAGSTER_PG_PORT": str(parts.port or 5432),
-                "DAGSTER_PG_DB": parts.path.lstrip("/"),
-                "DAGSTER_PG_USERNAME": parts.username or "postgres",
-                "DAGSTER_PG_PASSWORD": parts.password or "",
-            }
+            instance_env = deployed_instance_env(instance_url)
             os.environ.update(instance_env)  # this process reads the instance back below
         env = {
             **os.environ,

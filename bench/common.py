@@ -8,6 +8,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
@@ -23,6 +24,18 @@ PG_ADMIN = os.environ.get(
 )
 #: `DAGSTER_EVENT_BATCH_SIZE` of the deployments (deploy/helm/values.yaml, deploy/compose.yaml).
 DEPLOYED_EVENT_BATCH = 100
+
+
+def deployed_instance_env(url: str) -> dict[str, str]:
+    """The `DAGSTER_PG_*` variables deploy/dagster.yaml reads, for instance storage in the database `url`."""
+    parts = urlsplit(url)
+    return {
+        "DAGSTER_PG_HOST": parts.hostname or "127.0.0.1",
+        "DAGSTER_PG_PORT": str(parts.port or 5432),
+        "DAGSTER_PG_DB": parts.path.lstrip("/"),
+        "DAGSTER_PG_USERNAME": parts.username or "postgres",
+        "DAGSTER_PG_PASSWORD": parts.password or "",
+    }
 
 
 def create_database(prefix: str, admin_url: str = PG_ADMIN) -> str:

@@ -44,13 +44,18 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEPLOYED_EVENT_BATCH, create_database, drop_database, free_port
+from common import (
+    DEPLOYED_EVENT_BATCH,
+    create_database,
+    deployed_instance_env,
+    drop_database,
+    free_port,
+)
 from live import BIN, ROOT, _stop
 
 RESULTS = ROOT / "bench" / "results" / "season_backfill.json"
@@ -258,13 +263,8 @@ def main() -> int:
     instance_url: str | None = None
     if args.instance == "deployed":
         instance_url = create_database("season_bench_instance")
-        parts = urlsplit(instance_url)
         instance_env = {
-            "DAGSTER_PG_HOST": parts.hostname or "127.0.0.1",
-            "DAGSTER_PG_PORT": str(parts.port or 5432),
-            "DAGSTER_PG_DB": parts.path.lstrip("/"),
-            "DAGSTER_PG_USERNAME": parts.username or "postgres",
-            "DAGSTER_PG_PASSWORD": parts.password or "",
+            **deployed_instance_env(instance_url),
             "DAGSTER_EVENT_BATCH_SIZE": str(DEPLOYED_EVENT_BATCH),
         }
         os.environ.update(instance_env)  # this process reads the instance too

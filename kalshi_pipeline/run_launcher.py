@@ -141,6 +141,12 @@ class WorkerCheckingRunLauncher(dg.DefaultRunLauncher):
                     f"pid {pid} seems to have started after the run, but the run's heartbeat is "
                     f"{age:.0f} s old",
                 )
+            return CheckRunHealthResult(
+                WorkerStatus.FAILED,
+                f"run worker pid {pid} now belongs to a process started after the run, and the run's "
+                "heartbeat is stale or missing: the worker is gone and the run can no longer finish",
+                run_worker_id=str(pid),
+            )
         return CheckRunHealthResult(
             WorkerStatus.FAILED,
             f"run worker pid {pid} is gone (killed or crashed); the run can no longer finish",

@@ -160,6 +160,8 @@ def test_a_pid_that_seems_newer_than_its_run_is_settled_by_the_heartbeat(
     run = _started_run(launcher_instance, "run", [(os.getpid(), now - 3600)], tags)
     health = launcher.check_run_worker_health(run)
     assert health.status == expected, health.msg
+    if expected == WorkerStatus.FAILED:
+        assert "now belongs to a process started after the run" in (health.msg or "")
 
 
 @pytest.fixture

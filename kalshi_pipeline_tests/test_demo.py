@@ -10,6 +10,7 @@ from kalshi_pipeline.instance_binding import InstanceBindingError, bind
 from kalshi_pipeline.warehouse import open_warehouse
 
 
+@pytest.mark.slow
 @pytest.mark.integration  # starts its own simulator on a socket
 def test_demo_materializes_recent_and_archived_dates(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

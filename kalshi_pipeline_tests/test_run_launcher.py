@@ -256,6 +256,7 @@ def _wait_failed(
     return time.monotonic() - began, " ".join(e.message for e in events)
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.timeout(4 * FAIL_DEADLINE_S + 120)
 def test_killed_workers_runs_are_failed_by_the_daemon(

@@ -196,6 +196,7 @@ def _latest_check(shown: Shown, check: str, partition: str) -> dict[str, Any]:
     raise AssertionError(f"no evaluated {check} execution of {partition} in the UI")
 
 
+@pytest.mark.slow  # its module fixture materializes and serves the UI: about two minutes
 def test_the_materialized_partitions_are_the_warehouses_game_dates(shown: Shown) -> None:
     node = shown.graphql(PARTITIONS, key={"path": CANDLES})["assetNodes"][0]
     shown_dates: set[str] = set()

@@ -164,6 +164,7 @@ def recompute(
     return out
 
 
+@pytest.mark.slow
 def test_table_agrees_exactly_with_the_definition(built: Built) -> None:
     with_client(
         built.sim.base_url, lambda c: observe_games(built.wh, c, [built.day], now=built.now)

@@ -1,0 +1,217 @@
+"""Benchmark: where a backfill's peak memory goes, over the run and by owner.
+
+Runs the in-process backfill of `bench/backfill.py` (`kalshi/markets`, `kalshi/candlesticks_raw`,
+`kalshi/candlesticks` in one run, Basic tier, warm simulator) once per warehouse and allocator setting, each
+in a fresh process, while a thread samples the process every 20 ms: resident memory (`VmRSS`) and, on
+DuckDB, what DuckDB itself accounts for (`duckdb_memory()` of the process's shared in-memory host, by tag:
+tables not yet checkpointed, ART indexes, base tables, hash tables). It reports:
+
+- `import_rss_mb`: resident memory with the project, Dagster, pandas, pyarrow and DuckDB imported;
+- `peak_rss_mb` and when it was reached (`peak_at_fraction` of the run), with DuckDB's own accounting at
+  that moment (`duckdb_at_peak_mb`) and its largest total over the run (`duckdb_max_total_mb`);
+- `end_rss_mb`: resident memory once the run has returned (what the allocators kept);
+- `rss_mb_by_fraction`: the largest resident memory in each tenth of the run, to see whether it grows with
+  the dates stored or settles.
+
+Variants: `default`; `jemalloc_no_decay`, DuckDB's bundled jemalloc told to return freed pages at once
+(`DUCKDB_JE_MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0`, read when DuckDB loads, so set before the child
+starts). Results go to `bench/results/backfill_memory.json`.
+
+    .venv/bin/python bench/backfill_memory.py [--days 30] [--warehouses duckdb,postgres]
+        [--variants default,jemalloc_no_decay] [--output PATH] [--pg-admin-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from backfill import TIER, _default_start, _in_process, _pipeline
+from common import PG_ADMIN, temporary_database
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "backfill_memory.json"
+SAMPLE_S = 0.02
+VARIANTS: dict[str, dict[str, str]] = {
+    "default": {},
+    "jemalloc_no_decay": {"DUCKDB_JE_MALLOC_CONF": "dirty_decay_ms:0,muzzy_decay_ms:0"},
+}
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def _duckdb_by_tag(duckdb_host: bool) -> dict[str, float]:
+    """DuckDB's own accounting, by tag, in MB (tags under 1 MB left out); empty off DuckDB."""
+    if not duckdb_host:
+        return {}
+    from kalshi_pipeline.warehouse.duck_files import shared_host
+
+    cursor = shared_host().cursor()
+    try:
+        rows = cursor.execute(
+            "SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes >= 1048576"
+        ).fetchall()
+    finally:
+        cursor.close()
+    return {str(tag): round(int(used) / 1048576.0, 1) for tag, used in rows}
+
+
+def _sampled_pipeline(
+    base_url: str, warehouse_url: str, start: str, end: str, budget_dir: str
+) -> dict[str, Any]:
+    """`backfill._pipeline` with a sampling thread beside it; the sampled memory is added to its result."""
+    import kalshi_pipeline.definitions  # noqa: F401  (imported as the run would, before measuring)
+
+    on_duckdb = warehouse_url.startswith("duckdb")
+    import_rss = _rss_mb()
+    samples: list[tuple[float, float, dict[str, float]]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append((time.perf_counter(), _rss_mb(), _duckdb_by_tag(on_duckdb)))
+            stop.wait(SAMPLE_S)
+
+    sampler = threading.Thread(target=sample, name="memory-sampler", daemon=True)
+    t0 = time.perf_counter()
+    sampler.start()
+    result = _pipeline(base_url, warehouse_url, start, end, budget_dir)
+    t1 = time.perf_counter()
+    stop.set()
+    sampler.join()
+    span = max(t1 - t0, 1e-9)
+    at, peak, duck_at_peak = max(samples, key=lambda s: s[1])
+    tenths = [0.0] * 10
+    for when, rss, _ in samples:
+        slot = min(int((when - t0) / span * 10), 9)
+        tenths[slot] = max(tenths[slot], rss)
+    result.update(
+        {
+            "import_rss_mb": round(import_rss, 1),
+            "peak_rss_mb": round(peak, 1),
+            "peak_at_fraction": round((at - t0) / span, 2),
+            "duckdb_at_peak_mb": duck_at_peak,
+            "duckdb_max_total_mb": round(
+                max((sum(d.values()) for _, _, d in samples), default=0), 1
+            ),
+            "end_rss_mb": round(_rss_mb(), 1),
+            "rss_mb_by_fraction": [round(x, 1) for x in tenths],
+            "samples": len(samples),
+        }
+    )
+    return result
+
+
+def _child(queue: Any, args: tuple[Any, ...]) -> None:
+    try:
+        queue.put(("ok", _sampled_pipeline(*args)))
+    except BaseException as exc:  # report anything, the parent decides
+        queue.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _run(env: dict[str, str], *args: Any) -> dict[str, Any]:
+    """One sampled run in a fresh spawned process started with `env` added to the environment."""
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_child, args=(queue, args))
+        proc.start()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    status, payload = queue.get()
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(f"sampled run failed: {payload}")
+    return payload
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; return the exit code."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--start", type=date.fromisoformat, default=None, help="First game date.")
+    parser.add_argument("--days", type=int, default=30, help="Number of game dates (30).")
+    parser.add_argument("--seed", type=int, default=42, help="Simulator seed (42).")
+    parser.add_argument("--warehouses", default="duckdb,postgres", help="duckdb and/or postgres.")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=", ".join(VARIANTS))
+    parser.add_argument("--output", type=Path, default=RESULTS, help="Where to write the JSON.")
+    parser.add_argument("--pg-admin-url", default=PG_ADMIN, help="Postgres admin URL.")
+    args = parser.parse_args(argv)
+    warehouses = [w.strip() for w in args.warehouses.split(",") if w.strip()]
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if bad := [w for w in warehouses if w not in ("duckdb", "postgres")]:
+        parser.error(f"unknown warehouses {bad}; expected duckdb and/or postgres")
+    if bad := [v for v in variants if v not in VARIANTS]:
+        parser.error(f"unknown variants {bad}; expected some of {', '.join(VARIANTS)}")
+    start = args.start or _default_start(args.days)
+    span = (start.isoformat(), (start + timedelta(days=args.days - 1)).isoformat())
+
+    from kalshi_pipeline.simulator import SimulatorConfig, serve_in_thread
+
+    results: dict[str, Any] = {
+        "benchmark": "peak memory of a Basic-tier backfill in one run, sampled every 20 ms",
+        "command": ".venv/bin/python bench/backfill_memory.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "range": {"start": span[0], "end": span[1], "days": args.days},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "measured_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "runs": {},
+    }
+    with (
+        tempfile.TemporaryDirectory(prefix="kalshi_bench_") as tmp,
+        serve_in_thread(
+            SimulatorConfig(host="127.0.0.1", port=0, seed=args.seed, rate_limit=TIER)
+        ) as sim,
+    ):
+        budget = str(Path(tmp) / "budget")
+        Path(budget).mkdir()
+        print("warming the simulator (an untimed naive pull) ...", file=sys.stderr)
+        _in_process("_naive", sim.base_url, *span, budget, TIER)
+        for warehouse in warehouses:
+            for variant in variants:
+                name = f"{warehouse}_{variant}"
+                print(f"{name} ...", file=sys.stderr)
+                time.sleep(3.0)  # the rate bucket refills between runs
+                if warehouse == "duckdb":
+                    url = f"duckdb:///{tmp}/{name}.duckdb"
+                    run = _run(VARIANTS[variant], sim.base_url, url, *span, budget)
+                else:
+                    with temporary_database("kalshi_bench", args.pg_admin_url) as url:
+                        run = _run(VARIANTS[variant], sim.base_url, url, *span, budget)
+                results["runs"][name] = run
+                print(
+                    f"  peak {run['peak_rss_mb']} MB at {run['peak_at_fraction']:.0%} of the run "
+                    f"(imports {run['import_rss_mb']} MB, end {run['end_rss_mb']} MB, DuckDB at peak "
+                    f"{run['duckdb_at_peak_mb']}), run/floor {run['run_vs_floor']}",
+                    file=sys.stderr,
+                )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

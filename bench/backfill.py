@@ -35,9 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing as mp
 import os
-import platform
 import resource
 import sys
 import tempfile
@@ -46,7 +44,14 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common import DEPLOYED_EVENT_BATCH, PG_ADMIN, deployed_instance_env, temporary_database
+from common import (
+    DEPLOYED_EVENT_BATCH,
+    PG_ADMIN,
+    deployed_instance_env,
+    in_fresh_process,
+    results_header,
+    temporary_database,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "backfill.json"
@@ -319,26 +324,6 @@ def _cli(
     }
 
 
-def _child(queue: Any, fn_name: str, args: tuple[Any, ...]) -> None:
-    try:
-        queue.put(("ok", globals()[fn_name](*args)))
-    except BaseException as exc:  # report anything, the parent decides
-        queue.put(("error", f"{type(exc).__name__}: {exc}"))
-
-
-def _in_process(fn_name: str, *args: Any) -> dict[str, Any]:
-    """Run one scenario in a fresh spawned process and return its measurements."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(queue, fn_name, args))
-    proc.start()
-    status, payload = queue.get()
-    proc.join()
-    if status != "ok":
-        raise RuntimeError(f"{fn_name} failed: {payload}")
-    return payload
-
-
 def _default_start(days: int) -> date:
     from kalshi_pipeline.defs.partitions import GAME_TZ
 
@@ -385,16 +370,12 @@ def main(argv: list[str] | None = None) -> int:
     from kalshi_pipeline.simulator import SimulatorConfig, serve_in_thread
 
     results: dict[str, Any] = {
-        "command": ".venv/bin/python bench/backfill.py "
-        + " ".join(sys.argv[1:] if argv is None else argv),
+        **results_header("backfill.py", argv),
         "range": {"start": start.isoformat(), "end": end.isoformat(), "days": args.days},
         "tier": args.tier,
         "tier_requests_per_s": TIER_REQUESTS_PER_S if args.tier != "off" else None,
         "floor": "(api_requests - 40 burst) / 20 per s" if args.tier != "off" else None,
         "seed": args.seed,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "measured_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         "scenarios": {},
     }
     with (
@@ -412,13 +393,13 @@ def main(argv: list[str] | None = None) -> int:
             # Every scenario meets a warm simulator (its rendered histories cached), so what is measured is
             # the client side: one untimed naive pull first, then the rate bucket refills.
             print("warming the simulator (an untimed naive pull) ...", file=sys.stderr)
-            _in_process("_naive", sim.base_url, *span, budget, args.tier)
+            in_fresh_process(_naive, sim.base_url, *span, budget, args.tier)
             time.sleep(3.0)
         results["simulator_warm"] = not args.cold_simulator
         for name in chosen:
             print(f"{name} ...", file=sys.stderr)
             if name == "naive_sequential":
-                scenarios[name] = _in_process("_naive", sim.base_url, *span, budget, args.tier)
+                scenarios[name] = in_fresh_process(_naive, sim.base_url, *span, budget, args.tier)
                 continue
             if name.startswith("cli_postgres_deployed"):
                 # Instance storage in Postgres as deployed, event batching on unless `_unbatched`.
@@ -427,19 +408,21 @@ def main(argv: list[str] | None = None) -> int:
                     temporary_database("kalshi_bench", args.pg_admin_url) as url,
                     temporary_database("kalshi_bench_instance", args.pg_admin_url) as instance,
                 ):
-                    scenarios[name] = _in_process(
-                        "_cli", sim.base_url, url, *span, budget, args.tier, instance, batch
+                    scenarios[name] = in_fresh_process(
+                        _cli, sim.base_url, url, *span, budget, args.tier, instance, batch
                     )
                 print(f"  {scenarios[name]}", file=sys.stderr)
                 continue
             how, dialect = name.split("_")
-            fn = "_pipeline" if how == "pipeline" else "_cli"
+            fn = _pipeline if how == "pipeline" else _cli
             if dialect == "duckdb":
                 url = f"duckdb:///{tmp}/{name}.duckdb"
-                scenarios[name] = _in_process(fn, sim.base_url, url, *span, budget, args.tier)
+                scenarios[name] = in_fresh_process(fn, sim.base_url, url, *span, budget, args.tier)
             else:
                 with temporary_database("kalshi_bench", args.pg_admin_url) as url:
-                    scenarios[name] = _in_process(fn, sim.base_url, url, *span, budget, args.tier)
+                    scenarios[name] = in_fresh_process(
+                        fn, sim.base_url, url, *span, budget, args.tier
+                    )
             print(f"  {scenarios[name]}", file=sys.stderr)
     if "naive_sequential" not in results["scenarios"]:
         args.output.parent.mkdir(parents=True, exist_ok=True)

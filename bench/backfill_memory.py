@@ -25,19 +25,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import os
-import platform
 import sys
 import tempfile
 import threading
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from backfill import TIER, _default_start, _in_process, _pipeline
-from common import PG_ADMIN, temporary_database
+from backfill import TIER, _default_start, _naive, _pipeline
+from common import PG_ADMIN, in_fresh_process, results_header, temporary_database
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "backfill_memory.json"
@@ -56,10 +53,8 @@ def _rss_mb() -> float:
     return 0.0
 
 
-def _duckdb_by_tag(duckdb_host: bool) -> dict[str, float]:
-    """DuckDB's own accounting, by tag, in MB (tags under 1 MB left out); empty off DuckDB."""
-    if not duckdb_host:
-        return {}
+def _duckdb_by_tag() -> dict[str, float]:
+    """DuckDB's own accounting in this process, by tag, in MB (tags under 1 MB left out)."""
     from kalshi_pipeline.warehouse.duck_files import shared_host
 
     cursor = shared_host().cursor()
@@ -85,7 +80,7 @@ def _sampled_pipeline(
 
     def sample() -> None:
         while not stop.is_set():
-            samples.append((time.perf_counter(), _rss_mb(), _duckdb_by_tag(on_duckdb)))
+            samples.append((time.perf_counter(), _rss_mb(), _duckdb_by_tag() if on_duckdb else {}))
             stop.wait(SAMPLE_S)
 
     sampler = threading.Thread(target=sample, name="memory-sampler", daemon=True)
@@ -118,35 +113,6 @@ def _sampled_pipeline(
     return result
 
 
-def _child(queue: Any, args: tuple[Any, ...]) -> None:
-    try:
-        queue.put(("ok", _sampled_pipeline(*args)))
-    except BaseException as exc:  # report anything, the parent decides
-        queue.put(("error", f"{type(exc).__name__}: {exc}"))
-
-
-def _run(env: dict[str, str], *args: Any) -> dict[str, Any]:
-    """One sampled run in a fresh spawned process started with `env` added to the environment."""
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    try:
-        ctx = mp.get_context("spawn")
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_child, args=(queue, args))
-        proc.start()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-    status, payload = queue.get()
-    proc.join()
-    if status != "ok":
-        raise RuntimeError(f"sampled run failed: {payload}")
-    return payload
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; return the exit code."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -171,12 +137,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, Any] = {
         "benchmark": "peak memory of a Basic-tier backfill in one run, sampled every 20 ms",
-        "command": ".venv/bin/python bench/backfill_memory.py "
-        + " ".join(sys.argv[1:] if argv is None else argv),
+        **results_header("backfill_memory.py", argv),
         "range": {"start": span[0], "end": span[1], "days": args.days},
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "measured_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         "runs": {},
     }
     with (
@@ -188,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         budget = str(Path(tmp) / "budget")
         Path(budget).mkdir()
         print("warming the simulator (an untimed naive pull) ...", file=sys.stderr)
-        _in_process("_naive", sim.base_url, *span, budget, TIER)
+        in_fresh_process(_naive, sim.base_url, *span, budget, TIER)
         for warehouse in warehouses:
             for variant in variants:
                 name = f"{warehouse}_{variant}"
@@ -196,10 +158,19 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(3.0)  # the rate bucket refills between runs
                 if warehouse == "duckdb":
                     url = f"duckdb:///{tmp}/{name}.duckdb"
-                    run = _run(VARIANTS[variant], sim.base_url, url, *span, budget)
+                    run = in_fresh_process(
+                        _sampled_pipeline, sim.base_url, url, *span, budget, env=VARIANTS[variant]
+                    )
                 else:
                     with temporary_database("kalshi_bench", args.pg_admin_url) as url:
-                        run = _run(VARIANTS[variant], sim.base_url, url, *span, budget)
+                        run = in_fresh_process(
+                            _sampled_pipeline,
+                            sim.base_url,
+                            url,
+                            *span,
+                            budget,
+                            env=VARIANTS[variant],
+                        )
                 results["runs"][name] = run
                 print(
                     f"  peak {run['peak_rss_mb']} MB at {run['peak_at_fraction']:.0%} of the run "

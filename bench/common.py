@@ -1,13 +1,18 @@
-"""What the benchmark scripts share: a throwaway Postgres database, a free port, percentile summaries."""
+"""What the benchmark scripts share: a throwaway Postgres database, a free port, a fresh process per
+scenario, the header of a results file."""
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
+import platform
 import socket
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -70,3 +75,47 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _report(queue: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    try:
+        queue.put(("ok", fn(*args)))
+    except BaseException as exc:  # report anything, the parent decides
+        queue.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def in_fresh_process(
+    fn: Callable[..., Any], *args: Any, env: Mapping[str, str] | None = None
+) -> Any:
+    """`fn(*args)` in a freshly spawned process (its own imports, its own peak RSS), with `env` added to
+    that process's environment; returns what `fn` returns, or raises RuntimeError with its error."""
+    env = dict(env or {})
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_report, args=(queue, fn, args))
+        proc.start()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    status, payload = queue.get()
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(f"{fn.__name__} failed: {payload}")
+    return payload
+
+
+def results_header(script: str, argv: list[str] | None) -> dict[str, Any]:
+    """The command that produced a results file, the machine and its load, and when."""
+    return {
+        "command": f".venv/bin/python bench/{script} "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "measured_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+    }

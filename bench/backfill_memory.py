@@ -15,10 +15,13 @@ tables not yet checkpointed, ART indexes, base tables, hash tables). It reports:
 
 Variants: `default`; `jemalloc_no_decay`, DuckDB's bundled jemalloc told to return freed pages at once
 (`DUCKDB_JE_MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0`, read when DuckDB loads, so set before the child
-starts). Results go to `bench/results/backfill_memory.json`.
+starts); `previous_allocators`, the allocators as before `kalshi_pipeline.allocators` (Arrow's C++ code on
+mimalloc, glibc's default 8 malloc arenas per core). Also `imports_mb`: what importing each of the modules a
+run needs adds, in turn, in a fresh interpreter (`rss_file_mb`: of it, the libraries' code pages).
+Results go to `bench/results/backfill_memory.json`.
 
     .venv/bin/python bench/backfill_memory.py [--days 30] [--warehouses duckdb,postgres]
-        [--variants default,jemalloc_no_decay] [--output PATH] [--pg-admin-url URL]
+        [--variants default,jemalloc_no_decay,previous_allocators] [--output PATH] [--pg-admin-url URL]
 """
 
 from __future__ import annotations
@@ -42,15 +45,23 @@ SAMPLE_S = 0.02
 VARIANTS: dict[str, dict[str, str]] = {
     "default": {},
     "jemalloc_no_decay": {"DUCKDB_JE_MALLOC_CONF": "dirty_decay_ms:0,muzzy_decay_ms:0"},
+    # The allocators as before `kalshi_pipeline.allocators`: Arrow's C++ code on its default pool (mimalloc)
+    # and glibc's default arena cap (8 per core); the operator's settings it leaves alone.
+    "previous_allocators": {"ARROW_DEFAULT_MEMORY_POOL": "mimalloc", "MALLOC_ARENA_MAX": "16"},
 }
 
 
-def _rss_mb() -> float:
+def _status_mb(field: str = "VmRSS") -> float:
+    """A memory field of /proc/self/status (VmRSS, RssAnon: heap memory, RssFile: mapped files), in MB."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024.0
     return 0.0
+
+
+def _rss_mb() -> float:
+    return _status_mb("VmRSS")
 
 
 def _duckdb_by_tag() -> dict[str, float]:
@@ -75,6 +86,7 @@ def _sampled_pipeline(
 
     on_duckdb = warehouse_url.startswith("duckdb")
     import_rss = _rss_mb()
+    import_file = _status_mb("RssFile")
     samples: list[tuple[float, float, dict[str, float]]] = []
     stop = threading.Event()
 
@@ -108,9 +120,55 @@ def _sampled_pipeline(
             "end_rss_mb": round(_rss_mb(), 1),
             "rss_mb_by_fraction": [round(x, 1) for x in tenths],
             "samples": len(samples),
+            # Resident pages of mapped files (the libraries' code: DuckDB, Arrow, numpy ...) against the
+            # heap, at import and once the run has returned.
+            "import_rss_file_mb": round(import_file, 1),
+            "end_rss_file_mb": round(_status_mb("RssFile"), 1),
+            "end_rss_anon_mb": round(_status_mb("RssAnon"), 1),
         }
     )
     return result
+
+
+# What a run's process imports, in the order it first needs them: Dagster and the code location, then what the
+# run itself brings in (frames and validation, Dagster's SQLite storage, the warehouses' drivers).
+RUN_IMPORTS = (
+    "dagster",
+    "kalshi_pipeline.definitions",
+    "pandas",
+    "pandera.pandas",
+    "sqlalchemy",
+    "alembic",
+    "duckdb",
+    "psycopg",
+)
+
+
+def _import_costs() -> dict[str, dict[str, float]]:
+    """Resident memory added by importing each of `RUN_IMPORTS` in turn, in one fresh interpreter (MB)."""
+    import subprocess
+
+    script = (
+        "import importlib, json\n"
+        "def mb(field):\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith(field + ':'): return int(line.split()[1]) / 1024\n"
+        "out = {'python': {'rss_mb': mb('VmRSS'), 'rss_file_mb': mb('RssFile')}}\n"
+        f"for name in {list(RUN_IMPORTS)!r}:\n"
+        "    rss, files = mb('VmRSS'), mb('RssFile')\n"
+        "    importlib.import_module(name)\n"
+        "    out[name] = {'rss_mb': mb('VmRSS') - rss, 'rss_file_mb': mb('RssFile') - files}\n"
+        "print(json.dumps(out))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    costs = json.loads(done.stdout.strip().splitlines()[-1])
+    return {k: {f: round(v, 1) for f, v in c.items()} for k, c in costs.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         **results_header("backfill_memory.py", argv),
         "range": {"start": span[0], "end": span[1], "days": args.days},
         "runs": {},
+        "imports_mb": _import_costs(),
     }
     with (
         tempfile.TemporaryDirectory(prefix="kalshi_bench_") as tmp,

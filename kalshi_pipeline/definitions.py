@@ -4,19 +4,20 @@ Each folder of `defs/` holds its own assets, checks, jobs, sensors and automatio
 the resources once. Project-wide policy is applied here: every run uses the in-process executor (a run's
 steps are sequential, and the multiprocess executor spends 10+ s starting a process per step on a small
 machine; it would also leave step processes running when the run's own process is killed), with a worker
-heartbeat and operator stops that end runs CANCELED (`kalshi_pipeline.executor`). Arrow allocates from the
-system allocator in every process that loads the location: Arrow's default (mimalloc) keeps memory it has
-freed for reuse, and a 30-day backfill into Postgres peaked at ~412 MB with it against ~395 MB without.
+heartbeat and operator stops that end runs CANCELED (`kalshi_pipeline.executor`). Every process that loads
+the location allocates Arrow memory from the system allocator and caps glibc's malloc arenas
+(`kalshi_pipeline.allocators`), set before anything imports pyarrow.
 """
 
 from pathlib import Path
 
 import dagster as dg
-import pyarrow as pa
 
+from kalshi_pipeline.allocators import configure_allocators
 from kalshi_pipeline.executor import run_executor
 
-pa.set_memory_pool(pa.system_memory_pool())
+#: Before the defs folder is loaded: its modules import pyarrow.
+ALLOCATORS = configure_allocators()
 
 
 @dg.definitions

@@ -16,7 +16,7 @@ tables not yet checkpointed, ART indexes, base tables, hash tables). It reports:
 Variants: `default`; `jemalloc_no_decay`, DuckDB's bundled jemalloc told to return freed pages at once
 (`DUCKDB_JE_MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0`, read when DuckDB loads, so set before the child
 starts); `previous_allocators`, the allocators as before `kalshi_pipeline.allocators` (Arrow's C++ code on
-mimalloc, glibc's default 8 malloc arenas per core). Also `imports_mb`: what importing each of the modules a
+mimalloc, DuckDB's jemalloc on its defaults, glibc's default 8 malloc arenas per core). Also `imports_mb`: what importing each of the modules a
 run needs adds, in turn, in a fresh interpreter (`rss_file_mb`: of it, the libraries' code pages).
 Results go to `bench/results/backfill_memory.json`.
 
@@ -45,9 +45,14 @@ SAMPLE_S = 0.02
 VARIANTS: dict[str, dict[str, str]] = {
     "default": {},
     "jemalloc_no_decay": {"DUCKDB_JE_MALLOC_CONF": "dirty_decay_ms:0,muzzy_decay_ms:0"},
-    # The allocators as before `kalshi_pipeline.allocators`: Arrow's C++ code on its default pool (mimalloc)
-    # and glibc's default arena cap (8 per core); the operator's settings it leaves alone.
-    "previous_allocators": {"ARROW_DEFAULT_MEMORY_POOL": "mimalloc", "MALLOC_ARENA_MAX": "16"},
+    # The allocators as before `kalshi_pipeline.allocators`: Arrow's C++ code on its default pool (mimalloc),
+    # DuckDB's jemalloc on its defaults and glibc's default arena cap (8 per core); the operator's settings it
+    # leaves alone.
+    "previous_allocators": {
+        "ARROW_DEFAULT_MEMORY_POOL": "mimalloc",
+        "DUCKDB_JE_MALLOC_CONF": "",
+        "MALLOC_ARENA_MAX": "16",
+    },
 }
 
 

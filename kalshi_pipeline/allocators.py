@@ -7,11 +7,14 @@ slowing the run:
 - Arrow allocates from the system allocator, both through pyarrow (`pa.set_memory_pool`) and inside Arrow's
   C++ code, whose default pool is chosen once, from `ARROW_DEFAULT_MEMORY_POOL`, when pyarrow first needs it;
   with Arrow's default (mimalloc) a 30-day Postgres backfill peaked ~40 MB higher.
+- DuckDB's bundled jemalloc returns freed pages to the system at once (`DUCKDB_JE_MALLOC_CONF`, read when
+  DuckDB's library loads) instead of after its 10 s decay: a 30-day DuckDB backfill peaked ~35 MB lower and
+  ended ~120 MB lower, at the same speed.
 - glibc's malloc keeps at most `MALLOC_ARENAS` arenas instead of eight per core: each thread that allocates
   (the event loop, the store workers, the clean thread, Dagster's) would otherwise hold its own arena's freed
   pages (another ~15-30 MB at the peak).
 
-An operator's own `ARROW_DEFAULT_MEMORY_POOL` or `MALLOC_ARENA_MAX` is left alone.
+An operator's own `ARROW_DEFAULT_MEMORY_POOL`, `DUCKDB_JE_MALLOC_CONF` or `MALLOC_ARENA_MAX` is left alone.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import sys
 from dataclasses import dataclass
 
 ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
+DUCKDB_JEMALLOC_VARIABLE = "DUCKDB_JE_MALLOC_CONF"
+DUCKDB_JEMALLOC_CONF = "dirty_decay_ms:0,muzzy_decay_ms:0"
 ARENA_VARIABLE = "MALLOC_ARENA_MAX"
 #: Arenas glibc's malloc may keep (its default is 8 per core).
 MALLOC_ARENAS = 2
@@ -37,14 +42,20 @@ class AllocatorPolicy:
     """The pool Arrow's C++ code allocates from by default (`system` unless pyarrow was loaded first)."""
     arrow_pool: str
     """The pool pyarrow allocates from (`system`)."""
+    duckdb_jemalloc_conf: str | None
+    """DuckDB's jemalloc options, or None where DuckDB was loaded before they could be set."""
     malloc_arenas: int | None
     """The arena cap set through `mallopt`, or None where it was left to the environment or not glibc."""
 
 
 def configure_allocators() -> AllocatorPolicy:
-    """Put Arrow on the system allocator and cap glibc's arenas; call before anything imports pyarrow."""
+    """Put Arrow on the system allocator, DuckDB's on prompt release, cap glibc's arenas; call before anything
+    imports pyarrow or duckdb."""
     if "pyarrow" not in sys.modules:
         os.environ.setdefault(ARROW_POOL_VARIABLE, "system")
+    duckdb_conf = None
+    if "duckdb" not in sys.modules:
+        duckdb_conf = os.environ.setdefault(DUCKDB_JEMALLOC_VARIABLE, DUCKDB_JEMALLOC_CONF)
     import pyarrow as pa
 
     cpp_pool = pa.default_memory_pool().backend_name
@@ -52,6 +63,7 @@ def configure_allocators() -> AllocatorPolicy:
     return AllocatorPolicy(
         arrow_cpp_pool=cpp_pool,
         arrow_pool=pa.default_memory_pool().backend_name,
+        duckdb_jemalloc_conf=duckdb_conf,
         malloc_arenas=_cap_malloc_arenas(MALLOC_ARENAS),
     )
 

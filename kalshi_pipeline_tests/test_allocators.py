@@ -11,18 +11,20 @@ from kalshi_pipeline import allocators
 
 
 @pytest.mark.integration
-def test_a_fresh_process_loading_the_location_uses_the_system_allocator_and_two_arenas() -> None:
+def test_a_fresh_process_loading_the_location_uses_the_lean_allocator_settings() -> None:
     # A fresh interpreter, as a run's process starts: Arrow's C++ default pool is chosen once, at pyarrow's
     # first use, so this cannot be seen from a process that has already imported pyarrow.
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("ARROW_DEFAULT_MEMORY_POOL", "MALLOC_ARENA_MAX")
+        if k not in ("ARROW_DEFAULT_MEMORY_POOL", "DUCKDB_JE_MALLOC_CONF", "MALLOC_ARENA_MAX")
     }
     script = (
         "import kalshi_pipeline.definitions as d, pyarrow as pa\n"
+        "import os, sys\n"
+        "assert 'duckdb' not in sys.modules\n"
         "print(d.ALLOCATORS.arrow_cpp_pool, d.ALLOCATORS.arrow_pool, d.ALLOCATORS.malloc_arenas, "
-        "pa.mimalloc_memory_pool().max_memory())\n"
+        "pa.mimalloc_memory_pool().max_memory(), os.environ['DUCKDB_JE_MALLOC_CONF'])\n"
     )
     done = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", script],
@@ -32,8 +34,9 @@ def test_a_fresh_process_loading_the_location_uses_the_system_allocator_and_two_
         check=True,
         timeout=120,
     )
-    cpp_pool, pool, arenas, mimalloc_peak = done.stdout.split()
+    cpp_pool, pool, arenas, mimalloc_peak, duckdb_conf = done.stdout.split()
     assert (cpp_pool, pool) == ("system", "system")
+    assert duckdb_conf == "dirty_decay_ms:0,muzzy_decay_ms:0"
     assert int(mimalloc_peak) == 0
     if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
         assert arenas == "2"

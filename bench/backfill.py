@@ -14,7 +14,9 @@ request = 20 requests/s, bucket of 2 s):
    (a fresh DAGSTER_HOME with the project's dagster.yaml), as an operator runs it; run time from the
    instance's run record. `cli_postgres_deployed`: the same with `deploy/dagster.yaml` (Dagster's storage
    in Postgres) and the deployments' `DAGSTER_EVENT_BATCH_SIZE`; `cli_postgres_deployed_unbatched`
-   without it.
+   without it. Each CLI scenario also reports `phases`, where its run's time went by its event log (the
+   markets step, the candle pull, after the pull, and the time spent recording materializations and check
+   evaluations).
 
 Before the scenarios, one untimed naive pull warms the simulator's rendered-history cache, so every scenario
 meets the same warm exchange and the client side is what is measured (`--cold-simulator` skips it).
@@ -290,6 +292,7 @@ def _cli(
                 record.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
             )
         ]
+        phases = _event_phases(instance.all_logs(record.dagster_run.run_id))
         instance.dispose()
     finally:
         shutil.rmtree(home, ignore_errors=True)
@@ -321,6 +324,52 @@ def _cli(
             for c in checks
             if c is not None and not c.passed
         ),
+        "phases": phases,
+    }
+
+
+def _event_phases(logs: Any) -> dict[str, float | int]:
+    """Where a CLI run's time went, from its event log (seconds).
+
+    `markets_step_s`: the markets step, start to success; `candle_pull_s`: the candle step's start to its first
+    output, which it yields once every date is stored; `after_pull_s`: from there to the run's success;
+    `asset_events`: materializations and check evaluations stored; `asset_event_s`: the time each of those
+    took to record (from the event before it, so what the run waited for while Dagster stored it).
+    """
+    import dagster as dg
+
+    kinds = {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+    start: dict[str, float] = {}
+    first_output: dict[str, float] = {}
+    success: dict[str, float] = {}
+    run_end = 0.0
+    events = 0
+    event_s = 0.0
+    previous: float | None = None
+    for entry in logs:
+        event = entry.dagster_event
+        kind = event.event_type if event is not None else None
+        step = entry.step_key or ""
+        if kind == dg.DagsterEventType.STEP_START:
+            start[step] = entry.timestamp
+        elif kind == dg.DagsterEventType.STEP_OUTPUT:
+            first_output.setdefault(step, entry.timestamp)
+        elif kind == dg.DagsterEventType.STEP_SUCCESS:
+            success[step] = entry.timestamp
+        elif kind == dg.DagsterEventType.RUN_SUCCESS:
+            run_end = entry.timestamp
+        elif kind in kinds and previous is not None:
+            events += 1
+            event_s += entry.timestamp - previous
+        previous = entry.timestamp
+    markets = next(k for k in start if k.endswith("markets"))
+    candles = next(k for k in start if k.endswith("candles"))
+    return {
+        "markets_step_s": round(success[markets] - start[markets], 3),
+        "candle_pull_s": round(first_output[candles] - start[candles], 3),
+        "after_pull_s": round(run_end - first_output[candles], 3),
+        "asset_events": events,
+        "asset_event_s": round(event_s, 3),
     }
 
 

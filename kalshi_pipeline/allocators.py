@@ -1,20 +1,22 @@
 """Process-wide allocator policy for every process that loads the code location (runs, code servers, tests).
 
 A backfill's run process keeps what its allocators have freed, and that, not the rows in flight, is most of
-its peak memory beyond the libraries themselves (`bench/backfill_memory.py`). Two settings lower it without
+its peak memory beyond the libraries themselves (`bench/backfill_memory.py`). Three settings lower it without
 slowing the run:
 
 - Arrow allocates from the system allocator, both through pyarrow (`pa.set_memory_pool`) and inside Arrow's
   C++ code, whose default pool is chosen once, from `ARROW_DEFAULT_MEMORY_POOL`, when pyarrow first needs it;
   with Arrow's default (mimalloc) a 30-day Postgres backfill peaked ~40 MB higher.
 - DuckDB's bundled jemalloc returns freed pages to the system at once (`DUCKDB_JE_MALLOC_CONF`, read when
-  DuckDB's library loads) instead of after its 10 s decay: a 30-day DuckDB backfill peaked ~35 MB lower and
+  DuckDB's library loads) instead of after its 10 s decay: a 30-day DuckDB backfill peaked ~30 MB lower and
   ended ~120 MB lower, at the same speed.
 - glibc's malloc keeps at most `MALLOC_ARENAS` arenas instead of eight per core: each thread that allocates
   (the event loop, the store workers, the clean thread, Dagster's) would otherwise hold its own arena's freed
   pages (another ~15-30 MB at the peak).
 
-An operator's own `ARROW_DEFAULT_MEMORY_POOL`, `DUCKDB_JE_MALLOC_CONF` or `MALLOC_ARENA_MAX` is left alone.
+`kalshi_pipeline.definitions` applies them as it is imported. The variables named here are the libraries'
+own, not settings of ours (those are resource fields): an operator's own `ARROW_DEFAULT_MEMORY_POOL`,
+`DUCKDB_JE_MALLOC_CONF` or `MALLOC_ARENA_MAX` is left alone.
 """
 
 from __future__ import annotations

@@ -10,10 +10,13 @@ dates exactly as the UI's Materialize dialog does (the `launchPartitionBackfill`
 the `dagster-graphql -w workspace.yaml` CLI; dagster 1.13 has no `dagster asset backfill` command), waits
 until the daemon reports the backfill done and reads:
 
-- the backfill: status, wall time, number of runs (the BackfillPolicy), failed runs;
+- the backfill: status, wall time (`wall_s`: as Dagster records it, from the mutation creating the backfill
+  to the daemon marking it done; `wall_polled_s`: by this script's clock, from starting the dagster-graphql
+  command to seeing it done, polled every second), number of runs (the BackfillPolicy), failed runs;
 - the warehouse: markets, raw and clean candles, rejected candles for the range, against the simulator's
   schedule (games x 2 markets);
-- every other run in the window (live sensor, schedules) and its status;
+- every other run in the window (live sensor, schedules) and its status (those still queued or running when
+  the backfill is done are counted apart, `in_flight_at_end`: the script stops the daemon then);
 - the client's side: `api_requests`, `api_retries`, `api_rate_limited` from the runs' materialization
   metadata;
 - the exchange's side, from the simulator's `GET /_sim/stats`: requests, admitted requests and 429s, and the
@@ -291,6 +294,7 @@ def main() -> int:
     backfill_id: str | None = None
     status = "NOT_LAUNCHED"
     t_launch = t_done = time.time()
+    recorded: Any = None
     stats: dict[str, Any] = {}
     progress: list[dict[str, Any]] = []
     try:
@@ -357,7 +361,7 @@ def main() -> int:
         terminal = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
         with dg.DagsterInstance.get() as instance:
             while time.time() < deadline:
-                backfill = instance.get_backfill(backfill_id)
+                backfill = recorded = instance.get_backfill(backfill_id)
                 status = backfill.status.value if backfill else "MISSING"
                 runs = instance.get_run_records(
                     filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id})
@@ -378,7 +382,7 @@ def main() -> int:
                 )
                 if status in terminal and not open_runs:
                     break
-                time.sleep(5)
+                time.sleep(1)
         t_done = time.time()
         stats = httpx.get(f"{root_url}/_sim/stats", timeout=30).json()
     finally:
@@ -391,7 +395,12 @@ def main() -> int:
         runs = [_run_info(instance, r) for r in records]
     window = [r for r in runs if r["created"] <= t_done and (r["ended"] or t_done) >= t_launch]
     backfill_runs = [r for r in runs if r["kind"] == "backfill"]
-    concurrent = [r for r in window if r["kind"] != "backfill"]
+    others = [r for r in window if r["kind"] != "backfill"]
+    # Runs still queued or running when the backfill is seen done are cut short by this script stopping the
+    # daemon right after (a dequeue in flight fails with "Tried to start a run on a server after telling it
+    # to shut down"): reported apart, not as the pipeline's failures.
+    concurrent = [r for r in others if r["ended"] is not None and r["ended"] <= t_done]
+    in_flight = [r for r in others if r not in concurrent]
 
     counts: dict[str, int] = {}
     with psycopg.connect(wh_url) as conn:
@@ -416,7 +425,13 @@ def main() -> int:
         int(t_done),
     )
     in_window = [b for b in bins if launch_s <= b["second"] <= done_s]
-    wall = round(t_done - t_launch, 1)
+    # The backfill's own wall time, as Dagster records it: from the mutation creating it to the daemon
+    # marking it done. The bench's clock (`wall_polled_s`) also counts starting the dagster-graphql command
+    # that sends the mutation (~3-5 s) and the poll's 1 s steps.
+    wall_polled = round(t_done - t_launch, 1)
+    wall = wall_polled
+    if recorded is not None and recorded.backfill_end_timestamp is not None:
+        wall = round(recorded.backfill_end_timestamp - recorded.backfill_timestamp, 1)
 
     def by(items: list[dict[str, Any]], key: str) -> dict[str, int]:
         return {v: sum(i[key] == v for i in items) for v in sorted({i[key] for i in items})}
@@ -454,6 +469,8 @@ def main() -> int:
             # What the rate limit alone allows for every request admitted meanwhile (live runs share it).
             "floor_s": round(floor, 2),
             "wall_vs_floor": round(wall / floor, 2) if floor > 0 else None,
+            "wall_polled_s": wall_polled,
+            "wall_polled_vs_floor": round(wall_polled / floor, 2) if floor > 0 else None,
             "run_s": run_s,
             "run_vs_floor": round(run_s / floor, 2) if run_s and floor > 0 else None,
             "runs": len(backfill_runs),
@@ -474,6 +491,7 @@ def main() -> int:
             "by_status": by(concurrent, "status"),
             "failed": sum(r["status"] == "FAILURE" for r in concurrent),
             "api": _api_totals(concurrent),
+            "in_flight_at_end": by(in_flight, "status"),
         },
         "client": _api_totals(window),
         "exchange": {

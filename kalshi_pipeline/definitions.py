@@ -5,8 +5,9 @@ the resources once. Project-wide policy is applied here: every run uses the in-p
 steps are sequential, and the multiprocess executor spends 10+ s starting a process per step on a small
 machine; it would also leave step processes running when the run's own process is killed), with a worker
 heartbeat and operator stops that end runs CANCELED (`kalshi_pipeline.executor`). Every process that loads
-the location allocates Arrow memory from the system allocator and caps glibc's malloc arenas
-(`kalshi_pipeline.allocators`), set before anything imports pyarrow.
+the location allocates Arrow memory from the system allocator, has DuckDB's allocator return freed memory at
+once and caps glibc's malloc arenas (`kalshi_pipeline.allocators`), set before anything imports pyarrow or
+DuckDB.
 """
 
 from pathlib import Path
@@ -16,7 +17,7 @@ import dagster as dg
 from kalshi_pipeline.allocators import configure_allocators
 from kalshi_pipeline.executor import run_executor
 
-#: Before the defs folder is loaded: its modules import pyarrow.
+#: Before the defs folder is loaded: its modules import pyarrow and DuckDB.
 ALLOCATORS = configure_allocators()
 
 

@@ -13,21 +13,22 @@ tables not yet checkpointed, ART indexes, base tables, hash tables). It reports:
 - `rss_mb_by_fraction`: the largest resident memory in each tenth of the run, to see whether it grows with
   the dates stored or settles.
 
-Variants: `default`; `jemalloc_no_decay`, DuckDB's bundled jemalloc told to return freed pages at once
-(`DUCKDB_JE_MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0`, read when DuckDB loads, so set before the child
-starts); `previous_allocators`, the allocators as before `kalshi_pipeline.allocators` (Arrow's C++ code on
-mimalloc, DuckDB's jemalloc on its defaults, glibc's default 8 malloc arenas per core). Also `imports_mb`: what importing each of the modules a
+Variants: `default`, the allocators as every process of the code location sets them
+(`kalshi_pipeline.allocators`); `previous_allocators`, as before that policy (Arrow's C++ code on mimalloc,
+DuckDB's jemalloc on its defaults, glibc's default 8 malloc arenas per core), set through the variables the
+policy leaves alone, before the child starts. Also `imports_mb`: what importing each of the modules a
 run needs adds, in turn, in a fresh interpreter (`rss_file_mb`: of it, the libraries' code pages).
 Results go to `bench/results/backfill_memory.json`.
 
     .venv/bin/python bench/backfill_memory.py [--days 30] [--warehouses duckdb,postgres]
-        [--variants default,jemalloc_no_decay,previous_allocators] [--output PATH] [--pg-admin-url URL]
+        [--variants default,previous_allocators] [--output PATH] [--pg-admin-url URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -39,19 +40,17 @@ from typing import Any
 from backfill import TIER, _default_start, _naive, _pipeline
 from common import PG_ADMIN, in_fresh_process, results_header, temporary_database
 
+from kalshi_pipeline.allocators import ARENA_VARIABLE, ARROW_POOL_VARIABLE, DUCKDB_JEMALLOC_VARIABLE
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "backfill_memory.json"
 SAMPLE_S = 0.02
 VARIANTS: dict[str, dict[str, str]] = {
     "default": {},
-    "jemalloc_no_decay": {"DUCKDB_JE_MALLOC_CONF": "dirty_decay_ms:0,muzzy_decay_ms:0"},
-    # The allocators as before `kalshi_pipeline.allocators`: Arrow's C++ code on its default pool (mimalloc),
-    # DuckDB's jemalloc on its defaults and glibc's default arena cap (8 per core); the operator's settings it
-    # leaves alone.
     "previous_allocators": {
-        "ARROW_DEFAULT_MEMORY_POOL": "mimalloc",
-        "DUCKDB_JE_MALLOC_CONF": "",
-        "MALLOC_ARENA_MAX": "16",
+        ARROW_POOL_VARIABLE: "mimalloc",
+        DUCKDB_JEMALLOC_VARIABLE: "",
+        ARENA_VARIABLE: str(8 * (os.cpu_count() or 1)),
     },
 }
 
@@ -63,10 +62,6 @@ def _status_mb(field: str = "VmRSS") -> float:
             if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024.0
     return 0.0
-
-
-def _rss_mb() -> float:
-    return _status_mb("VmRSS")
 
 
 def _duckdb_by_tag() -> dict[str, float]:
@@ -90,14 +85,16 @@ def _sampled_pipeline(
     import kalshi_pipeline.definitions  # noqa: F401  (imported as the run would, before measuring)
 
     on_duckdb = warehouse_url.startswith("duckdb")
-    import_rss = _rss_mb()
+    import_rss = _status_mb()
     import_file = _status_mb("RssFile")
     samples: list[tuple[float, float, dict[str, float]]] = []
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            samples.append((time.perf_counter(), _rss_mb(), _duckdb_by_tag() if on_duckdb else {}))
+            samples.append(
+                (time.perf_counter(), _status_mb(), _duckdb_by_tag() if on_duckdb else {})
+            )
             stop.wait(SAMPLE_S)
 
     sampler = threading.Thread(target=sample, name="memory-sampler", daemon=True)
@@ -122,7 +119,7 @@ def _sampled_pipeline(
             "duckdb_max_total_mb": round(
                 max((sum(d.values()) for _, _, d in samples), default=0), 1
             ),
-            "end_rss_mb": round(_rss_mb(), 1),
+            "end_rss_mb": round(_status_mb(), 1),
             "rss_mb_by_fraction": [round(x, 1) for x in tenths],
             "samples": len(samples),
             # Resident pages of mapped files (the libraries' code: DuckDB, Arrow, numpy ...) against the

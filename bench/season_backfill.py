@@ -294,7 +294,7 @@ def main() -> int:
     backfill_id: str | None = None
     status = "NOT_LAUNCHED"
     t_launch = t_done = time.time()
-    recorded: Any = None
+    backfill: Any = None
     stats: dict[str, Any] = {}
     progress: list[dict[str, Any]] = []
     try:
@@ -361,7 +361,7 @@ def main() -> int:
         terminal = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
         with dg.DagsterInstance.get() as instance:
             while time.time() < deadline:
-                backfill = recorded = instance.get_backfill(backfill_id)
+                backfill = instance.get_backfill(backfill_id)
                 status = backfill.status.value if backfill else "MISSING"
                 runs = instance.get_run_records(
                     filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id})
@@ -430,8 +430,8 @@ def main() -> int:
     # that sends the mutation (~3-5 s) and the poll's 1 s steps.
     wall_polled = round(t_done - t_launch, 1)
     wall = wall_polled
-    if recorded is not None and recorded.backfill_end_timestamp is not None:
-        wall = round(recorded.backfill_end_timestamp - recorded.backfill_timestamp, 1)
+    if backfill is not None and backfill.backfill_end_timestamp is not None:
+        wall = round(backfill.backfill_end_timestamp - backfill.backfill_timestamp, 1)
 
     def by(items: list[dict[str, Any]], key: str) -> dict[str, int]:
         return {v: sum(i[key] == v for i in items) for v in sorted({i[key] for i in items})}

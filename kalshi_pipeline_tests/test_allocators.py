@@ -17,7 +17,12 @@ def test_a_fresh_process_loading_the_location_uses_the_lean_allocator_settings()
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("ARROW_DEFAULT_MEMORY_POOL", "DUCKDB_JE_MALLOC_CONF", "MALLOC_ARENA_MAX")
+        if k
+        not in (
+            allocators.ARROW_POOL_VARIABLE,
+            allocators.DUCKDB_JEMALLOC_VARIABLE,
+            allocators.ARENA_VARIABLE,
+        )
     }
     script = (
         "import kalshi_pipeline.definitions as d, pyarrow as pa\n"
@@ -36,12 +41,12 @@ def test_a_fresh_process_loading_the_location_uses_the_lean_allocator_settings()
     )
     cpp_pool, pool, arenas, mimalloc_peak, duckdb_conf = done.stdout.split()
     assert (cpp_pool, pool) == ("system", "system")
-    assert duckdb_conf == "dirty_decay_ms:0,muzzy_decay_ms:0"
+    assert duckdb_conf == allocators.DUCKDB_JEMALLOC_CONF
     assert int(mimalloc_peak) == 0
     if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
         assert arenas == "2"
 
 
 def test_an_operators_own_arena_setting_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    monkeypatch.setenv(allocators.ARENA_VARIABLE, "4")
     assert allocators._cap_malloc_arenas(2) is None
